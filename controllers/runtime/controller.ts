@@ -1,0 +1,202 @@
+// The worker loop: takes keys from the queue, reads the object fresh from the cache, runs the
+// reconciler, turns its outcome into status (outcome.ts) and tells the queue what comes next.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { realClock, type Clock } from './clock.ts';
+import { rfc3339 } from './conditions.ts';
+import type { EventRecorder, EventType } from './events.ts';
+import type { Informer } from './informer.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { applyOutcome, outcomeOf, queueDecision, type ObservedStatus, type Outcome } from './outcome.ts';
+import { WorkQueue } from './queue.ts';
+import { defaultControllerRateLimiter, type RetryOptions } from './rate-limiter.ts';
+import { keyOf, type ResourceType } from './resource.ts';
+import type { StatusPatcher } from './status.ts';
+
+export const REQUESTED_AT_ANNOTATION = 'reconcile.fluxcd.io/requestedAt';
+
+export type ManagedObject<S extends ObservedStatus = ObservedStatus> = KubernetesObject & { spec?: unknown; status?: S };
+
+export interface ReconcileContext<S extends ObservedStatus = ObservedStatus> {
+  key: string;
+  logger: Logger;
+  /** A copy of the object's status; steps write into it and it is patched once at the end. */
+  status: S;
+  now(): Date;
+  event(type: EventType, reason: string, message: string): void;
+  /** Set when the object is gone or about to be (finalizer removed): nothing to patch. */
+  skipStatus: boolean;
+}
+
+export interface Reconciler<T extends ManagedObject> {
+  /** Returns an outcome or throws one (ReconcileError); any other throw is an `error` outcome. */
+  reconcile(obj: T, ctx: ReconcileContext<NonNullable<T['status']>>): Promise<Outcome>;
+  /** The reason used when an unclassified error escapes reconcile(). */
+  failureReason?: string;
+}
+
+export interface ControllerOptions<T extends ManagedObject> {
+  /** Lower-case kind, used as the metrics `controller` label and the queue name. */
+  name: string;
+  resource: ResourceType;
+  informer: Informer<T>;
+  reconciler: Reconciler<T>;
+  patcher: StatusPatcher;
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics: Metrics;
+  concurrency?: number;
+  retry?: Partial<RetryOptions>;
+  clock?: Clock;
+  random?: () => number;
+  /** Objects for which this is true are skipped without a status change (spec.suspend). */
+  isSuspended?: (obj: T) => boolean;
+}
+
+export class Controller<T extends ManagedObject> {
+  readonly queue: WorkQueue;
+  readonly name: string;
+  private readonly opts: ControllerOptions<T>;
+  private readonly clock: Clock;
+  private workers: Promise<void>[] = [];
+  private running = false;
+
+  constructor(opts: ControllerOptions<T>) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.clock = opts.clock ?? realClock;
+    this.queue = new WorkQueue(this.clock, defaultControllerRateLimiter(this.clock, opts.retry), opts.metrics.queueObserver(opts.name));
+    opts.informer.on({
+      add: (obj) => this.enqueue(keyOf(obj)),
+      update: (oldObj, newObj) => {
+        if (specOrRequestChanged(oldObj, newObj)) this.enqueue(keyOf(newObj));
+      },
+      delete: (obj) => this.queue.forget(keyOf(obj)),
+    });
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  /** Starts the workers; keys queued before this wait for them. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (const obj of this.opts.informer.list()) this.enqueue(keyOf(obj));
+    const n = this.opts.concurrency ?? 4;
+    this.workers = Array.from({ length: n }, () => this.work());
+  }
+
+  /** Stops handing out keys and waits for in-flight reconciles, at most `deadlineMs`. */
+  async stop(deadlineMs: number): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    await Promise.race([Promise.all([this.queue.shutDown(), ...this.workers]).then(() => undefined), deadline]);
+    clearTimeout(timer);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.opts.metrics.activeWorkers.inc({ controller: this.name });
+      try {
+        await this.process(key);
+      } finally {
+        this.opts.metrics.activeWorkers.dec({ controller: this.name });
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const { informer, reconciler, metrics, resource } = this.opts;
+    const obj = informer.get(key);
+    if (!obj) {
+      this.queue.forget(key);
+      return;
+    }
+    const logger = this.opts.logger.with({
+      controller: this.name,
+      [resource.kind]: { name: obj.metadata?.name, namespace: obj.metadata?.namespace },
+      reconcileID: Math.random().toString(16).slice(2, 10),
+    });
+    if (this.opts.isSuspended?.(obj) && !obj.metadata?.deletionTimestamp) {
+      logger.info('reconciliation is suspended for this object');
+      this.queue.forget(key);
+      metrics.reconcileTotal.inc({ controller: this.name, result: 'success' });
+      return;
+    }
+    const started = this.clock.now();
+    const ctx: ReconcileContext<NonNullable<T['status']>> = {
+      key,
+      logger,
+      status: structuredClone(obj.status ?? {}) as NonNullable<T['status']>,
+      now: () => new Date(this.clock.now()),
+      event: (type, reason, message) => void this.opts.recorder.record(obj, type, reason, message),
+      skipStatus: false,
+    };
+    let outcome: Outcome;
+    try {
+      outcome = await reconciler.reconcile(obj, ctx);
+    } catch (err) {
+      outcome = outcomeOf(err, reconciler.failureReason);
+    }
+    const seconds = (this.clock.now() - started) / 1000;
+    metrics.reconcileDuration.observe({ kind: resource.kind, name: obj.metadata?.name ?? '', namespace: obj.metadata?.namespace ?? '' }, seconds);
+
+    let status = applyOutcome(ctx.status, outcome, obj.metadata?.generation ?? 0, ctx.now());
+    const requestedAt = obj.metadata?.annotations?.[REQUESTED_AT_ANNOTATION];
+    if (requestedAt) status = { ...status, lastHandledReconcileAt: requestedAt };
+    if (!ctx.skipStatus) {
+      try {
+        await this.opts.patcher.patch(resource, obj, status);
+      } catch (err) {
+        logger.error('failed to update status', { error: err instanceof Error ? err.message : String(err) });
+        metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
+        metrics.reconcileErrors.inc({ controller: this.name });
+        this.queue.addRateLimited(key);
+        return;
+      }
+    }
+    if (outcome.type === 'error' || outcome.type === 'stalled') {
+      logger.error('Reconciler error', { reason: outcome.reason, error: outcome.message });
+      if (!ctx.skipStatus) ctx.event('Warning', outcome.reason, outcome.message);
+    } else {
+      logger.debug('reconciled', { outcome: outcome.type, reason: outcome.reason, durationSeconds: seconds, at: rfc3339(ctx.now()) });
+    }
+    const decision = queueDecision(outcome, this.opts.random);
+    switch (decision.action) {
+      case 'requeue-after':
+        this.queue.forget(key);
+        this.queue.addAfter(key, decision.afterMs);
+        metrics.reconcileTotal.inc({ controller: this.name, result: 'requeue_after' });
+        break;
+      case 'backoff':
+        this.queue.addRateLimited(key);
+        metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
+        metrics.reconcileErrors.inc({ controller: this.name });
+        break;
+      case 'none':
+        this.queue.forget(key);
+        metrics.reconcileTotal.inc({ controller: this.name, result: 'success' });
+        break;
+    }
+  }
+}
+
+/**
+ * The own-kind predicate: spec changes (generation), a reconcile request, deletion and finalizer
+ * changes reconcile; status-only writes, including our own, do not.
+ */
+export function specOrRequestChanged(oldObj: KubernetesObject, newObj: KubernetesObject): boolean {
+  const o = oldObj.metadata ?? {};
+  const n = newObj.metadata ?? {};
+  if (o.generation !== n.generation) return true;
+  if (o.annotations?.[REQUESTED_AT_ANNOTATION] !== n.annotations?.[REQUESTED_AT_ANNOTATION]) return true;
+  if (Boolean(o.deletionTimestamp) !== Boolean(n.deletionTimestamp)) return true;
+  return (o.finalizers ?? []).join(',') !== (n.finalizers ?? []).join(',');
+}

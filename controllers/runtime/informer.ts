@@ -1,0 +1,196 @@
+// A cache of one kind, fed by client-node's ListWatch, with what controllers need on top:
+// restarts after any error with backoff, periodic relists, a `synced` promise, old/new pairs
+// for predicates and secondary indexes.
+import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { realClock, type Clock } from './clock.ts';
+import type { Logger } from './logger.ts';
+import { apiVersionOf, collectionPath, keyOf, type ResourceType } from './resource.ts';
+
+export interface EventHandlers<T> {
+  add?(obj: T): void;
+  update?(oldObj: T, newObj: T): void;
+  delete?(obj: T): void;
+}
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  /** A full relist this often catches anything a watch may have missed. */
+  relistMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export type IndexFunc<T> = (obj: T) => string[];
+
+export class Informer<T extends KubernetesObject = KubernetesObject> {
+  readonly resource: ResourceType;
+  readonly synced: Promise<void>;
+  private markSynced!: () => void;
+  private isSynced = false;
+  private readonly store = new Map<string, T>();
+  private readonly handlers: EventHandlers<T>[] = [];
+  private readonly indexers = new Map<string, IndexFunc<T>>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private readonly kc: KubeConfig;
+  private readonly opts: Required<Omit<InformerOptions, 'namespace' | 'labelSelector' | 'logger'>> & InformerOptions;
+  private lw: ListWatch<T> | undefined;
+  private stopped = true;
+  private backoffMs: number;
+  private restartTimer: { cancel(): void } | undefined;
+  private relistTimer: { cancel(): void } | undefined;
+  private generation = 0;
+
+  constructor(kc: KubeConfig, resource: ResourceType, opts: InformerOptions = {}) {
+    this.kc = kc;
+    this.resource = resource;
+    this.opts = { relistMs: 10 * 60_000, minBackoffMs: 500, maxBackoffMs: 30_000, clock: realClock, ...opts };
+    this.backoffMs = this.opts.minBackoffMs;
+    this.synced = new Promise((resolve) => (this.markSynced = resolve));
+  }
+
+  on(handlers: EventHandlers<T>): void {
+    this.handlers.push(handlers);
+  }
+
+  addIndex(name: string, fn: IndexFunc<T>): void {
+    this.indexers.set(name, fn);
+    const index = new Map<string, Set<string>>();
+    this.indexes.set(name, index);
+    for (const [key, obj] of this.store) for (const v of fn(obj)) addTo(index, v, key);
+  }
+
+  byIndex(name: string, value: string): T[] {
+    const keys = this.indexes.get(name)?.get(value);
+    if (!this.indexes.has(name)) throw new Error(`informer for ${this.resource.kind} has no index "${name}"`);
+    return [...(keys ?? [])].map((k) => this.store.get(k)!).filter(Boolean);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  hasSynced(): boolean {
+    return this.isSynced;
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    await this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.restartTimer?.cancel();
+    this.relistTimer?.cancel();
+    const lw = this.lw;
+    this.lw = undefined;
+    await lw?.stop();
+  }
+
+  /** Forces a fresh LIST now (also done every relistMs). */
+  async relist(): Promise<void> {
+    if (this.stopped) return;
+    const old = this.lw;
+    this.lw = undefined;
+    await old?.stop();
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    let failed = false;
+    const path = collectionPath(this.resource, this.opts.namespace);
+    const api = this.kc.makeApiClient(KubernetesObjectApi);
+    const listFn = () =>
+      api.list<T>(apiVersionOf(this.resource), this.resource.kind, this.opts.namespace, undefined, undefined, undefined, undefined, this.opts.labelSelector);
+    const lw = new ListWatch<T>(path, new Watch(this.kc), listFn, false, this.opts.labelSelector);
+    // Events of a ListWatch we have replaced must not reach the store.
+    const current = () => this.lw === lw && !this.stopped;
+    lw.on('add', (obj) => current() && this.upsert(obj));
+    lw.on('update', (obj) => current() && this.upsert(obj));
+    lw.on('delete', (obj) => current() && this.remove(keyOf(obj)));
+    lw.on('error', (err) => {
+      failed = true;
+      if (current()) this.scheduleRestart(err);
+    });
+    this.lw = lw;
+    await lw.start();
+    if (failed || !current() || generation !== this.generation) return;
+    // The list is complete: whatever we hold that it did not return was deleted meanwhile.
+    const seen = new Set(lw.list().map((o) => keyOf(o)));
+    for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
+    this.backoffMs = this.opts.minBackoffMs;
+    this.relistTimer?.cancel();
+    this.relistTimer = this.opts.clock.setTimeout(() => void this.relist(), this.opts.relistMs);
+    if (!this.isSynced) {
+      this.isSynced = true;
+      this.markSynced();
+    }
+  }
+
+  private scheduleRestart(err: unknown): void {
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs);
+    this.opts.logger?.debug('watch failed; restarting', {
+      kind: this.resource.kind,
+      error: err instanceof Error ? err.message : String(err),
+      retryInMs: delay,
+    });
+    this.restartTimer?.cancel();
+    this.restartTimer = this.opts.clock.setTimeout(() => {
+      if (this.stopped) return;
+      // Resume the same ListWatch: it continues from its resourceVersion and relists on 410.
+      const lw = this.lw;
+      if (!lw) return;
+      let failedAgain = false;
+      const onError = () => (failedAgain = true);
+      lw.on('error', onError);
+      void lw.start().then(() => {
+        lw.off('error', onError);
+        if (!failedAgain && this.lw === lw) this.backoffMs = this.opts.minBackoffMs;
+      });
+    }, delay);
+  }
+
+  private upsert(obj: T): void {
+    const key = keyOf(obj);
+    const old = this.store.get(key);
+    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    this.store.set(key, obj);
+    this.reindex(key, old, obj);
+    for (const h of this.handlers) {
+      if (old) h.update?.(old, obj);
+      else h.add?.(obj);
+    }
+  }
+
+  private remove(key: string): void {
+    const old = this.store.get(key);
+    if (!old) return;
+    this.store.delete(key);
+    this.reindex(key, old, undefined);
+    for (const h of this.handlers) h.delete?.(old);
+  }
+
+  private reindex(key: string, oldObj: T | undefined, newObj: T | undefined): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indexes.get(name)!;
+      if (oldObj) for (const v of fn(oldObj)) index.get(v)?.delete(key);
+      if (newObj) for (const v of fn(newObj)) addTo(index, v, key);
+    }
+  }
+}
+
+function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
+  let set = index.get(value);
+  if (!set) index.set(value, (set = new Set()));
+  set.add(key);
+}

@@ -1,0 +1,199 @@
+// Holds what the controllers of one process share: the API connection, informers (one per kind),
+// metrics and health endpoints, and leader election. Informers run on every replica so that a
+// standby is warm; controllers run only on the leader.
+import { ApiextensionsV1Api, CoreV1Api, VersionApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Server } from 'node:http';
+import { Controller, type ManagedObject, type Reconciler } from './controller.ts';
+import { EventRecorder } from './events.ts';
+import { closeServer, listen } from './http.ts';
+import { Informer } from './informer.ts';
+import { LeaderElector, errorMessage, statusCode, type LeaderElectionOptions } from './leader.ts';
+import type { Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
+import type { RetryOptions } from './rate-limiter.ts';
+import type { ResourceType } from './resource.ts';
+import { StatusPatcher } from './status.ts';
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  metrics?: Metrics;
+  metricsAddr?: string;
+  healthAddr?: string;
+  /** Watch only this namespace; undefined watches all. */
+  namespace?: string;
+  labelSelector?: string;
+  concurrency?: number;
+  retry?: Partial<RetryOptions>;
+  leaderElection?: LeaderElectionOptions;
+  gracefulShutdownMs?: number;
+  relistMs?: number;
+  /** Called when the lease is lost while leading; main.ts exits the process. */
+  onLostLeadership?: () => void;
+}
+
+export interface ControllerSpec<T extends ManagedObject> {
+  name: string;
+  resource: ResourceType;
+  /** Flux's field manager for this kind, e.g. source-controller. */
+  fieldManager: string;
+  reconciler: Reconciler<T>;
+  isSuspended?: (obj: T) => boolean;
+}
+
+export class Manager {
+  readonly metrics: Metrics;
+  readonly kubeConfig: KubeConfig;
+  private readonly opts: ManagerOptions;
+  private readonly informers = new Map<string, Informer<KubernetesObject>>();
+  private readonly controllers: Controller<ManagedObject>[] = [];
+  private readonly servers: Server[] = [];
+  private elector: LeaderElector | undefined;
+  private leading: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.kubeConfig = opts.kubeConfig;
+    this.metrics = opts.metrics ?? new Metrics();
+  }
+
+  /** The shared informer of a kind; created on first use. */
+  informer<T extends KubernetesObject>(rt: ResourceType): Informer<T> {
+    const key = `${rt.group}/${rt.version}/${rt.plural}`;
+    let inf = this.informers.get(key);
+    if (!inf) {
+      inf = new Informer(this.kubeConfig, rt, {
+        namespace: this.opts.namespace,
+        labelSelector: this.opts.labelSelector,
+        logger: this.opts.logger,
+        ...(this.opts.relistMs ? { relistMs: this.opts.relistMs } : {}),
+      });
+      this.informers.set(key, inf);
+    }
+    return inf as unknown as Informer<T>;
+  }
+
+  addController<T extends ManagedObject>(spec: ControllerSpec<T>): Controller<T> {
+    const controller = new Controller<T>({
+      name: spec.name,
+      resource: spec.resource,
+      informer: this.informer<T>(spec.resource),
+      reconciler: spec.reconciler,
+      patcher: new StatusPatcher(this.kubeConfig, spec.fieldManager),
+      recorder: new EventRecorder(this.kubeConfig, spec.fieldManager, this.opts.logger),
+      logger: this.opts.logger,
+      metrics: this.metrics,
+      concurrency: this.opts.concurrency,
+      retry: this.opts.retry,
+      isSuspended: spec.isSuspended,
+    });
+    this.controllers.push(controller as unknown as Controller<ManagedObject>);
+    return controller;
+  }
+
+  ready(): boolean {
+    return [...this.informers.values()].every((i) => i.hasSynced());
+  }
+
+  /**
+   * Checks the API server and the CRDs, opens the endpoints, starts informers and, once leading,
+   * the controllers. Resolves when everything is started (not when leadership is won).
+   */
+  async start(): Promise<void> {
+    await this.preflight();
+    const { metricsAddr, healthAddr } = this.opts;
+    if (metricsAddr && metricsAddr !== '0') {
+      this.servers.push(
+        await listen('--metrics-addr', metricsAddr, {
+          '/metrics': async (_req, res) => {
+            res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType }).end(await this.metrics.registry.metrics());
+          },
+        }),
+      );
+    }
+    if (healthAddr && healthAddr !== '0') {
+      this.servers.push(
+        await listen('--health-addr', healthAddr, {
+          '/healthz': (_req, res) => void res.writeHead(200).end('ok\n'),
+          '/readyz': (_req, res) => {
+            const ready = this.ready();
+            res.writeHead(ready ? 200 : 503).end(ready ? 'ok\n' : 'informers not synced\n');
+          },
+        }),
+      );
+    }
+    for (const inf of this.informers.values()) void inf.start();
+    if (!this.opts.leaderElection) {
+      await this.startControllers();
+      return;
+    }
+    const elector = new LeaderElector(this.kubeConfig, this.opts.leaderElection, this.opts.logger, this.metrics);
+    this.elector = elector;
+    this.leading = (async () => {
+      if (!(await elector.acquire())) return;
+      await this.startControllers();
+      if ((await elector.keepLeading()) === 'lost' && !this.stopping) {
+        await Promise.all(this.controllers.map((c) => c.stop(0)));
+        this.opts.onLostLeadership?.();
+      }
+    })();
+  }
+
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : true;
+  }
+
+  /** Graceful stop: in-flight reconciles get until the deadline, then the lease is released. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const deadline = this.opts.gracefulShutdownMs ?? 30_000;
+    await Promise.all(this.controllers.map((c) => c.stop(deadline)));
+    await this.elector?.stop();
+    await this.leading;
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all(this.servers.map(closeServer));
+  }
+
+  private async startControllers(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.synced));
+    if (this.stopping) return;
+    for (const c of this.controllers) c.start();
+    this.opts.logger.info('controllers started', { controllers: this.controllers.map((c) => c.name) });
+  }
+
+  /** Fails with one line naming the cause and the fix before anything starts. */
+  private async preflight(): Promise<void> {
+    const server = this.kubeConfig.getCurrentCluster()?.server ?? '(none)';
+    try {
+      await this.kubeConfig.makeApiClient(VersionApi).getCode();
+    } catch (err) {
+      throw new Error(`cannot reach the Kubernetes API server at ${server}: ${errorMessage(err)}; check --kubeconfig or that the cluster is running`);
+    }
+    const crds = this.kubeConfig.makeApiClient(ApiextensionsV1Api);
+    for (const inf of this.informers.values()) {
+      const rt = inf.resource;
+      if (!rt.group || !rt.group.includes('.') || rt.group.endsWith('.k8s.io')) continue;
+      const name = `${rt.plural}.${rt.group}`;
+      const fix = 'apply the CRDs first: kubectl apply --server-side -f crds/';
+      let served = false;
+      try {
+        const crd = await crds.readCustomResourceDefinition({ name });
+        served = crd.spec.versions.some((v) => v.name === rt.version && v.served);
+      } catch (err) {
+        if (statusCode(err) !== 404) throw new Error(`cannot read CustomResourceDefinition ${name}: ${errorMessage(err)}`);
+        throw new Error(`the CustomResourceDefinition ${name} is not installed; ${fix}`);
+      }
+      if (!served) throw new Error(`the CustomResourceDefinition ${name} does not serve ${rt.version}; ${fix}`);
+    }
+    if (this.opts.leaderElection && this.opts.namespace === undefined) {
+      const ns = this.opts.leaderElection.namespace;
+      try {
+        await this.kubeConfig.makeApiClient(CoreV1Api).readNamespace({ name: ns });
+      } catch (err) {
+        throw new Error(`leader election namespace "${ns}" is not readable: ${errorMessage(err)}; create it or pass --leader-election-namespace`);
+      }
+    }
+  }
+}

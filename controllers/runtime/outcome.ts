@@ -1,0 +1,125 @@
+// The one mapping from the outcome of a reconcile to conditions and to what the queue does next
+// (ARCHITECTURE §3). Reconcilers return or throw outcomes; they never touch the queue.
+import { setCondition, removeCondition, type Condition } from './conditions.ts';
+import { ConditionType, Reason } from './reasons.ts';
+
+export type OutcomeType = 'success' | 'waiting' | 'stalled' | 'error';
+
+export interface Outcome {
+  type: OutcomeType;
+  reason: string;
+  message: string;
+  /** success: the spec interval; waiting: how long to wait. Ignored otherwise. */
+  requeueAfterMs?: number;
+}
+
+interface Row {
+  ready: 'True' | 'False';
+  reconciling: boolean;
+  stalled: boolean;
+  observeGeneration: boolean;
+  queue: 'after-jittered' | 'after' | 'none' | 'backoff';
+}
+
+export const OUTCOME_TABLE: Readonly<Record<OutcomeType, Row>> = {
+  success: { ready: 'True', reconciling: false, stalled: false, observeGeneration: true, queue: 'after-jittered' },
+  waiting: { ready: 'False', reconciling: true, stalled: false, observeGeneration: false, queue: 'after' },
+  stalled: { ready: 'False', reconciling: false, stalled: true, observeGeneration: true, queue: 'none' },
+  error: { ready: 'False', reconciling: true, stalled: false, observeGeneration: false, queue: 'backoff' },
+};
+
+/** An error that carries its outcome; anything else thrown counts as `error`. */
+export class ReconcileError extends Error {
+  readonly outcome: OutcomeType;
+  readonly reason: string;
+  readonly requeueAfterMs: number | undefined;
+
+  constructor(outcome: OutcomeType, reason: string, message: string, requeueAfterMs?: number) {
+    super(message);
+    this.name = 'ReconcileError';
+    this.outcome = outcome;
+    this.reason = reason;
+    this.requeueAfterMs = requeueAfterMs;
+  }
+}
+
+export function stalled(reason: string, message: string): ReconcileError {
+  return new ReconcileError('stalled', reason, message);
+}
+
+export function waiting(reason: string, message: string, requeueAfterMs: number): ReconcileError {
+  return new ReconcileError('waiting', reason, message, requeueAfterMs);
+}
+
+export function failed(reason: string, message: string): ReconcileError {
+  return new ReconcileError('error', reason, message);
+}
+
+export function outcomeOf(err: unknown, fallbackReason: string = Reason.ReconciliationFailed): Outcome {
+  if (err instanceof ReconcileError) {
+    return { type: err.outcome, reason: err.reason, message: err.message, requeueAfterMs: err.requeueAfterMs };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { type: 'error', reason: fallbackReason, message };
+}
+
+export interface ObservedStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  [field: string]: unknown;
+}
+
+/** Writes Ready/Reconciling/Stalled and observedGeneration for the outcome, per the table. */
+export function applyOutcome<S extends ObservedStatus>(status: S, outcome: Outcome, generation: number, now: Date): S {
+  const row = OUTCOME_TABLE[outcome.type];
+  let conditions = setCondition(
+    status.conditions,
+    { type: ConditionType.Ready, status: row.ready, reason: outcome.reason, message: outcome.message, observedGeneration: generation },
+    now,
+  );
+  conditions = row.reconciling
+    ? setCondition(
+        conditions,
+        { type: ConditionType.Reconciling, status: 'True', reason: Reason.ProgressingWithRetry, message: outcome.message, observedGeneration: generation },
+        now,
+      )
+    : removeCondition(conditions, ConditionType.Reconciling);
+  conditions = row.stalled
+    ? setCondition(
+        conditions,
+        { type: ConditionType.Stalled, status: 'True', reason: outcome.reason, message: outcome.message, observedGeneration: generation },
+        now,
+      )
+    : removeCondition(conditions, ConditionType.Stalled);
+  return {
+    ...status,
+    conditions,
+    ...(row.observeGeneration ? { observedGeneration: generation } : {}),
+  };
+}
+
+export type QueueDecision =
+  | { action: 'requeue-after'; afterMs: number }
+  | { action: 'backoff' }
+  | { action: 'none' };
+
+export const JITTER_FRACTION = 0.05;
+
+/** interval ±5%, so that objects created together do not reconcile in lockstep forever. */
+export function jitter(ms: number, random: () => number = Math.random): number {
+  return Math.round(ms * (1 + (random() * 2 - 1) * JITTER_FRACTION));
+}
+
+export function queueDecision(outcome: Outcome, random: () => number = Math.random): QueueDecision {
+  const row = OUTCOME_TABLE[outcome.type];
+  switch (row.queue) {
+    case 'after-jittered':
+      return outcome.requeueAfterMs ? { action: 'requeue-after', afterMs: jitter(outcome.requeueAfterMs, random) } : { action: 'none' };
+    case 'after':
+      return { action: 'requeue-after', afterMs: outcome.requeueAfterMs ?? 30_000 };
+    case 'backoff':
+      return { action: 'backoff' };
+    case 'none':
+      return { action: 'none' };
+  }
+}

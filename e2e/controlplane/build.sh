@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, kwok) and kustomize from the Go modules pinned in this directory. Binaries are cached
+# outside the work tree, keyed by a hash of go.mod + go.sum, and rebuilt only when missing.
+# Prints the bin directory on stdout.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache_root="${TIDE_CACHE:-$HOME/.cache/tide}"
+key="$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)"
+bin="$cache_root/controlplane/$key/bin"
+tools=(
+  "etcd=go.etcd.io/etcd/server/v3"
+  "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver"
+  "kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager"
+  "kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler"
+  "kubectl=k8s.io/kubernetes/cmd/kubectl"
+  "kwok=sigs.k8s.io/kwok/cmd/kwok"
+  "kustomize=sigs.k8s.io/kustomize/kustomize/v5"
+)
+if ! command -v go >/dev/null; then
+  echo "error: Go is not installed; install Go >= 1.26 to build the local control plane" >&2
+  exit 1
+fi
+mkdir -p "$bin"
+cd "$here"
+for t in "${tools[@]}"; do
+  name="${t%%=*}"; pkg="${t#*=}"
+  [[ -x "$bin/$name" ]] && continue
+  echo "building $name ($pkg) into $bin" >&2
+  if ! CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/$name.tmp" "$pkg" >&2; then
+    rm -f "$bin/$name.tmp"
+    echo "error: building $name failed (go build $pkg in e2e/controlplane); see the Go error above" >&2
+    exit 1
+  fi
+  mv "$bin/$name.tmp" "$bin/$name"
+done
+echo "$bin"
