@@ -56,7 +56,7 @@ test-unit: deps ## unit tests (no cluster)
 	npx mocha 'controllers/**/*.test.ts'
 
 test-integration: deps controlplane ## integration tests on a real kube-apiserver + etcd
-	npx mocha --timeout 180000 'e2e/integration/**/*.test.ts'
+	npx mocha --timeout 180000 --require e2e/support/hooks.ts 'e2e/integration/**/*.test.ts'
 
 test: deps controlplane typecheck verify-generated test-unit test-integration ## everything CI runs
 

@@ -41,7 +41,6 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private backoffMs: number;
   private restartTimer: { cancel(): void } | undefined;
   private relistTimer: { cancel(): void } | undefined;
-  private generation = 0;
 
   constructor(kc: KubeConfig, resource: ResourceType, opts: InformerOptions = {}) {
     this.kc = kc;
@@ -105,8 +104,6 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private async connect(): Promise<void> {
-    const generation = ++this.generation;
-    let failed = false;
     const path = collectionPath(this.resource, this.opts.namespace);
     const api = this.kc.makeApiClient(KubernetesObjectApi);
     const listFn = () =>
@@ -117,14 +114,23 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     lw.on('add', (obj) => current() && this.upsert(obj));
     lw.on('update', (obj) => current() && this.upsert(obj));
     lw.on('delete', (obj) => current() && this.remove(keyOf(obj)));
-    lw.on('error', (err) => {
-      failed = true;
-      if (current()) this.scheduleRestart(err);
-    });
+    lw.on('error', (err) => current() && this.scheduleRestart(lw, err));
     this.lw = lw;
-    await lw.start();
-    if (failed || !current() || generation !== this.generation) return;
-    // The list is complete: whatever we hold that it did not return was deleted meanwhile.
+    await this.run(lw);
+  }
+
+  /** Starts (or resumes) a ListWatch; when its list went through, the store is in sync. */
+  private async run(lw: ListWatch<T>): Promise<void> {
+    let failed = false;
+    const onError = () => (failed = true);
+    lw.on('error', onError);
+    try {
+      await lw.start();
+    } finally {
+      lw.off('error', onError);
+    }
+    if (failed || this.lw !== lw || this.stopped) return;
+    // Whatever we hold that the list did not return was deleted while we were not watching.
     const seen = new Set(lw.list().map((o) => keyOf(o)));
     for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
     this.backoffMs = this.opts.minBackoffMs;
@@ -136,7 +142,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     }
   }
 
-  private scheduleRestart(err: unknown): void {
+  private scheduleRestart(lw: ListWatch<T>, err: unknown): void {
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs);
     this.opts.logger?.debug('watch failed; restarting', {
@@ -145,18 +151,9 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       retryInMs: delay,
     });
     this.restartTimer?.cancel();
+    // Resuming the same ListWatch continues from its resourceVersion; it relists on 410.
     this.restartTimer = this.opts.clock.setTimeout(() => {
-      if (this.stopped) return;
-      // Resume the same ListWatch: it continues from its resourceVersion and relists on 410.
-      const lw = this.lw;
-      if (!lw) return;
-      let failedAgain = false;
-      const onError = () => (failedAgain = true);
-      lw.on('error', onError);
-      void lw.start().then(() => {
-        lw.off('error', onError);
-        if (!failedAgain && this.lw === lw) this.backoffMs = this.opts.minBackoffMs;
-      });
+      if (this.lw === lw && !this.stopped) void this.run(lw);
     }, delay);
   }
 

@@ -49,8 +49,10 @@ export class Manager {
   private readonly controllers: Controller<ManagedObject>[] = [];
   private readonly servers: Server[] = [];
   private elector: LeaderElector | undefined;
-  private leading: Promise<void> | undefined;
+  private running: Promise<void> | undefined;
   private stopping = false;
+  private signalStop!: () => void;
+  private readonly stopSignal = new Promise<void>((resolve) => (this.signalStop = resolve));
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -97,8 +99,8 @@ export class Manager {
   }
 
   /**
-   * Checks the API server and the CRDs, opens the endpoints, starts informers and, once leading,
-   * the controllers. Resolves when everything is started (not when leadership is won).
+   * Checks the API server and the CRDs, opens the endpoints and starts the informers; the
+   * controllers follow in the background once the informers synced (and this replica leads).
    */
   async start(): Promise<void> {
     await this.preflight();
@@ -124,16 +126,14 @@ export class Manager {
       );
     }
     for (const inf of this.informers.values()) void inf.start();
-    if (!this.opts.leaderElection) {
-      await this.startControllers();
-      return;
-    }
-    const elector = new LeaderElector(this.kubeConfig, this.opts.leaderElection, this.opts.logger, this.metrics);
+    const elector = this.opts.leaderElection
+      ? new LeaderElector(this.kubeConfig, this.opts.leaderElection, this.opts.logger, this.metrics)
+      : undefined;
     this.elector = elector;
-    this.leading = (async () => {
-      if (!(await elector.acquire())) return;
+    this.running = (async () => {
+      if (elector && !(await elector.acquire())) return;
       await this.startControllers();
-      if ((await elector.keepLeading()) === 'lost' && !this.stopping) {
+      if (elector && (await elector.keepLeading()) === 'lost' && !this.stopping) {
         await Promise.all(this.controllers.map((c) => c.stop(0)));
         this.opts.onLostLeadership?.();
       }
@@ -148,16 +148,17 @@ export class Manager {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.signalStop();
     const deadline = this.opts.gracefulShutdownMs ?? 30_000;
     await Promise.all(this.controllers.map((c) => c.stop(deadline)));
     await this.elector?.stop();
-    await this.leading;
+    await this.running;
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await Promise.all(this.servers.map(closeServer));
   }
 
   private async startControllers(): Promise<void> {
-    await Promise.all([...this.informers.values()].map((i) => i.synced));
+    await Promise.race([Promise.all([...this.informers.values()].map((i) => i.synced)), this.stopSignal]);
     if (this.stopping) return;
     for (const c of this.controllers) c.start();
     this.opts.logger.info('controllers started', { controllers: this.controllers.map((c) => c.name) });

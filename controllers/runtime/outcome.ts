@@ -70,7 +70,12 @@ export interface ObservedStatus {
 }
 
 /** Writes Ready/Reconciling/Stalled and observedGeneration for the outcome, per the table. */
-export function applyOutcome<S extends ObservedStatus>(status: S, outcome: Outcome, generation: number, now: Date): S {
+export function applyOutcome<S extends ObservedStatus>(
+  status: S,
+  outcome: Outcome,
+  generation: number,
+  now: Date,
+): S & { conditions: Condition[]; observedGeneration?: number } {
   const row = OUTCOME_TABLE[outcome.type];
   let conditions = setCondition(
     status.conditions,

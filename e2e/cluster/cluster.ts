@@ -108,8 +108,8 @@ export class LocalCluster {
     fs.writeFileSync(this.kubeconfigPath, this.#kubeconfig('tide-admin', pki.admin), { mode: 0o600 });
     // kwok gets its own copy of the admin kubeconfig so every command line names the state dir.
     fs.writeFileSync(path.join(config, 'kwok.kubeconfig'), this.#kubeconfig('tide-admin', pki.admin), { mode: 0o600 });
-    fs.writeFileSync(path.join(config, 'kube-controller-manager.kubeconfig'), this.#kubeconfig('kube-controller-manager', pki.controllerManager));
-    fs.writeFileSync(path.join(config, 'kube-scheduler.kubeconfig'), this.#kubeconfig('kube-scheduler', pki.scheduler));
+    fs.writeFileSync(path.join(config, 'kube-controller-manager.kubeconfig'), this.#kubeconfig('kube-controller-manager', pki.controllerManager), { mode: 0o600 });
+    fs.writeFileSync(path.join(config, 'kube-scheduler.kubeconfig'), this.#kubeconfig('kube-scheduler', pki.scheduler), { mode: 0o600 });
     fs.writeFileSync(path.join(config, 'kwok-stages.yaml'), kwokStages);
 
     const deadline = started + this.#timeoutMs;
@@ -164,7 +164,7 @@ export class LocalCluster {
       for (const p of this.#procs.values()) if (p.exit) throw p.exitError(`while waiting for ${what}`);
       if (await ready().catch(() => false)) return;
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${Math.round(this.#timeoutMs / 1000)}s waiting for ${what}; see the logs in ${this.logsDir}`);
+        throw new Error(`timed out after ${this.#timeoutMs / 1000}s waiting for ${what}; see the logs in ${this.logsDir}`);
       }
       await sleep(200);
     }

@@ -15,12 +15,25 @@ const controllerPorts = [
   { port: 9440, use: 'health probes' },
 ];
 const stopOrder = [[controller], ...componentStopOrder];
+/** Set once a signal started the teardown; the failures it causes in `up` are not worth reporting. */
+let interrupted: Promise<unknown> | undefined;
 const rel = (p: string) => path.relative(process.cwd(), p) || '.';
 
 async function up(): Promise<void> {
   const running = stopOrder.flat().filter((name) => recordedPid(stateDir, name) !== undefined);
   if (running.length > 0) throw new Error(`already running (${running.join(', ')}); run \`make down\` first`);
+  // Checked before anything starts, so a clash leaves nothing to clean up.
+  for (const { port, use } of controllerPorts) {
+    if (!(await portIsFree(port))) throw new Error(`port ${port} (${controller} ${use}) is in use; stop whatever listens on it (ss -ltnp 'sport = :${port}')`);
+  }
 
+  // The components are detached from the terminal, so Ctrl-C during `up` must stop them itself.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping what was started`);
+      interrupted = stopRecorded(stateDir, stopOrder).finally(() => process.exit(130));
+    });
+  }
   const cluster = new LocalCluster({ stateDir, kubeconfigPath: kubeconfig, detached: true });
   console.log(`starting the control plane in ${rel(stateDir)} ...`);
   await cluster.start();
@@ -62,12 +75,10 @@ function installCrds(kubectl: string): void {
 async function startController(): Promise<void> {
   const entry = path.join(repoRoot, 'controllers/main.ts');
   if (!fs.existsSync(entry)) throw new Error(`${rel(entry)} does not exist yet, so ${controller} cannot start`);
-  for (const { port, use } of controllerPorts) {
-    if (!(await portIsFree(port))) throw new Error(`port ${port} (${controller} ${use}) is in use; stop whatever listens on it (ss -ltnp 'sport = :${port}')`);
-  }
   // An absolute kubeconfig path puts the state dir in the command line, which is how `down`
   // recognises the process as ours.
-  const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all'];
+  // The default ports, bound to loopback: the local control plane is for this machine only.
+  const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440'];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -91,6 +102,7 @@ try {
   else throw new Error('usage: node e2e/cluster/main.ts up|down');
   process.exit(0);
 } catch (err) {
+  if (interrupted) await interrupted;
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 }

@@ -1,0 +1,86 @@
+// The tide-controller process as users run it: flags, endpoints, graceful shutdown, bad input.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testCluster } from '../support/cluster.ts';
+import { eventually } from '../support/eventually.ts';
+import { freePort } from '../support/net.ts';
+
+const main = join(import.meta.dirname, '..', '..', 'controllers', 'main.ts');
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number);
+  return { child, exited, stderr: () => stderr };
+}
+
+describe('tide-controller', function () {
+  this.timeout(60_000);
+
+  it('serves /readyz, /healthz and /metrics, and exits 0 on SIGTERM', async () => {
+    const [metrics, health] = [await freePort(), await freePort()];
+    const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${metrics}`, `--health-addr=127.0.0.1:${health}`]);
+    try {
+      await eventually(async () => expect((await fetch(`http://127.0.0.1:${health}/readyz`)).status).to.equal(200), { timeoutMs: 20_000 });
+      expect((await fetch(`http://127.0.0.1:${health}/healthz`)).status).to.equal(200);
+      expect(await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text()).to.match(/process_cpu_seconds_total \d/);
+    } finally {
+      p.child.kill('SIGTERM');
+    }
+    expect(await p.exited).to.equal(0);
+    for (const line of p.stderr().trim().split('\n')) expect(() => JSON.parse(line), line).to.not.throw();
+  });
+
+  it('names the address and the fix when a port is in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${port}`, '--health-addr=0']);
+      expect(await p.exited).to.equal(1);
+      expect(p.stderr()).to.include(`--metrics-addr 127.0.0.1:${port}: address already in use; stop the process using it or pass another --metrics-addr`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('names the server and the fix when the API server is unreachable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-kc-'));
+    const port = await freePort();
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1', kind: 'Config', 'current-context': 'x',
+        clusters: [{ name: 'x', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'x', user: { token: 'not-a-real-token' } }],
+        contexts: [{ name: 'x', context: { cluster: 'x', user: 'x' } }],
+      }),
+    );
+    const p = run(['--kubeconfig', kubeconfig, '--metrics-addr=0', '--health-addr=0']);
+    expect(await p.exited).to.equal(1);
+    const lines = p.stderr().trim().split('\n');
+    const last = JSON.parse(lines.at(-1)!) as { level: string; msg: string };
+    expect(last.level).to.equal('error');
+    expect(last.msg).to.match(new RegExp(`^cannot reach the Kubernetes API server at https://127.0.0.1:${port}: .*; check --kubeconfig or that the cluster is running$`));
+    expect(p.stderr()).to.not.include('not-a-real-token');
+  });
+
+  it('rejects a missing kubeconfig and invalid flags with exit codes 1 and 2', async () => {
+    const missing = run(['--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(await missing.exited).to.equal(1);
+    expect(missing.stderr()).to.include('kubeconfig /nonexistent/kubeconfig does not exist; pass an existing file to --kubeconfig');
+    const bad = run(['--concurrent=zero', '--kubeconfig', testCluster().kubeconfigPath]);
+    expect(await bad.exited).to.equal(1);
+    expect(bad.stderr()).to.include('invalid --concurrent=\\"zero\\": expected a positive integer');
+    const unknown = run(['--no-such-flag']);
+    expect(await unknown.exited).to.equal(2);
+    expect(unknown.stderr()).to.match(/^error: .*no-such-flag/);
+  });
+});
