@@ -15,7 +15,7 @@ export class Logger {
   private readonly fields: Record<string, unknown>;
 
   constructor(opts: LoggerOptions, fields: Record<string, unknown> = {}) {
-    this.opts = { write: (line) => process.stderr.write(line + '\n'), ...opts };
+    this.opts = { ...opts, write: opts.write ?? ((line) => void process.stderr.write(line + '\n')) };
     this.fields = fields;
   }
 
