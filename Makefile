@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean
+.PHONY: help node deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -58,7 +58,9 @@ test-unit: deps ## unit tests (no cluster)
 test-integration: deps controlplane ## integration tests on a real kube-apiserver + etcd
 	npx mocha --timeout 180000 --require e2e/support/hooks.ts 'e2e/integration/**/*.test.ts'
 
-test: deps controlplane typecheck verify-generated test-unit test-integration ## everything CI runs
+test: deps controlplane typecheck verify-generated build test-unit test-integration ## everything CI runs
+	node dist/controllers/main.js --help >/dev/null
+	node dist/controllers/cli/main.js version
 
 up: deps controlplane ## start the local control plane and tide-controller; kubeconfig in .tide/kubeconfig
 	node e2e/cluster/main.ts up
@@ -68,3 +70,6 @@ down: ## stop everything `make up` started
 
 clean: down ## remove build output and local state
 	rm -rf dist .tide
+
+bench-runtime: deps controlplane ## benchmark the controller runtime (BENCH_N objects, default 1000)
+	node e2e/bench/runtime.ts

@@ -17,6 +17,17 @@ import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 import { freePort } from '../support/net.ts';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+
+function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cli = join(import.meta.dirname, '..', '..', 'controllers', 'cli', 'main.ts');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 const logger = new Logger({ level: 'debug', encoding: 'console', write: process.env.TIDE_TEST_LOG ? undefined : () => {} });
 const configMaps: ResourceType = { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true };
@@ -188,6 +199,33 @@ describe('controller runtime on a real API server', function () {
       });
       await eventually(async () => expect((await getRepo(kc, ns, 'app')).status?.lastHandledReconcileAt).to.equal('now-1'));
       expect(rec.seen.length).to.equal(count + 1, 'one reconcile for the request, none for the status write it caused');
+    });
+
+    it('tide reconcile/suspend/resume drive the object through the controller', async () => {
+      await createRepo(kc, repo('cli', ns));
+      await eventually(() => readyOf(kc, ns, 'cli'));
+      const tide = (...args: string[]) =>
+        runCli([...args, '-n', ns, '--kubeconfig', testCluster().kubeconfigPath, '--timeout', '30s']);
+      const reconciled = await tide('reconcile', 'gitrepo', 'cli');
+      expect(reconciled.code, reconciled.stderr).to.equal(0);
+      expect(reconciled.stdout).to.include(`✔ GitRepository ${ns}/cli reconciled: reconciled by m1`);
+      const handled = (await getRepo(kc, ns, 'cli')).status?.lastHandledReconcileAt;
+      expect(handled).to.be.a('string');
+
+      expect((await tide('suspend', 'gitrepository', 'cli')).code).to.equal(0);
+      expect((await getRepo(kc, ns, 'cli')).spec).to.include({ suspend: true });
+      const refused = await tide('reconcile', 'gitrepository', 'cli');
+      expect(refused.code).to.equal(1);
+      expect(refused.stderr).to.include(`is suspended; run tide resume gitrepository cli -n ${ns}`);
+
+      const resumed = await tide('resume', 'GitRepository', 'cli');
+      expect(resumed.code, resumed.stderr).to.equal(0);
+      expect((await getRepo(kc, ns, 'cli')).spec).to.not.have.property('suspend');
+      expect((await getRepo(kc, ns, 'cli')).status?.lastHandledReconcileAt).to.not.equal(handled);
+
+      const missing = await tide('reconcile', 'gitrepo', 'nope');
+      expect(missing.code).to.equal(1);
+      expect(missing.stderr).to.include('"nope" not found');
     });
 
     it('marks an invalid object Stalled, records a Warning event, and does not retry it', async () => {
