@@ -6,7 +6,6 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
-import { kwokStages } from './kwok-stages.ts';
 import { generatePki, type KeyPair, type Pki } from './pki.ts';
 import { freePorts, recordedPid, spawnLogged, stopRecorded, type Proc } from './process.ts';
 
@@ -110,7 +109,6 @@ export class LocalCluster {
     fs.writeFileSync(path.join(config, 'kwok.kubeconfig'), this.#kubeconfig('tide-admin', pki.admin), { mode: 0o600 });
     fs.writeFileSync(path.join(config, 'kube-controller-manager.kubeconfig'), this.#kubeconfig('kube-controller-manager', pki.controllerManager), { mode: 0o600 });
     fs.writeFileSync(path.join(config, 'kube-scheduler.kubeconfig'), this.#kubeconfig('kube-scheduler', pki.scheduler), { mode: 0o600 });
-    fs.writeFileSync(path.join(config, 'kwok-stages.yaml'), kwokStages);
 
     const deadline = started + this.#timeoutMs;
     try {
@@ -319,7 +317,8 @@ export class LocalCluster {
   #kwokArgs(): string[] {
     return [
       `--kubeconfig=${this.#file('config', 'kwok.kubeconfig')}`,
-      `--config=${this.#file('config', 'kwok-stages.yaml')}`,
+      // The Stages shipped with the pinned kwok module, put next to the binaries by build.sh.
+      `--config=${path.join(this.binDir, 'kwok-stages.yaml')}`,
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       '--node-ip=127.0.0.1',

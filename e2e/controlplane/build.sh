@@ -34,4 +34,15 @@ for t in "${tools[@]}"; do
   fi
   mv "$bin/$name.tmp" "$bin/$name"
 done
+# kwok moves nodes and pods through Stages; use the ones the pinned kwok module ships.
+stages="$bin/kwok-stages.yaml"
+if [[ ! -s "$stages" ]]; then
+  kwok_dir="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    cat "$kwok_dir/kustomize/stage/$f"
+    echo '---'
+  done > "$stages.tmp"
+  mv "$stages.tmp" "$stages"
+fi
 echo "$bin"
