@@ -248,6 +248,69 @@ describe('controller runtime on a real API server', function () {
     });
   });
 
+  describe('sharding and shutdown', () => {
+    it('--watch-label-selector: a manager only sees and reconciles its shard', async () => {
+      const rec = new RecordingReconciler('shard-a');
+      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, labelSelector: 'sharding.fluxcd.io/key=a' });
+      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: rec });
+      await manager.start();
+      try {
+        const mine = repo('mine', ns);
+        mine.metadata!.labels = { 'sharding.fluxcd.io/key': 'a' };
+        const other = repo('other', ns);
+        other.metadata!.labels = { 'sharding.fluxcd.io/key': 'b' };
+        await createRepo(kc, other);
+        await createRepo(kc, mine);
+        await eventually(() => readyOf(kc, ns, 'mine'));
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(rec.seen).to.deep.equal(['mine']);
+        expect((await getRepo(kc, ns, 'other')).status?.conditions).to.equal(undefined);
+      } finally {
+        await manager.stop();
+      }
+    });
+
+    it('stop() lets an in-flight reconcile finish and write its status, within the deadline', async () => {
+      let started!: () => void;
+      const inFlight = new Promise<void>((r) => (started = r));
+      const slow: Reconciler<Repo> = {
+        async reconcile() {
+          started();
+          await new Promise((r) => setTimeout(r, 1500));
+          return { type: 'success', reason: 'Succeeded', message: 'finished after shutdown began' };
+        },
+      };
+      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, gracefulShutdownMs: 10_000 });
+      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: slow });
+      await manager.start();
+      await createRepo(kc, repo('slow', ns));
+      await inFlight;
+      await manager.stop();
+      expect((await readyOf(kc, ns, 'slow')).message).to.equal('finished after shutdown began');
+    });
+
+    it('stop() gives up on a reconcile that outlives the deadline', async () => {
+      let started!: () => void;
+      const inFlight = new Promise<void>((r) => (started = r));
+      let finished = false;
+      const stuck: Reconciler<Repo> = {
+        async reconcile() {
+          started();
+          await new Promise((r) => setTimeout(r, 20_000).unref());
+          finished = true;
+          return { type: 'success', reason: 'Succeeded', message: 'too late' };
+        },
+      };
+      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, gracefulShutdownMs: 500 });
+      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: stuck });
+      await manager.start();
+      await createRepo(kc, repo('stuck', ns));
+      await inFlight;
+      await manager.stop();
+      expect(finished, 'stop() returned while the reconcile was still running').to.equal(false);
+    });
+  });
+
   describe('leader election', () => {
     it('lets exactly one of two managers reconcile, and the other take over within the lease duration', async () => {
       const leaseDurationMs = 4000;
