@@ -31,6 +31,7 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
+  private inflight: Promise<boolean> | undefined;
 
   constructor(kc: KubeConfig, opts: LeaderElectionOptions, logger: Logger, metrics?: Metrics) {
     this.api = kc.makeApiClient(CoordinationV1Api);
@@ -50,7 +51,7 @@ export class LeaderElector {
   async acquire(): Promise<boolean> {
     this.logger.info('attempting to acquire leader lease');
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) {
+      if (await this.attempt()) {
         this.leading = true;
         this.metrics?.leader.set({ name: this.opts.name }, 1);
         this.logger.info('successfully acquired lease');
@@ -67,7 +68,7 @@ export class LeaderElector {
     while (!this.stopped) {
       await this.sleep(this.opts.retryPeriodMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
+      if (await this.attempt()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
         this.leading = false;
@@ -83,18 +84,28 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    // A renewal still on the wire would overwrite the release below; let it land first.
+    await this.inflight;
     if (!this.leading) return;
     this.leading = false;
     this.metrics?.leader.set({ name: this.opts.name }, 0);
-    try {
-      const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
-      if (lease.spec?.holderIdentity !== this.opts.identity) return;
-      lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) as unknown as Date };
-      await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
-      this.logger.info('released leader lease');
-    } catch (err) {
-      this.logger.error('could not release leader lease', { error: errorMessage(err) });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+        if (lease.spec?.holderIdentity !== this.opts.identity) return;
+        lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) as unknown as Date };
+        await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
+        this.logger.info('released leader lease');
+        return;
+      } catch (err) {
+        this.logger.error('could not release leader lease', { error: errorMessage(err), attempt });
+      }
     }
+  }
+
+  private attempt(): Promise<boolean> {
+    this.inflight = this.tryAcquireOrRenew();
+    return this.inflight;
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
