@@ -11,6 +11,7 @@ import type { KindDefinition } from '../api/kind.ts';
 import { findCondition, type Condition } from '../runtime/conditions.ts';
 import { REQUESTED_AT_ANNOTATION } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
+import { shareConnections } from '../runtime/kubeconfig.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 const USAGE = `Usage:
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   else kc.loadFromDefault();
   const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   const timeoutMs = parseDuration(values.timeout!);
-  const api = kc.makeApiClient(CustomObjectsApi);
+  const api = shareConnections(kc).makeApiClient(CustomObjectsApi);
   const ref = { group: def.group, version: def.version, plural: def.plural, namespace, name };
   const what = `${def.kind} ${namespace}/${name}`;
   const merge = (body: object) => api.patchNamespacedCustomObject({ ...ref, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));

@@ -7,6 +7,7 @@ import { Controller, type ManagedObject, type Reconciler } from './controller.ts
 import { EventRecorder } from './events.ts';
 import { closeServer, listen } from './http.ts';
 import { Informer } from './informer.ts';
+import { shareConnections } from './kubeconfig.ts';
 import { LeaderElector, errorMessage, statusCode, type LeaderElectionOptions } from './leader.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -56,7 +57,7 @@ export class Manager {
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
-    this.kubeConfig = opts.kubeConfig;
+    this.kubeConfig = shareConnections(opts.kubeConfig);
     this.metrics = opts.metrics ?? new Metrics();
   }
 

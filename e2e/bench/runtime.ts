@@ -7,7 +7,8 @@
 // API requests are the API server's own count (apiserver_request_total) for the resources the
 // runtime touches, so the benchmark's own objects creation is excluded.
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +17,8 @@ import { GitRepositoryKind } from '../../controllers/api/source/gitrepository.ts
 import { findCondition, type Condition } from '../../controllers/runtime/conditions.ts';
 import type { ManagedObject } from '../../controllers/runtime/controller.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
+import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { Logger } from '../../controllers/runtime/logger.ts';
-import { Manager } from '../../controllers/runtime/manager.ts';
-import { Metrics } from '../../controllers/runtime/metrics.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 
@@ -49,7 +49,35 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
-const mb = () => `${Math.round(process.resourceUsage().maxRSS / 1024)} MB`;
+
+/** Runs runtime-controller.ts in its own process, so that its memory is measured alone. */
+function startController(cluster: LocalCluster) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'runtime-controller.ts'), cluster.kubeconfigPath, String(N)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  let markAll!: () => void;
+  const reconciledAll = new Promise<void>((r) => (markAll = r));
+  let markLoaded!: () => void;
+  const loaded = new Promise<void>((r) => (markLoaded = r));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('loaded\n')) markLoaded();
+    if (out.includes('reconciled-all\n')) markAll();
+  });
+  const exited = once(child, 'exit');
+  return {
+    loaded,
+    reconciledAll,
+    async stop(): Promise<{ reconciles: number; maxRssMB: number }> {
+      child.kill('SIGTERM');
+      await exited;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (!line) throw new Error('bench controller exited without a result');
+      return JSON.parse(line) as { reconciles: number; maxRssMB: number };
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tide-bench-'));
@@ -58,6 +86,7 @@ async function main(): Promise<void> {
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(cluster.kubeconfigPath);
+    shareConnections(kc);
     await installCRDs(kc);
     const api = kc.makeApiClient(CustomObjectsApi);
     const ns = 'default';
@@ -98,39 +127,28 @@ async function main(): Promise<void> {
     const bareMs = performance.now() - t;
 
     const before = requestCount(cluster);
-    const rssBefore = process.memoryUsage().rss;
+    let controller = startController(cluster);
+    // Timing starts once the process has loaded its modules: what is measured is the runtime.
+    await controller.loaded;
     t = performance.now();
-    let reconciles = 0;
-    const manager = new Manager({ kubeConfig: kc, logger: silent, metrics: new Metrics(false), concurrency: 4 });
-    manager.addController<Repo>({
-      name: 'gitrepository', resource: rt, fieldManager: 'source-controller',
-      reconciler: { reconcile: async () => (reconciles++, { type: 'success', reason: 'Succeeded', message: 'stored artifact', requeueAfterMs: 3_600_000 }) },
-    });
-    await manager.start();
     await until(() => allReady(probe));
+    await controller.reconciledAll;
     const readyMs = performance.now() - t;
-    const readyCalls = (requestCount(cluster)) - before;
-    console.log(`reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ratio ${(readyMs / bareMs).toFixed(2)}   API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   reconciles ${reconciles}`);
-    await manager.stop();
+    const readyCalls = requestCount(cluster) - before;
+    const first = await controller.stop();
+    console.log(`reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ratio ${(readyMs / bareMs).toFixed(2)}   API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   controller peak RSS ${first.maxRssMB} MB`);
 
-    // No-op resync: a fresh manager reconciles every object again; nothing changed, so no writes.
+    // No-op resync: a fresh controller reconciles every object again; nothing changed, so no writes.
     const before2 = requestCount(cluster);
-    reconciles = 0;
+    controller = startController(cluster);
+    await controller.loaded;
     t = performance.now();
-    const again = new Manager({ kubeConfig: kc, logger: silent, metrics: new Metrics(false), concurrency: 4 });
-    again.addController<Repo>({
-      name: 'gitrepository', resource: rt, fieldManager: 'source-controller',
-      reconciler: { reconcile: async () => (reconciles++, { type: 'success', reason: 'Succeeded', message: 'stored artifact', requeueAfterMs: 3_600_000 }) },
-    });
-    await again.start();
-    await until(() => reconciles >= N);
+    await controller.reconciledAll;
     const resyncMs = performance.now() - t;
-    await new Promise((r) => setTimeout(r, 500));
-    const resyncCalls = (requestCount(cluster)) - before2;
-    console.log(`no-op resync         ${fmt(resyncMs)}   API requests ${resyncCalls} (status writes skipped: nothing changed)`);
-    await again.stop();
+    const second = await controller.stop();
+    const resyncCalls = requestCount(cluster) - before2;
+    console.log(`no-op resync         ${fmt(resyncMs)}   ${second.reconciles} reconciles   API requests ${resyncCalls} (list + watch; status writes skipped)   controller peak RSS ${second.maxRssMB} MB`);
     await probe.stop();
-    console.log(`peak RSS             ${mb()} (whole benchmark process; RSS before the controller: ${Math.round(rssBefore / 1048576)} MB)`);
   } finally {
     await cluster.stop();
     rmSync(stateDir, { recursive: true, force: true });

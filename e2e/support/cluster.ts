@@ -2,6 +2,7 @@
 // process as the tests (when not --parallel), so a module-level singleton is enough.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { LocalCluster } from '../cluster/cluster.ts';
+import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 
 let current: LocalCluster | undefined;
 
@@ -18,5 +19,5 @@ export function testCluster(): LocalCluster {
 export function kubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(testCluster().kubeconfigPath);
-  return kc;
+  return shareConnections(kc);
 }
