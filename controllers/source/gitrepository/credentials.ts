@@ -1,0 +1,69 @@
+// Reads the credentials a GitRepository refers to. Only shapes are checked here (which keys must
+// be there for the URL's scheme); whether the server accepts them is the transport's business.
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { statusCode } from '../../runtime/leader.ts';
+import type { GitCredentials } from '../git/types.ts';
+
+export class SecretError extends Error {}
+
+function decode(secret: V1Secret, key: string): string | undefined {
+  const b64 = secret.data?.[key];
+  if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
+  return secret.stringData?.[key];
+}
+
+export async function readSecret(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret> {
+  try {
+    return await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace });
+  } catch (err) {
+    if (statusCode(err) === 404) throw new SecretError(`secret '${namespace}/${name}' not found`);
+    throw new SecretError(`cannot read secret '${namespace}/${name}': ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+}
+
+/** Credentials for `url` from the Secret's data, Flux's keys: username/password, bearerToken, ca.crt (caFile), identity, known_hosts, password. */
+export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
+  const ref = `secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
+  const scheme = url.slice(0, url.indexOf(':'));
+  const creds: GitCredentials = {};
+  const ca = decode(secret, 'ca.crt') ?? decode(secret, 'caFile');
+  if (ca !== undefined) {
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new SecretError(`invalid ${ref}: 'ca.crt' is not a PEM certificate`);
+    creds.caPem = ca;
+  }
+  if (scheme === 'ssh') {
+    const identity = decode(secret, 'identity');
+    const knownHosts = decode(secret, 'known_hosts');
+    const missing = [identity === undefined && 'identity', knownHosts === undefined && 'known_hosts'].filter(Boolean);
+    if (missing.length > 0) throw new SecretError(`invalid ${ref}: SSH needs the keys identity and known_hosts, missing ${missing.join(', ')}`);
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(identity!)) throw new SecretError(`invalid ${ref}: 'identity' is not a PEM or OpenSSH private key`);
+    creds.identity = identity!;
+    creds.knownHosts = knownHosts!;
+    const passphrase = decode(secret, 'password');
+    if (passphrase !== undefined) creds.identityPassphrase = passphrase;
+    return creds;
+  }
+  const username = decode(secret, 'username');
+  const password = decode(secret, 'password');
+  const bearerToken = decode(secret, 'bearerToken');
+  if ((username === undefined) !== (password === undefined)) {
+    throw new SecretError(`invalid ${ref}: basic auth needs both username and password, found only ${username !== undefined ? 'username' : 'password'}`);
+  }
+  if (username !== undefined && bearerToken !== undefined) {
+    throw new SecretError(`invalid ${ref}: set either username/password or bearerToken, not both`);
+  }
+  if (username !== undefined) Object.assign(creds, { username, password });
+  if (bearerToken !== undefined) creds.bearerToken = bearerToken;
+  return creds;
+}
+
+/** The armored PGP public keys of a verification Secret (keys ending in .asc). */
+export function pgpKeysFrom(secret: V1Secret): string[] {
+  const keys = [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})]
+    .filter((k) => k.endsWith('.asc'))
+    .map((k) => decode(secret, k)!);
+  if (keys.length === 0) {
+    throw new SecretError(`secret '${secret.metadata?.namespace}/${secret.metadata?.name}' has no PGP public keys (keys ending in .asc)`);
+  }
+  return keys;
+}

@@ -1,0 +1,119 @@
+// Turns spec.ref and the refs a server advertises into one commit to fetch, with Flux's
+// precedence (commit > name > semver > tag > branch, default branch master) and revision format.
+import semver from 'semver';
+
+export interface RefSpec {
+  branch?: string;
+  tag?: string;
+  semver?: string;
+  name?: string;
+  commit?: string;
+}
+
+/** One advertised ref; `peeled` is the commit an annotated tag points to. */
+export interface AdvertisedRef {
+  ref: string;
+  oid: string;
+  peeled?: string;
+}
+
+export interface Resolved {
+  /** The full ref to fetch (refs/heads/…, refs/tags/…); undefined when only a commit is known. */
+  fetchRef: string | undefined;
+  /** The commit the artifact is built from; undefined when it is only known after fetching. */
+  commit: string | undefined;
+  /** The annotated tag object, for tag signature verification. */
+  tagObject?: string;
+  /** Flux revision prefix: "main", "v1.2.3", "refs/pull/1/head", or "" for a bare commit. */
+  revisionName: string;
+  /** Whether a shallow (depth 1) fetch of fetchRef yields `commit`. */
+  shallow: boolean;
+}
+
+export class RefNotFoundError extends Error {}
+export class InvalidRefError extends Error {}
+
+export const DEFAULT_BRANCH = 'master';
+
+export function revisionOf(name: string, commit: string): string {
+  return name ? `${name}@sha1:${commit}` : `sha1:${commit}`;
+}
+
+const COMPARATOR = /^(>=|<=|>|<|=|~|\^)?v?(\d+|[xX*])(\.(\d+|[xX*])){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
+
+/**
+ * Reads a range in the syntax Flux documents (Masterminds semver: `,` or space for AND, `||` for
+ * OR, `a - b` hyphen ranges) into a node-semver range. node-semver alone is too lenient: it would
+ * read ">= 1.2, < 2.0" as "<2.0.0" and drop a dangling "<" without a word.
+ */
+export function semverRange(text: string): string {
+  const invalid = () => new InvalidRefError(`invalid semver range '${text}' in spec.ref.semver`);
+  const parts = text.split('||').map((part) => {
+    const tokens = part.replace(/(>=|<=|>|<|=|~|\^)\s+/g, '$1').split(/[\s,]+/).filter(Boolean);
+    if (tokens.length === 0) throw invalid();
+    tokens.forEach((t, i) => {
+      const hyphen = t === '-' && i > 0 && i < tokens.length - 1;
+      if (!hyphen && !COMPARATOR.test(t)) throw invalid();
+    });
+    return tokens.join(' ');
+  });
+  const range = parts.join(' || ');
+  if (semver.validRange(range, { loose: true }) === null) throw invalid();
+  return range;
+}
+
+/** Checks the parts of spec.ref that can be wrong without asking any server. */
+export function validateRef(ref: RefSpec | undefined): void {
+  if (ref?.semver !== undefined) semverRange(ref.semver);
+  if (ref?.commit !== undefined && !/^[0-9a-f]{40}$/.test(ref.commit)) {
+    throw new InvalidRefError(`invalid commit '${ref.commit}' in spec.ref.commit: expected a full 40-character SHA-1`);
+  }
+  if (ref?.name !== undefined && !/^refs\/[^\s~^:?*[\\]+$/.test(ref.name)) {
+    throw new InvalidRefError(`invalid reference name '${ref.name}' in spec.ref.name: expected e.g. refs/heads/main`);
+  }
+}
+
+export function resolveRef(ref: RefSpec | undefined, advertised: AdvertisedRef[]): Resolved {
+  validateRef(ref);
+  const byName = new Map(advertised.map((r) => [r.ref, r]));
+  const find = (name: string, what: string): AdvertisedRef => {
+    const found = byName.get(name);
+    if (!found) throw new RefNotFoundError(`couldn't find remote ref '${name}' for ${what}`);
+    return found;
+  };
+  const tagged = (tagRef: AdvertisedRef, name: string): Resolved => ({
+    fetchRef: tagRef.ref,
+    commit: tagRef.peeled ?? tagRef.oid,
+    ...(tagRef.peeled ? { tagObject: tagRef.oid } : {}),
+    revisionName: name,
+    shallow: true,
+  });
+
+  if (ref?.commit) {
+    if (ref.branch) {
+      find(`refs/heads/${ref.branch}`, `branch '${ref.branch}'`);
+      return { fetchRef: `refs/heads/${ref.branch}`, commit: ref.commit, revisionName: ref.branch, shallow: false };
+    }
+    return { fetchRef: undefined, commit: ref.commit, revisionName: '', shallow: false };
+  }
+  if (ref?.name) {
+    const r = find(ref.name, `reference '${ref.name}'`);
+    if (ref.name.startsWith('refs/tags/')) return tagged(r, ref.name);
+    return { fetchRef: ref.name, commit: r.oid, revisionName: ref.name, shallow: true };
+  }
+  if (ref?.semver) {
+    const range = semverRange(ref.semver);
+    const tags = advertised
+      .filter((r) => r.ref.startsWith('refs/tags/'))
+      .map((r) => ({ r, tag: r.ref.slice('refs/tags/'.length), version: semver.valid(r.ref.slice('refs/tags/'.length), { loose: true }) }))
+      .filter((t): t is { r: AdvertisedRef; tag: string; version: string } => t.version !== null && semver.satisfies(t.version, range, { loose: true }));
+    if (tags.length === 0) throw new RefNotFoundError(`no tag matches semver range '${ref.semver}'`);
+    // Highest version wins; between tags of equal version (v1.0.0 and 1.0.0) the name decides, for stability.
+    tags.sort((a, b) => semver.rcompare(a.version, b.version) || a.tag.localeCompare(b.tag));
+    return tagged(tags[0]!.r, tags[0]!.tag);
+  }
+  if (ref?.tag) return tagged(find(`refs/tags/${ref.tag}`, `tag '${ref.tag}'`), ref.tag);
+  const branch = ref?.branch || DEFAULT_BRANCH;
+  const head = find(`refs/heads/${branch}`, `branch '${branch}'`);
+  return { fetchRef: head.ref, commit: head.oid, revisionName: branch, shallow: true };
+}
