@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime
+.PHONY: help node deps system-deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,6 +36,16 @@ node_modules/.package-lock.json: package-lock.json $(NODE_STAMP)
 	npm ci --no-audit --no-fund
 
 deps: node_modules/.package-lock.json ## install npm packages (npm ci)
+
+# Debian packages the tests start for real: OpenSSH (the SSH git server), GNU time (benchmarks).
+SYSTEM_PACKAGES := /usr/sbin/sshd:openssh-server /usr/bin/time:time /usr/bin/gpg:gnupg
+system-deps: ## install the Debian packages the tests need (sshd, time, gpg) when missing
+	@missing=""; for p in $(SYSTEM_PACKAGES); do [ -x "$${p%%:*}" ] || missing="$$missing $${p#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing; install them and re-run" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 controlplane: ## build (or reuse) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kustomize
 	@e2e/controlplane/build.sh >/dev/null
@@ -55,7 +65,7 @@ verify-generated: deps ## fail when crds/ differs from a fresh generation
 test-unit: deps ## unit tests (no cluster)
 	npx mocha 'controllers/**/*.test.ts'
 
-test-integration: deps controlplane ## integration tests on a real kube-apiserver + etcd
+test-integration: deps controlplane system-deps ## integration tests on a real kube-apiserver + etcd
 	npx mocha --timeout 180000 --require e2e/support/hooks.ts 'e2e/integration/**/*.test.ts'
 
 test: deps controlplane typecheck verify-generated build test-unit test-integration ## everything CI runs
@@ -73,3 +83,6 @@ clean: down ## remove build output and local state
 
 bench-runtime: deps controlplane ## benchmark the controller runtime (BENCH_N objects, default 1000)
 	node e2e/bench/runtime.ts
+
+bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
+	node e2e/bench/source.ts

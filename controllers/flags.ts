@@ -26,6 +26,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'leader-election-renew-deadline': { default: '30s', help: 'How long the leader retries renewing before giving up.' },
   'leader-election-retry-period': { default: '5s', help: 'How often candidates try to acquire or renew the lease.' },
   'graceful-shutdown-timeout': { default: '30s', help: 'How long in-flight reconciles may run after SIGTERM.' },
+  'storage-path': { default: 'data', help: 'source: directory the artifacts are stored in.' },
+  'storage-addr': { default: ':9090', help: 'source: the address the artifact HTTP server binds to.' },
+  'storage-adv-addr': { help: 'source: host:port of artifact URLs; defaults to the hostname and the --storage-addr port.' },
+  'artifact-retention-records': { default: '2', help: 'source: how many artifacts of one object are kept.' },
+  'git-max-size': { default: '1073741824', help: 'source: bytes a fetch may download and an artifact may unpack to.' },
   help: { default: 'false', boolean: true, help: 'Print this help.' },
 };
 

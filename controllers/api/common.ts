@@ -18,7 +18,11 @@ export const Condition = Type.Object(
       maxLength: 316,
       pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
     }),
-    status: Type.String({ description: 'Status of the condition, one of True, False, Unknown.', enum: ['True', 'False', 'Unknown'] }),
+    status: Type.Unsafe<'True' | 'False' | 'Unknown'>({
+      type: 'string',
+      description: 'Status of the condition, one of True, False, Unknown.',
+      enum: ['True', 'False', 'Unknown'],
+    }),
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0, description: 'The .metadata.generation the condition was set for.' })),
     lastTransitionTime: Type.String({ format: 'date-time', description: 'Last time the condition changed.' }),
     reason: Type.String({

@@ -52,6 +52,8 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
+  private readonly stopHooks: (() => Promise<void>)[] = [];
+  private readonly startHooks: (() => Promise<void>)[] = [];
   private signalStop!: () => void;
   private readonly stopSignal = new Promise<void>((resolve) => (this.signalStop = resolve));
 
@@ -95,6 +97,16 @@ export class Manager {
     return controller;
   }
 
+  /** Runs in start(), after the preflight checks and before the informers start. */
+  onStart(hook: () => Promise<void>): void {
+    this.startHooks.push(hook);
+  }
+
+  /** Runs at stop(), after the controllers finished: for servers and the like a setup opened. */
+  onStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   ready(): boolean {
     return [...this.informers.values()].every((i) => i.hasSynced());
   }
@@ -126,6 +138,7 @@ export class Manager {
         }),
       );
     }
+    for (const hook of this.startHooks) await hook();
     for (const inf of this.informers.values()) void inf.start();
     const elector = this.opts.leaderElection
       ? new LeaderElector(this.kubeConfig, this.opts.leaderElection, this.opts.logger, this.metrics)
@@ -156,6 +169,7 @@ export class Manager {
     await this.running;
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await Promise.all(this.servers.map(closeServer));
+    for (const hook of this.stopHooks) await hook();
   }
 
   private async startControllers(): Promise<void> {

@@ -3,10 +3,18 @@ export const ConditionType = {
   Ready: 'Ready',
   Reconciling: 'Reconciling',
   Stalled: 'Stalled',
+  // Sources
+  ArtifactInStorage: 'ArtifactInStorage',
+  ArtifactOutdated: 'ArtifactOutdated',
+  FetchFailed: 'FetchFailed',
+  IncludeUnavailable: 'IncludeUnavailable',
+  SourceVerified: 'SourceVerified',
+  StorageOperationFailed: 'StorageOperationFailed',
 } as const;
 
 export const Reason = {
   Succeeded: 'Succeeded',
+  Failed: 'Failed',
   Progressing: 'Progressing',
   ProgressingWithRetry: 'ProgressingWithRetry',
   ReconciliationSucceeded: 'ReconciliationSucceeded',
@@ -14,4 +22,16 @@ export const Reason = {
   DependencyNotReady: 'DependencyNotReady',
   InvalidSpec: 'InvalidSpec',
   Suspended: 'Suspended',
+  // Sources
+  URLInvalid: 'URLInvalid',
+  AuthenticationFailed: 'AuthenticationFailed',
+  GitOperationFailed: 'GitOperationFailed',
+  VerificationError: 'VerificationError',
+  ArchiveOperationFailed: 'ArchiveOperationFailed',
+  ArtifactUpToDate: 'ArtifactUpToDate',
+  NewRevision: 'NewRevision',
+  NewArtifact: 'NewArtifact',
+  NotFound: 'NotFound',
+  NoArtifact: 'NoArtifact',
+  UnsupportedFeature: 'UnsupportedFeature',
 } as const;

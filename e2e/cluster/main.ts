@@ -13,6 +13,7 @@ const controller = 'tide-controller';
 const controllerPorts = [
   { port: 8080, use: 'metrics' },
   { port: 9440, use: 'health probes' },
+  { port: 9090, use: 'artifact storage' },
 ];
 const stopOrder = [[controller], ...componentStopOrder];
 /** Set once a signal started the teardown; the failures it causes in `up` are not worth reporting. */
@@ -78,7 +79,8 @@ async function startController(): Promise<void> {
   // An absolute kubeconfig path puts the state dir in the command line, which is how `down`
   // recognises the process as ours.
   // The default ports, bound to loopback: the local control plane is for this machine only.
-  const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440'];
+  const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440',
+    `--storage-path=${path.join(stateDir, 'storage')}`, '--storage-addr=127.0.0.1:9090', '--storage-adv-addr=127.0.0.1:9090'];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
   for (;;) {

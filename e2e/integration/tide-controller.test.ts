@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { testCluster } from '../support/cluster.ts';
+import { kubeConfig, testCluster } from '../support/cluster.ts';
+import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/net.ts';
 
@@ -23,9 +24,15 @@ function run(args: string[]) {
 describe('tide-controller', function () {
   this.timeout(60_000);
 
+  before(() => installCRDs(kubeConfig()));
+
   it('serves /readyz, /healthz and /metrics, and exits 0 on SIGTERM', async () => {
     const [metrics, health] = [await freePort(), await freePort()];
-    const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${metrics}`, `--health-addr=127.0.0.1:${health}`]);
+    const storage = await freePort();
+    const p = run([
+      '--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${metrics}`, `--health-addr=127.0.0.1:${health}`,
+      `--storage-addr=127.0.0.1:${storage}`, `--storage-path=${mkdtempSync(join(tmpdir(), 'tide-storage-'))}`,
+    ]);
     try {
       await eventually(async () => expect((await fetch(`http://127.0.0.1:${health}/readyz`)).status).to.equal(200), { timeoutMs: 20_000 });
       expect((await fetch(`http://127.0.0.1:${health}/healthz`)).status).to.equal(200);
@@ -42,7 +49,7 @@ describe('tide-controller', function () {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${port}`, '--health-addr=0']);
+      const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${port}`, '--health-addr=0', '--controllers=source', '--storage-addr=127.0.0.1:0']);
       expect(await p.exited).to.equal(1);
       expect(p.stderr()).to.include(`--metrics-addr 127.0.0.1:${port}: address already in use; stop the process using it or pass another --metrics-addr`);
     } finally {

@@ -8,7 +8,7 @@ export interface GitCredentials {
   password?: string;
   /** HTTP bearer token (Authorization: Bearer …). */
   bearerToken?: string;
-  /** PEM CA bundle (Secret key ca.crt) trusted for HTTPS, in addition to nothing else. */
+  /** PEM CA bundle (Secret key ca.crt) trusted for HTTPS in addition to the system roots, as go-git does. */
   caPem?: string;
   /** SSH private key in OpenSSH or PEM format (Secret key identity), with optional passphrase (password). */
   identity?: string;

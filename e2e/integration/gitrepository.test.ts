@@ -1,0 +1,394 @@
+// GitRepository against real git servers: git http-backend over HTTP (anonymous, basic, bearer)
+// and HTTPS with its own CA, and OpenSSH with key-only auth for a restricted git user.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { resourceTypeOf } from '../../controllers/api/kind.ts';
+import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
+import { parseFlags } from '../../controllers/flags.ts';
+import { findCondition } from '../../controllers/runtime/conditions.ts';
+import { Logger } from '../../controllers/runtime/logger.ts';
+import { Manager } from '../../controllers/runtime/manager.ts';
+import { Metrics } from '../../controllers/runtime/metrics.ts';
+import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
+import { setupSource } from '../../controllers/source/setup.ts';
+import { kubeConfig } from '../support/cluster.ts';
+import { installCRDs } from '../support/crds.ts';
+import { eventually } from '../support/eventually.ts';
+import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
+import { createGpgKey, signedCommit, signedTag, type GpgKey } from '../support/git/pgp.ts';
+import { commit, createRepo, git, tag } from '../support/git/repos.ts';
+import { startGitSshServer, type GitSshServer } from '../support/git/ssh-server.ts';
+import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
+import { freePort } from '../support/net.ts';
+
+const rt = resourceTypeOf(GitRepositoryKind);
+const logger = new Logger({ level: 'debug', encoding: 'console', write: process.env.TIDE_TEST_LOG ? undefined : () => {} });
+const PASSWORD = 'sw0rdf1sh-secret';
+const TOKEN = 'bearer-t0ken-secret';
+
+/** Reads a tar (ustar) buffer into path → content; enough for the artifacts under test. */
+function untar(buf: Buffer): Map<string, string> {
+  const files = new Map<string, string>();
+  for (let off = 0; off + 512 <= buf.length; ) {
+    const header = buf.subarray(off, off + 512);
+    if (header.every((b) => b === 0)) break;
+    const field = (start: number, len: number) => header.subarray(start, start + len).toString('utf8').replace(/\0.*$/s, '');
+    const name = (field(345, 155) ? `${field(345, 155)}/` : '') + field(0, 100);
+    const size = parseInt(field(124, 12).trim() || '0', 8);
+    const type = field(156, 1);
+    if (type === '0' || type === '') files.set(name, buf.subarray(off + 512, off + 512 + size).toString('utf8'));
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
+
+describe('GitRepository', function () {
+  this.timeout(180_000);
+  let kc: KubeConfig;
+  let ns: string;
+  let root: string;
+  let storagePath: string;
+  let anon: GitHttpServer;
+  let basic: GitHttpServer;
+  let bearer: GitHttpServer;
+  let https: GitHttpServer;
+  let ssh: GitSshServer;
+  let manager: Manager;
+  let appPath: string;
+  let mainCommit: string;
+  let gpgKey: GpgKey;
+
+  before(async () => {
+    kc = kubeConfig();
+    await installCRDs(kc);
+    root = mkdtempSync(join(tmpdir(), 'tide-repos-'));
+    const app = await createRepo(root, 'app', {
+      branch: 'master',
+      files: {
+        'deploy/app.yaml': 'kind: ConfigMap\n',
+        'docs/guide.md': '# guide\n',
+        'logo.png': 'png',
+        '.sourceignore': 'docs/\n',
+        '.github/workflows/ci.yaml': 'on: push\n',
+      },
+    });
+    appPath = app.path;
+    mainCommit = await commit(app.path, { branch: 'main', parent: app.commit, files: { 'deploy/main.yaml': 'main\n' }, message: 'main work' });
+    await tag(app.path, 'v1.0.0', { target: app.commit, message: 'release 1.0.0' });
+    await tag(app.path, 'v1.1.0', { target: mainCommit });
+    await tag(app.path, 'v2.0.0-rc.1', { target: mainCommit, message: 'rc' });
+    await git(['update-ref', 'refs/pull/7/head', mainCommit], { cwd: app.path });
+    await createRepo(root, 'lib', { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' } });
+
+    [anon, basic, bearer, https, ssh] = await Promise.all([
+      startGitHttpServer({ root }),
+      startGitHttpServer({ root, auth: { username: 'git', password: PASSWORD } }),
+      startGitHttpServer({ root, auth: { bearerToken: TOKEN } }),
+      startGitHttpServer({ root, tls: true }),
+      startGitSshServer({ root }),
+    ]);
+    gpgKey = await createGpgKey('Release Bot');
+
+    storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
+    const port = await freePort();
+    const args = parseFlags([`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${port}`, `--storage-adv-addr=127.0.0.1:${port}`]);
+    manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
+    await setupSource({ manager, args });
+    await manager.start();
+  });
+
+  after(async () => {
+    await manager?.stop();
+    await Promise.all([anon, basic, bearer, https, ssh].map((s) => s?.close()));
+  });
+
+  beforeEach(async function () {
+    ns = await createTestNamespace(kc, this.currentTest?.title.slice(0, 30) ?? 'gitrepo');
+  });
+
+  afterEach(async () => {
+    await deleteNamespace(kc, ns);
+  });
+
+  const api = () => kc.makeApiClient(CustomObjectsApi);
+  const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name });
+
+  async function create(name: string, spec: Partial<GitRepositorySpec>): Promise<void> {
+    await api().createNamespacedCustomObject({
+      group: rt.group, version: rt.version, plural: rt.plural, namespace: ns,
+      body: { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: { name }, spec: { interval: '1h', ...spec } },
+    });
+  }
+
+  async function get(name: string): Promise<GitRepository> {
+    return (await api().getNamespacedCustomObject(ref(name))) as GitRepository;
+  }
+
+  async function patchSpec(name: string, spec: object): Promise<void> {
+    const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+    await api().patchNamespacedCustomObject({ ...ref(name), body: { spec } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
+
+  async function requestReconcile(name: string): Promise<string> {
+    const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+    const at = new Date().toISOString();
+    await api().patchNamespacedCustomObject(
+      { ...ref(name), body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    return at;
+  }
+
+  async function secret(name: string, data: Record<string, string>): Promise<void> {
+    const core = kc.makeApiClient(CoreV1Api);
+    const body = { metadata: { name, namespace: ns }, stringData: data };
+    try {
+      await core.createNamespacedSecret({ namespace: ns, body });
+    } catch {
+      await core.replaceNamespacedSecret({ name, namespace: ns, body });
+    }
+  }
+
+  /** Waits until Ready is True for the current generation (and, if given, the request was handled). */
+  async function ready(name: string, requestedAt?: string): Promise<GitRepository> {
+    return eventually(async () => {
+      const o = await get(name);
+      const c = findCondition(o.status?.conditions, 'Ready');
+      expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
+      if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
+      expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
+      return o;
+    }, { timeoutMs: 60_000 });
+  }
+
+  /** Waits until Ready is False with `reason` (after `requestedAt`, if given). */
+  async function failing(name: string, reason: string, requestedAt?: string): Promise<GitRepository> {
+    return eventually(async () => {
+      const o = await get(name);
+      if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
+      const c = findCondition(o.status?.conditions, 'Ready');
+      expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'False', reason });
+      return o;
+    }, { timeoutMs: 60_000 });
+  }
+
+  async function download(o: GitRepository): Promise<Map<string, string>> {
+    const res = await fetch(o.status!.artifact!.url);
+    expect(res.status).to.equal(200);
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).to.equal(o.status!.artifact!.digest);
+    expect(body.length).to.equal(o.status!.artifact!.size);
+    return untar(gunzipSync(body));
+  }
+
+  describe('fetching', () => {
+    it('publishes a branch over HTTP as a downloadable, verified artifact without ignored files', async () => {
+      await create('app', { url: anon.url('app') });
+      const o = await ready('app');
+      const commitSha = await git(['rev-parse', 'refs/heads/master'], { cwd: appPath });
+      expect(o.status?.artifact).to.deep.include({
+        revision: `master@sha1:${commitSha}`,
+        path: `gitrepository/${ns}/app/${commitSha}.tar.gz`,
+      });
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.equal(`stored artifact for revision 'master@sha1:${commitSha}'`);
+      expect(findCondition(o.status?.conditions, 'ArtifactInStorage')).to.include({ status: 'True', reason: 'Succeeded' });
+      expect(o.metadata?.finalizers).to.deep.equal(['finalizers.fluxcd.io']);
+      const files = await download(o);
+      // As in Flux, a .sourceignore with patterns replaces the default exclusions (images, CI
+      // files) instead of adding to them; docs/ is what it excludes.
+      expect([...files.keys()].sort()).to.deep.equal(['.github/workflows/ci.yaml', '.sourceignore', 'deploy/app.yaml', 'logo.png']);
+      const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
+      expect(events.items.map((e) => `${e.reason}: ${e.message}`)).to.include("NewArtifact: stored artifact for commit 'initial commit'".replace('initial commit', await git(['log', '-1', '--format=%s', commitSha], { cwd: appPath })));
+    });
+
+    it('resolves branch, tag, semver, name and commit refs with Flux revisions', async () => {
+      const master = await git(['rev-parse', 'refs/heads/master'], { cwd: appPath });
+      const cases: [string, GitRepositorySpec['ref'], string][] = [
+        ['branch', { branch: 'main' }, `main@sha1:${mainCommit}`],
+        ['tag', { tag: 'v1.0.0' }, `v1.0.0@sha1:${master}`],
+        ['lightweight', { tag: 'v1.1.0' }, `v1.1.0@sha1:${mainCommit}`],
+        ['semver', { semver: '>=1.0.0 <2.0.0' }, `v1.1.0@sha1:${mainCommit}`],
+        ['name', { name: 'refs/pull/7/head' }, `refs/pull/7/head@sha1:${mainCommit}`],
+        ['commit', { branch: 'main', commit: master }, `main@sha1:${master}`],
+        ['bare-commit', { commit: mainCommit }, `sha1:${mainCommit}`],
+      ];
+      for (const [name, gitRef] of cases) await create(name, { url: anon.url('app'), ref: gitRef });
+      for (const [name, , revision] of cases) {
+        const o = await ready(name);
+        expect(o.status?.artifact?.revision, name).to.equal(revision);
+      }
+      const files = await download(await get('branch'));
+      expect(files.get('deploy/main.yaml')).to.equal('main\n');
+    });
+
+    it('follows new commits, keeps the previous artifact within the retention, and honours spec.ignore', async () => {
+      const repo = await createRepo(root, `moving-${ns}`, { branch: 'master', files: { 'a.yaml': 'one\n', 'pic.png': 'x' } });
+      await create('moving', { url: anon.url(`moving-${ns}`) });
+      const first = await ready('moving');
+      expect([...(await download(first)).keys()], 'default exclusions drop images').to.deep.equal(['a.yaml']);
+      const next = await commit(repo.path, { branch: 'master', files: { 'a.yaml': 'two\n' } });
+      const second = await ready('moving', await requestReconcile('moving'));
+      expect(second.status?.artifact?.revision).to.equal(`master@sha1:${next}`);
+      expect((await download(second)).get('a.yaml')).to.equal('two\n');
+      expect(existsSync(join(storagePath, first.status!.artifact!.path)), 'previous artifact kept (retention 2)').to.equal(true);
+
+      await patchSpec('moving', { ignore: '/a.yaml\n' });
+      const third = await ready('moving');
+      expect(third.status?.observedIgnore).to.equal('/a.yaml\n');
+      expect([...(await download(third)).keys()], 'spec.ignore replaces the default exclusions').to.deep.equal(['pic.png']);
+    });
+
+    it('copies included repositories into toPath and rebuilds when they change', async () => {
+      const lib = await createRepo(root, `lib-${ns}`, { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' } });
+      await create('lib', { url: anon.url(`lib-${ns}`) });
+      await create('main', { url: anon.url('app'), include: [{ repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' }] });
+      const o = await ready('main');
+      expect((await download(o)).get('vendor/lib/lib.yaml')).to.equal('lib v1\n');
+      expect(o.status?.includedArtifacts).to.have.length(1);
+      expect(o.status?.observedInclude).to.deep.equal([{ repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' }]);
+
+      await commit(lib.path, { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v2\n' } });
+      await requestReconcile('lib');
+      const rebuilt = await eventually(async () => {
+        const m = await get('main');
+        expect((await download(m)).get('vendor/lib/lib.yaml')).to.equal('lib v2\n');
+        return m;
+      }, { timeoutMs: 60_000, message: 'the including repository was not rebuilt' });
+      expect(rebuilt.status?.artifact?.digest).to.not.equal(o.status?.artifact?.digest);
+    });
+  });
+
+  describe('credentials', () => {
+    it('basic auth: works with the right password; a wrong one fails with AuthenticationFailed and keeps the last artifact', async () => {
+      await secret('creds', { username: 'git', password: PASSWORD });
+      await create('private', { url: basic.url('app'), secretRef: { name: 'creds' } });
+      const good = await ready('private');
+      await secret('creds', { username: 'git', password: 'wrong-password' });
+      const bad = await failing('private', 'AuthenticationFailed', await requestReconcile('private'));
+      expect(findCondition(bad.status?.conditions, 'FetchFailed')).to.include({ status: 'True', reason: 'AuthenticationFailed' });
+      expect(bad.status?.artifact, 'the last good artifact stays in status').to.deep.equal(good.status?.artifact);
+      expect((await download(bad)).size).to.be.greaterThan(0);
+      const text = JSON.stringify(bad) + JSON.stringify((await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns })).items);
+      expect(text).to.not.include('wrong-password');
+      expect(text).to.not.include(PASSWORD);
+    });
+
+    it('bearer token', async () => {
+      await secret('token', { bearerToken: TOKEN });
+      await create('token', { url: bearer.url('app'), secretRef: { name: 'token' } });
+      await ready('token');
+      await create('no-token', { url: bearer.url('app') });
+      await failing('no-token', 'AuthenticationFailed');
+    });
+
+    it('HTTPS with the CA from the Secret; without it the certificate is refused', async () => {
+      await secret('ca', { 'ca.crt': https.caPem! });
+      await create('tls', { url: https.url('app'), secretRef: { name: 'ca' } });
+      await ready('tls');
+      await create('untrusted', { url: https.url('app') });
+      const o = await failing('untrusted', 'GitOperationFailed');
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/certificate/i);
+    });
+
+    it('SSH with identity and known_hosts; an unknown host key is refused', async () => {
+      await secret('ssh', { identity: ssh.clientKey.privateKey, known_hosts: ssh.knownHosts });
+      await create('ssh', { url: ssh.url('app'), secretRef: { name: 'ssh' }, ref: { branch: 'main' } });
+      expect((await ready('ssh')).status?.artifact?.revision).to.equal(`main@sha1:${mainCommit}`);
+      await secret('ssh-enc', { identity: ssh.encryptedClientKey.privateKey, password: ssh.encryptedClientKey.passphrase, known_hosts: ssh.knownHosts });
+      await create('ssh-enc', { url: ssh.url('app'), secretRef: { name: 'ssh-enc' }, ref: { tag: 'v1.0.0' } });
+      await ready('ssh-enc');
+      const stranger = `[127.0.0.1]:${ssh.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl`;
+      await secret('ssh-unknown', { identity: ssh.clientKey.privateKey, known_hosts: stranger });
+      await create('ssh-unknown', { url: ssh.url('app'), secretRef: { name: 'ssh-unknown' } });
+      const o = await failing('ssh-unknown', 'AuthenticationFailed');
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/host key/i);
+    });
+
+    it('a malformed Secret is an AuthenticationFailed that names the missing key', async () => {
+      await secret('half', { identity: ssh.clientKey.privateKey });
+      await create('half', { url: ssh.url('app'), secretRef: { name: 'half' } });
+      const o = await failing('half', 'AuthenticationFailed');
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.include('missing known_hosts');
+      expect(JSON.stringify(o)).to.not.include('PRIVATE KEY');
+    });
+  });
+
+  describe('bad input', () => {
+    it('a branch that does not exist fails with GitOperationFailed naming it', async () => {
+      await create('nobranch', { url: anon.url('app'), ref: { branch: 'does-not-exist' } });
+      const o = await failing('nobranch', 'GitOperationFailed');
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.include('refs/heads/does-not-exist');
+      expect(findCondition(o.status?.conditions, 'FetchFailed')?.status).to.equal('True');
+    });
+
+    it('an unreachable server fails and is retried, not stalled', async () => {
+      const port = await freePort();
+      await create('down', { url: `http://127.0.0.1:${port}/app.git` });
+      const o = await failing('down', 'GitOperationFailed');
+      expect(findCondition(o.status?.conditions, 'Stalled')).to.equal(undefined);
+      expect(findCondition(o.status?.conditions, 'Reconciling')).to.include({ status: 'True', reason: 'ProgressingWithRetry' });
+    });
+
+    it('an invalid semver range is Stalled; an unsupported scheme is refused by the API server', async () => {
+      await create('badsemver', { url: anon.url('app'), ref: { semver: '>= 1.0, <<' } });
+      const o = await failing('badsemver', 'InvalidSpec');
+      expect(findCondition(o.status?.conditions, 'Stalled')).to.include({ status: 'True', reason: 'InvalidSpec' });
+      expect(o.status?.observedGeneration).to.equal(o.metadata?.generation);
+      let error: unknown;
+      await create('ftp', { url: 'ftp://example.com/repo.git' }).catch((e: unknown) => (error = e));
+      expect(String((error as { body?: string })?.body)).to.include('spec.url');
+    });
+
+    it('suspend stops reconciling until resumed', async () => {
+      await create('paused', { url: anon.url('app'), suspend: true });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await get('paused')).status?.artifact).to.equal(undefined);
+      await patchSpec('paused', { suspend: null });
+      await ready('paused');
+    });
+  });
+
+  describe('verification', () => {
+    it('verifies signed commits and tags against the keys in the Secret, and refuses other keys', async () => {
+      const repo = await createRepo(root, `signed-${ns}`, { branch: 'master', files: { 'a.yaml': 'a\n' } });
+      const signed = await signedCommit(repo.path, 'master', gpgKey);
+      await signedTag(repo.path, 'v1.0.0', signed, gpgKey);
+      const stranger = await createGpgKey('Stranger');
+      await secret('trusted', { 'bot.asc': gpgKey.armoredPublicKey });
+      await secret('untrusted', { 'stranger.asc': stranger.armoredPublicKey });
+      await create('head', { url: anon.url(`signed-${ns}`), verify: { mode: 'HEAD', secretRef: { name: 'trusted' } } });
+      await create('tag', { url: anon.url(`signed-${ns}`), ref: { tag: 'v1.0.0' }, verify: { mode: 'TagAndHEAD', secretRef: { name: 'trusted' } } });
+      await create('wrong-key', { url: anon.url(`signed-${ns}`), verify: { mode: 'HEAD', secretRef: { name: 'untrusted' } } });
+      for (const name of ['head', 'tag']) {
+        const o = await ready(name);
+        expect(findCondition(o.status?.conditions, 'SourceVerified'), name).to.include({ status: 'True', reason: 'Succeeded' });
+      }
+      const bad = await failing('wrong-key', 'VerificationError');
+      expect(findCondition(bad.status?.conditions, 'SourceVerified')).to.include({ status: 'False', reason: 'Failed' });
+      expect(bad.status?.artifact).to.equal(undefined, 'nothing is published from an unverified commit');
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('handles requestedAt and removes its artifacts and finalizer on deletion', async () => {
+      await create('gone', { url: anon.url('app') });
+      const o = await ready('gone');
+      const at = await requestReconcile('gone');
+      await ready('gone', at);
+      const dir = join(storagePath, 'gitrepository', ns, 'gone');
+      expect(existsSync(join(storagePath, o.status!.artifact!.path))).to.equal(true);
+      await api().deleteNamespacedCustomObject(ref('gone'));
+      await eventually(async () => {
+        let status = 0;
+        await get('gone').catch((e: { code?: number }) => (status = e.code ?? 0));
+        expect(status).to.equal(404);
+      });
+      expect(existsSync(dir), 'artifacts removed').to.equal(false);
+    });
+  });
+});
