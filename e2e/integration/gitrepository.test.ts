@@ -3,7 +3,7 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -30,6 +30,7 @@ const rt = resourceTypeOf(GitRepositoryKind);
 const logger = new Logger({ level: 'debug', encoding: 'console', write: process.env.TIDE_TEST_LOG ? undefined : () => {} });
 const PASSWORD = 'sw0rdf1sh-secret';
 const TOKEN = 'bearer-t0ken-secret';
+const SHARD = 'sharding.fluxcd.io/key';
 
 /** Reads a tar (ustar) buffer into path → content; enough for the artifacts under test. */
 function untar(buf: Buffer): Map<string, string> {
@@ -59,6 +60,7 @@ describe('GitRepository', function () {
   let https: GitHttpServer;
   let ssh: GitSshServer;
   let manager: Manager;
+  let small: Manager;
   let appPath: string;
   let mainCommit: string;
   let gpgKey: GpgKey;
@@ -97,13 +99,23 @@ describe('GitRepository', function () {
     storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
     const port = await freePort();
     const args = parseFlags([`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${port}`, `--storage-adv-addr=127.0.0.1:${port}`]);
-    manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
+    // Two shards: most objects go to `manager`; those labelled for the small shard go to a manager
+    // whose size limit is tiny.
+    manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), labelSelector: `${SHARD}!=small`, retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
     await setupSource({ manager, args });
     await manager.start();
+    const smallPort = await freePort();
+    small = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), labelSelector: `${SHARD}=small`, retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
+    await setupSource({
+      manager: small,
+      args: parseFlags([`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${smallPort}`, `--storage-adv-addr=127.0.0.1:${smallPort}`, '--git-max-size=2000']),
+    });
+    await small.start();
   });
 
   after(async () => {
     await manager?.stop();
+    await small?.stop();
     await Promise.all([anon, basic, bearer, https, ssh].map((s) => s?.close()));
   });
 
@@ -118,10 +130,10 @@ describe('GitRepository', function () {
   const api = () => kc.makeApiClient(CustomObjectsApi);
   const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name });
 
-  async function create(name: string, spec: Partial<GitRepositorySpec>): Promise<void> {
+  async function create(name: string, spec: Partial<GitRepositorySpec>, labels?: Record<string, string>): Promise<void> {
     await api().createNamespacedCustomObject({
       group: rt.group, version: rt.version, plural: rt.plural, namespace: ns,
-      body: { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: { name }, spec: { interval: '1h', ...spec } },
+      body: { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: { name, labels }, spec: { interval: '1h', ...spec } },
     });
   }
 
@@ -342,6 +354,17 @@ describe('GitRepository', function () {
       let error: unknown;
       await create('ftp', { url: 'ftp://example.com/repo.git' }).catch((e: unknown) => (error = e));
       expect(String((error as { body?: string })?.body)).to.include('spec.url');
+    });
+
+    it('a repository over the size limit fails with a message naming the limit, and publishes nothing', async () => {
+      await createRepo(root, `big-${ns}`, { branch: 'master', files: { 'big.yaml': 'x'.repeat(50_000) } });
+      await create('big', { url: anon.url(`big-${ns}`) }, { [SHARD]: 'small' });
+      const o = await failing('big', 'ArchiveOperationFailed');
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/failed to archive artifact: .*2000/);
+      expect(findCondition(o.status?.conditions, 'StorageOperationFailed')).to.include({ status: 'True', reason: 'ArchiveOperationFailed' });
+      expect(o.status?.artifact).to.equal(undefined);
+      const dir = join(storagePath, 'gitrepository', ns, 'big');
+      expect(existsSync(dir) ? readdirSync(dir) : [], 'no partial artifact left behind').to.deep.equal([]);
     });
 
     it('suspend stops reconciling until resumed', async () => {

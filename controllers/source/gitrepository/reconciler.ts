@@ -225,7 +225,7 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       const revision = revisionOf(resolved.revisionName, commit);
       const path = `${dir}/${commit}.tar.gz`;
       const summary = await this.step(ctx, ConditionType.StorageOperationFailed, () =>
-        this.deps.storage.writeAtomic(path, async (tmp) => {
+        this.archive(path, async (tmp) => {
           if (includes.length === 0) {
             return writeArtifact({ fs, gitdir, commit, out: tmp, ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}), maxBytes: this.deps.maxSize });
           }
@@ -256,6 +256,15 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       }
     } finally {
       await rm(gitdir, { recursive: true, force: true });
+    }
+  }
+
+  /** Writes the artifact through storage; any failure is an ArchiveOperationFailed that names the cause. */
+  private async archive<T>(path: string, write: (tmp: string) => Promise<T>): Promise<T> {
+    try {
+      return await this.deps.storage.writeAtomic(path, write);
+    } catch (err) {
+      throw failed(Reason.ArchiveOperationFailed, `failed to archive artifact: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
