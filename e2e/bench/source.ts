@@ -3,7 +3,8 @@
 // Baseline on the same machine and server: `git clone --depth 1 --single-branch` + `tar czf` of
 // the checkout without .git. Tide's side is the controller's own code path (list refs, shallow
 // fetch without a work tree, stream blobs into the tarball) in its own process.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,10 +53,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function peakRssOf(cmd: string, args: string[], cwd?: string): { ms: number; rssMB: number } {
+// Asynchronous on purpose: the git server runs in this process and must keep answering.
+const exec = promisify(execFile);
+
+async function peakRssOf(cmd: string, args: string[]): Promise<{ ms: number; rssMB: number }> {
   const t = performance.now();
-  const out = execFileSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] }).toString();
-  return { ms: performance.now() - t, rssMB: Math.round(Number(out.trim().split('\n').at(-1)) / 1024) };
+  const { stderr } = await exec('/usr/bin/time', ['-f', '%M', cmd, ...args]);
+  return { ms: performance.now() - t, rssMB: Math.round(Number(stderr.trim().split('\n').at(-1)) / 1024) };
 }
 
 const root = join(process.env.TIDE_CACHE ?? join(process.env.HOME ?? tmpdir(), '.cache', 'tide'), `bench-source-${FILES}`);
@@ -68,12 +72,12 @@ try {
   const tide: { ms: number; fetchMs: number; maxRssMB: number; files: number; size: number }[] = [];
   for (let run = 0; run < RUNS; run++) {
     const dir = mkdtempSync(join(tmpdir(), 'tide-bench-git-'));
-    const clone = peakRssOf('git', ['clone', '-q', '--depth', '1', '--single-branch', '--branch', 'main', url, join(dir, 'checkout')]);
-    const pack = peakRssOf('tar', ['czf', join(dir, 'out.tar.gz'), '--exclude=.git', '-C', join(dir, 'checkout'), '.']);
+    const clone = await peakRssOf('git', ['clone', '-q', '--depth', '1', '--single-branch', '--branch', 'main', url, join(dir, 'checkout')]);
+    const pack = await peakRssOf('tar', ['czf', join(dir, 'out.tar.gz'), '--exclude=.git', '-C', join(dir, 'checkout'), '.']);
     git.push({ ms: clone.ms + pack.ms, rssMB: Math.max(clone.rssMB, pack.rssMB) });
     rmSync(dir, { recursive: true, force: true });
-    const out = execFileSync(process.execPath, [join(import.meta.dirname, 'source-fetch.ts'), url, 'main']).toString();
-    tide.push(JSON.parse(out.trim().split('\n').at(-1)!));
+    const { stdout } = await exec(process.execPath, [join(import.meta.dirname, 'source-fetch.ts'), url, 'main']);
+    tide.push(JSON.parse(stdout.trim().split('\n').at(-1)!));
   }
   const g = median(git.map((r) => r.ms));
   const t = median(tide.map((r) => r.ms));

@@ -9,18 +9,9 @@ import { PassThrough } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { writeArtifact } from './archive.ts';
+import { GIT_TEST_ENV } from './test-env.ts';
 
-const ENV = {
-  ...process.env,
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'Tide Test',
-  GIT_AUTHOR_EMAIL: 'test@tide.invalid',
-  GIT_COMMITTER_NAME: 'Tide Test',
-  GIT_COMMITTER_EMAIL: 'test@tide.invalid',
-  GIT_AUTHOR_DATE: '2024-01-01T00:00:00Z',
-  GIT_COMMITTER_DATE: '2024-01-01T00:00:00Z',
-};
+const ENV = GIT_TEST_ENV;
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, { cwd, env: ENV, encoding: 'utf8' }).trim();

@@ -1,7 +1,6 @@
 // Packs one commit of a git object database into the GitRepository artifact (.tar.gz), without a
 // work tree. The bytes depend only on the tree and the exclusion rules, so an unchanged commit
 // yields the same digest on every controller and every run.
-import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +10,7 @@ import type { FsClient } from 'isomorphic-git';
 import { FileSystem } from 'isomorphic-git/models';
 import tar from 'tar-stream';
 import type { Header, Pack } from 'tar-stream';
+import { digestMeter } from '../digest.ts';
 import { makeMatcher, SOURCEIGNORE } from './ignore.ts';
 import type { ExcludeFn } from './ignore.ts';
 
@@ -260,18 +260,10 @@ export async function writeArtifact(opts: WriteArtifactOptions): Promise<Artifac
   }
 
   const pack = tar.pack();
-  const hash = createHash('sha256');
-  let size = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const meter = digestMeter();
   const sink = typeof opts.out === 'string' ? opts.fs.createWriteStream(opts.out) : opts.out;
   // Node's gzip header carries mtime 0 and no file name, so it adds nothing run-specific.
-  const written = pipeline(pack, batched(64 * 1024), createGzip(), meter, sink);
+  const written = pipeline(pack, batched(64 * 1024), createGzip(), meter.stream, sink);
   // The pipeline may fail while entries are still being added; its error is rethrown below.
   written.catch(() => {});
 
@@ -284,5 +276,5 @@ export async function writeArtifact(opts: WriteArtifactOptions): Promise<Artifac
     if (typeof opts.out === 'string') await opts.fs.promises.rm(opts.out, { force: true });
     throw err;
   }
-  return { digest: `sha256:${hash.digest('hex')}`, size, files: planned.included.length };
+  return { ...meter.result(), files: planned.included.length };
 }

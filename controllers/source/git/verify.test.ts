@@ -6,18 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { splitCommit, splitTag, verifyCommit, verifyTag } from './verify.ts';
+import { GIT_TEST_ENV } from './test-env.ts';
 
-const ENV = {
-  ...process.env,
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'Tide Test',
-  GIT_AUTHOR_EMAIL: 'test@tide.invalid',
-  GIT_COMMITTER_NAME: 'Tide Test',
-  GIT_COMMITTER_EMAIL: 'test@tide.invalid',
-  GIT_AUTHOR_DATE: '2024-01-01T00:00:00Z',
-  GIT_COMMITTER_DATE: '2024-01-01T00:00:00Z',
-};
+const ENV = GIT_TEST_ENV;
 
 function git(cwd: string, args: string[], input?: Buffer, env: NodeJS.ProcessEnv = ENV): string {
   return execFileSync('git', args, { cwd, env, input, encoding: 'utf8' }).trim();

@@ -1,14 +1,13 @@
 // spec.include: copies (parts of) other GitRepositories' artifacts into this one's. The result is
 // written entry by entry from the tarballs, never unpacked to disk, and stays reproducible: the
 // including artifact's entries first, then each include's in spec order.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { posix } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { Header } from 'tar-stream';
+import { digestMeter } from '../digest.ts';
 
 export interface IncludeSource {
   /** Absolute path of the included GitRepository's artifact. */
@@ -34,16 +33,8 @@ function under(path: string, dir: string): boolean {
 
 export async function mergeIncludes(baseFile: string, includes: IncludeSource[], outFile: string): Promise<{ digest: string; size: number }> {
   const pack = tar.pack();
-  const hash = createHash('sha256');
-  let size = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const written = pipeline(pack, createGzip(), count, createWriteStream(outFile));
+  const meter = digestMeter();
+  const written = pipeline(pack, createGzip(), meter.stream, createWriteStream(outFile));
   const targets = includes.map((i) => i.toPath);
   try {
     await copyEntries(pack, baseFile, (name) => (targets.some((t) => under(name, t)) ? undefined : name));
@@ -61,7 +52,7 @@ export async function mergeIncludes(baseFile: string, includes: IncludeSource[],
     throw err;
   }
   await written;
-  return { digest: `sha256:${hash.digest('hex')}`, size };
+  return meter.result();
 }
 
 /** Copies the entries of one .tar.gz into `pack`, renamed by `rename` (undefined drops the entry). */
