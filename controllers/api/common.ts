@@ -60,3 +60,31 @@ export const observedStatus = {
     Type.String({ description: 'The value of the reconcile.fluxcd.io/requestedAt annotation last handled.' }),
   ),
 };
+
+/** meta.NamespacedObjectKindReference */
+export const NamespacedObjectKindReference = Type.Object(
+  {
+    apiVersion: Type.Optional(Type.String({ description: 'API version of the referent; defaults to the preferred version of the kind.' })),
+    kind: Type.String({ description: 'Kind of the referent.' }),
+    name: Type.String({ description: 'Name of the referent.' }),
+    namespace: Type.Optional(Type.String({ description: "Namespace of the referent; defaults to the referrer's." })),
+  },
+  { description: 'A reference to an object of a given kind, optionally in another namespace.' },
+);
+
+/** meta.KubeConfigReference */
+export const KubeConfigReference = Type.Object(
+  {
+    secretRef: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({ description: 'Name of the Secret.' }),
+          key: Type.Optional(Type.String({ description: "Key holding the kubeconfig; defaults to 'value' or 'value.yaml'." })),
+        },
+        { description: 'Secret holding a kubeconfig.' },
+      ),
+    ),
+    configMapRef: Type.Optional(LocalObjectReference('ConfigMap holding the remote cluster address and provider settings.')),
+  },
+  { description: 'A kubeconfig for acting on a remote cluster.' },
+);
