@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source
+.PHONY: help node deps system-deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ clean: down ## remove build output and local state
 
 bench-runtime: deps controlplane ## benchmark the controller runtime (BENCH_N objects, default 1000)
 	node e2e/bench/runtime.ts
+
+bench-kustomize: deps controlplane system-deps ## benchmark Kustomizations: N = 100, 500, 1000 (BENCH_SIZES) apps to Ready, RSS, API requests, no-op resync
+	node e2e/bench/kustomize.ts
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
 	node e2e/bench/source.ts

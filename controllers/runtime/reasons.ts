@@ -34,4 +34,9 @@ export const Reason = {
   NotFound: 'NotFound',
   NoArtifact: 'NoArtifact',
   UnsupportedFeature: 'UnsupportedFeature',
+  // Kustomizations
+  ArtifactFailed: 'ArtifactFailed',
+  BuildFailed: 'BuildFailed',
+  PruneFailed: 'PruneFailed',
+  HealthCheckFailed: 'HealthCheckFailed',
 } as const;

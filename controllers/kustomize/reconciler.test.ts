@@ -1,0 +1,175 @@
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import type { KustomizationStatus } from '../api/kustomize/kustomization.ts';
+import { findCondition } from '../runtime/conditions.ts';
+import type { ReconcileContext } from '../runtime/controller.ts';
+import type { Informer } from '../runtime/informer.ts';
+import { ReconcileError } from '../runtime/outcome.ts';
+import type { Kustomization, Source } from './dependencies.ts';
+import { KustomizationReconciler, type InventoryEntry, type KustomizeSteps } from './reconciler.ts';
+
+const REV = 'main@sha1:0123456789012345678901234567890123456789';
+
+function kustomization(spec: Partial<Kustomization['spec']> = {}, status: KustomizationStatus = {}): Kustomization {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    // The finalizer is already there, so no API call is needed.
+    metadata: { name: 'app', namespace: 'ns', generation: 1, finalizers: ['finalizers.fluxcd.io'] },
+    spec: { interval: '5m', prune: true, sourceRef: { kind: 'GitRepository', name: 'repo' }, path: './deploy', ...spec },
+    status,
+  };
+}
+
+const cm = (name: string): KubernetesObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'ns' } });
+
+/** Records which steps ran; a step named in `failing` throws. */
+function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) {
+  const calls: string[] = [];
+  const pruned: InventoryEntry[][] = [];
+  const run = <T>(name: keyof KustomizeSteps, value: T): T => {
+    calls.push(name);
+    if (name === failing) throw new Error(`${name} exploded`);
+    return value;
+  };
+  const steps: KustomizeSteps = {
+    fetch: async () => run('fetch', undefined),
+    build: async () => run('build', objects),
+    substitute: async (objs) => run('substitute', objs),
+    apply: async (objs) => run('apply', objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, action: 'created' as const }))),
+    inventory: (objs) => objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, v: 'v1' })),
+    prune: async (stale) => {
+      pruned.push(stale);
+      return run('prune', stale.map((s) => s.id));
+    },
+    waitForHealth: async () => run('waitForHealth', undefined),
+  };
+  return { steps, calls, pruned };
+}
+
+function informer<T>(objects: Record<string, T>): Informer<T & KubernetesObject> {
+  return { get: (key: string) => objects[key] } as unknown as Informer<T & KubernetesObject>;
+}
+
+function ctx(obj: Kustomization): ReconcileContext<KustomizationStatus> & { events: string[] } {
+  const events: string[] = [];
+  return {
+    key: 'ns/app',
+    logger: undefined as never,
+    status: structuredClone(obj.status ?? {}),
+    now: () => new Date('2026-01-01T00:00:00Z'),
+    event: (_type, reason, message) => events.push(`${reason}: ${message}`),
+    skipStatus: false,
+    events,
+  };
+}
+
+function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization> = {}, source?: Source) {
+  const src: Source = source ?? { metadata: { name: 'repo', namespace: 'ns' }, status: { artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' } } };
+  return new KustomizationReconciler({
+    kubeConfig: {} as KubeConfig,
+    kustomizations: informer(others),
+    sources: informer({ 'ns/repo': src }),
+    steps,
+    requeueDependencyMs: 30_000,
+  });
+}
+
+async function outcomeOf(promise: Promise<unknown>): Promise<ReconcileError | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (err) {
+    return err as ReconcileError;
+  }
+}
+
+describe('Kustomization reconciler', () => {
+  it('applies, records the inventory and the revision, and prunes what left the source', async () => {
+    const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_a__ConfigMap', v: 'v1' }, { id: 'ns_gone__ConfigMap', v: 'v1' }] } });
+    const { steps, calls, pruned } = fakeSteps([cm('a'), cm('b')]);
+    const c = ctx(obj);
+    const outcome = await reconciler(steps).reconcile(obj, c);
+    expect(outcome).to.deep.include({ type: 'success', reason: 'ReconciliationSucceeded', message: `Applied revision: ${REV}`, requeueAfterMs: 300_000 });
+    expect(calls).to.deep.equal(['fetch', 'build', 'substitute', 'apply', 'prune']);
+    expect(pruned).to.deep.equal([[{ id: 'ns_gone__ConfigMap', v: 'v1' }]]);
+    expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap', 'ns_b__ConfigMap']);
+    expect(c.status).to.include({ lastAppliedRevision: REV, lastAttemptedRevision: REV });
+    expect(c.events.join('\n')).to.include('ns_gone__ConfigMap deleted');
+  });
+
+  it('labels every object with its owner', async () => {
+    const objects = [cm('a')];
+    const { steps } = fakeSteps(objects);
+    await reconciler(steps).reconcile(kustomization(), ctx(kustomization()));
+    expect(objects[0]!.metadata?.labels).to.deep.equal({ 'kustomize.toolkit.fluxcd.io/name': 'app', 'kustomize.toolkit.fluxcd.io/namespace': 'ns' });
+  });
+
+  for (const [failing, reason] of [['fetch', 'ArtifactFailed'], ['build', 'BuildFailed'], ['substitute', 'BuildFailed'], ['apply', 'ReconciliationFailed']] as const) {
+    it(`a failing ${failing} ends in ${reason} with nothing applied after it and nothing pruned`, async () => {
+      const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' });
+      const { steps, calls } = fakeSteps([cm('a')], failing);
+      const c = ctx(obj);
+      const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
+      expect(err).to.include({ outcome: 'error', reason, message: `${failing} exploded` });
+      expect(calls.at(-1)).to.equal(failing);
+      expect(calls).to.not.include('prune');
+      expect(c.status.inventory?.entries.map((e) => e.id), 'inventory untouched').to.deep.equal(['ns_old__ConfigMap']);
+      expect(c.status.lastAppliedRevision).to.equal('old');
+      expect(c.status.lastAttemptedRevision).to.equal(REV);
+    });
+  }
+
+  it('does not prune with prune: false, but still records the new inventory', async () => {
+    const obj = kustomization({ prune: false }, { inventory: { entries: [{ id: 'ns_gone__ConfigMap', v: 'v1' }] } });
+    const { steps, calls } = fakeSteps([cm('a')]);
+    const c = ctx(obj);
+    await reconciler(steps).reconcile(obj, c);
+    expect(calls).to.not.include('prune');
+    expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap']);
+  });
+
+  it('waits for dependencies that are not ready, for the requeue-dependency interval', async () => {
+    const obj = kustomization({ dependsOn: [{ name: 'infra' }] });
+    const { steps, calls } = fakeSteps([cm('a')]);
+    const infra = kustomization({}, { conditions: [{ type: 'Ready', status: 'False', reason: 'BuildFailed', message: 'x', lastTransitionTime: 't', observedGeneration: 1 }] });
+    const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra }).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ outcome: 'waiting', reason: 'DependencyNotReady', requeueAfterMs: 30_000 });
+    expect(err?.message).to.equal("dependency 'ns/infra' is not ready");
+    expect(calls).to.deep.equal([]);
+    const missing = await outcomeOf(reconciler(steps).reconcile(obj, ctx(obj)));
+    expect(missing?.message).to.equal("dependency 'ns/infra' not found");
+  });
+
+  it('proceeds once the dependency is ready and has applied its source revision', async () => {
+    const obj = kustomization({ dependsOn: [{ name: 'infra' }] });
+    const readyInfra = kustomization({}, {
+      conditions: [{ type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok', lastTransitionTime: 't', observedGeneration: 1 }],
+      lastAppliedRevision: REV,
+    });
+    const { steps } = fakeSteps([cm('a')]);
+    expect((await reconciler(steps, { 'ns/infra': readyInfra }).reconcile(obj, ctx(obj))).type).to.equal('success');
+  });
+
+  it('fails with HealthCheckFailed and Healthy=False when wait times out', async () => {
+    const obj = kustomization({ wait: true, timeout: '1m' });
+    const { steps } = fakeSteps([cm('a')], 'waitForHealth');
+    const c = ctx(obj);
+    const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
+    expect(err).to.include({ reason: 'HealthCheckFailed' });
+    expect(findCondition(c.status.conditions, 'Healthy')).to.include({ status: 'False', reason: 'HealthCheckFailed' });
+  });
+
+  it('stalls on source kinds it does not support, and names them', async () => {
+    const obj = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'x' } });
+    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ outcome: 'stalled', reason: 'UnsupportedFeature' });
+    expect(err?.message).to.include('OCIRepository');
+  });
+
+  it('reports a source without an artifact', async () => {
+    const obj = kustomization();
+    const err = await outcomeOf(reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ reason: 'ArtifactFailed', message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet" });
+  });
+});

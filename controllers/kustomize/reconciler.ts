@@ -1,0 +1,172 @@
+// Kustomization: wait for dependencies, take the source's artifact, build it with kustomize,
+// substitute variables, apply it server-side, prune what left the source, and wait for health.
+// Nothing is applied or pruned for a revision that fails to download, build or validate.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KustomizationKind, type KustomizationSpec, type KustomizationStatus } from '../api/kustomize/kustomization.ts';
+import { checkSpec } from '../api/validate.ts';
+import { removeCondition, setCondition } from '../runtime/conditions.ts';
+import type { ReconcileContext, Reconciler } from '../runtime/controller.ts';
+import { parseDuration } from '../runtime/duration.ts';
+import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
+import type { Informer } from '../runtime/informer.ts';
+import { ReconcileError, failed, stalled, waiting, type Outcome } from '../runtime/outcome.ts';
+import { Reason } from '../runtime/reasons.ts';
+import { unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
+
+type Ctx = ReconcileContext<KustomizationStatus>;
+export type InventoryEntry = { id: string; v: string };
+export type Action = 'created' | 'configured' | 'unchanged' | 'skipped' | 'deleted';
+
+export const NAME_LABEL = 'kustomize.toolkit.fluxcd.io/name';
+export const NAMESPACE_LABEL = 'kustomize.toolkit.fluxcd.io/namespace';
+export const FIELD_MANAGER = 'kustomize-controller';
+
+/** The work itself, injected so that the order of steps and the status they leave can be tested alone. */
+export interface KustomizeSteps {
+  fetch(url: string, digest: string | undefined, dest: string, timeoutMs: number): Promise<void>;
+  build(dir: string, spec: KustomizationSpec, timeoutMs: number): Promise<KubernetesObject[]>;
+  substitute(objects: KubernetesObject[], obj: Kustomization): Promise<KubernetesObject[]>;
+  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<{ id: string; action: Action }[]>;
+  inventory(objects: KubernetesObject[]): InventoryEntry[];
+  prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
+  waitForHealth(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
+}
+
+export interface KustomizationDeps {
+  kubeConfig: KubeConfig;
+  kustomizations: Informer<Kustomization>;
+  sources: Informer<Source>;
+  steps: KustomizeSteps;
+  requeueDependencyMs: number;
+}
+
+const SUPPORTED_SOURCES = ['GitRepository'];
+
+export class KustomizationReconciler implements Reconciler<Kustomization> {
+  readonly failureReason = Reason.ReconciliationFailed;
+  private readonly deps: KustomizationDeps;
+
+  constructor(deps: KustomizationDeps) {
+    this.deps = deps;
+  }
+
+  sourceOf = (k: Kustomization): Source | undefined => {
+    const ref = k.spec?.sourceRef;
+    if (!ref || ref.kind !== 'GitRepository') return undefined;
+    return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
+  };
+
+  async reconcile(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
+    const { steps } = this.deps;
+    const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
+    if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
+    if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
+    const spec = this.validate(obj);
+    const interval = parseDuration(spec.interval);
+    const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
+
+    const blocker = unreadyDependency(obj, this.deps.kustomizations, this.sourceOf);
+    if (blocker) throw waiting(Reason.DependencyNotReady, blocker, this.deps.requeueDependencyMs);
+
+    const source = this.sourceOf(obj);
+    const ref = spec.sourceRef;
+    const sourceName = `${ref.kind}/${ref.namespace ?? obj.metadata!.namespace}/${ref.name}`;
+    if (!source) throw failed(Reason.ArtifactFailed, `source '${sourceName}' not found`);
+    const artifact = source.status?.artifact;
+    if (!artifact) throw failed(Reason.ArtifactFailed, `source '${sourceName}' is not ready: it has no artifact yet`);
+    const revision = artifact.revision;
+    ctx.status.lastAttemptedRevision = revision;
+
+    const dir = await mkdtemp(join(tmpdir(), 'tide-kustomize-'));
+    let objects: KubernetesObject[];
+    try {
+      await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, dir, timeoutMs));
+      objects = await step(Reason.BuildFailed, () => steps.build(dir, spec, timeoutMs));
+      objects = await step(Reason.BuildFailed, () => steps.substitute(objects, obj));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
+
+    const changes = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
+    const entries = steps.inventory(objects);
+    const previous = ctx.status.inventory?.entries ?? [];
+    const current = new Set(entries.map((e) => e.id));
+    const stale = previous.filter((e) => !current.has(e.id));
+    // The inventory always lists what is applied now, so that a later prune can find it even when
+    // this one is disabled or fails.
+    ctx.status.inventory = { entries };
+    let deleted: string[] = [];
+    if (spec.prune && stale.length > 0) deleted = await step(Reason.PruneFailed, () => steps.prune(stale, owner));
+    const changed = changes.filter((c) => c.action !== 'unchanged' && c.action !== 'skipped');
+    if (changed.length + deleted.length > 0) {
+      const lines = [...changed.map((c) => `${c.id} ${c.action}`), ...deleted.map((id) => `${id} deleted`)];
+      ctx.event('Normal', 'Progressing', lines.join('\n'));
+    }
+
+    const checks = spec.wait ? entries : this.healthCheckEntries(obj, spec);
+    if (checks.length > 0) {
+      try {
+        await steps.waitForHealth(checks, timeoutMs);
+      } catch (err) {
+        const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
+        ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'False', reason: Reason.HealthCheckFailed, message, observedGeneration: obj.metadata?.generation }, ctx.now());
+        throw failed(Reason.HealthCheckFailed, message);
+      }
+      ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'True', reason: Reason.Succeeded, message: 'Health check passed', observedGeneration: obj.metadata?.generation }, ctx.now());
+    } else {
+      ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
+    }
+    ctx.status.lastAppliedRevision = revision;
+    return { type: 'success', reason: Reason.ReconciliationSucceeded, message: `Applied revision: ${revision}`, requeueAfterMs: interval };
+  }
+
+  private validate(obj: Kustomization): KustomizationSpec {
+    const { spec, errors } = checkSpec<KustomizationSpec>(KustomizationKind, obj.spec);
+    if (errors.length > 0) throw stalled(Reason.InvalidSpec, `invalid spec: ${errors.join('; ')}`);
+    if (!SUPPORTED_SOURCES.includes(spec.sourceRef.kind)) {
+      throw stalled(Reason.UnsupportedFeature, `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository`);
+    }
+    const unsupported: [unknown, string][] = [
+      [spec.kubeConfig, 'spec.kubeConfig'],
+      [spec.decryption, 'spec.decryption'],
+      [spec.serviceAccountName, 'spec.serviceAccountName'],
+      [spec.healthCheckExprs?.length, 'spec.healthCheckExprs'],
+      [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
+      [spec.dependsOn?.some((d) => d.readyExpr), 'spec.dependsOn[].readyExpr'],
+    ];
+    for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
+    return spec;
+  }
+
+  private healthCheckEntries(obj: Kustomization, spec: KustomizationSpec): InventoryEntry[] {
+    return (spec.healthChecks ?? []).map((h) => {
+      const [group, version] = (h.apiVersion ?? '').includes('/') ? h.apiVersion!.split('/') : ['', h.apiVersion ?? 'v1'];
+      return { id: `${h.namespace ?? obj.metadata?.namespace}_${h.name}_${group}_${h.kind}`, v: version! };
+    });
+  }
+
+  /** deletionPolicy: MirrorPrune (default: prune when spec.prune), Delete, WaitForTermination, Orphan. */
+  private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>): Promise<Outcome> {
+    const policy = obj.spec?.deletionPolicy ?? 'MirrorPrune';
+    const remove = policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
+    const entries = obj.status?.inventory?.entries ?? [];
+    if (remove && entries.length > 0) await this.deps.steps.prune(entries, owner);
+    await setFinalizer(this.deps.kubeConfig, obj, false);
+    ctx.skipStatus = true;
+    return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };
+  }
+}
+
+/** Runs a step; anything it throws that is not already an outcome fails with `reason`. */
+async function step<T>(reason: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof ReconcileError) throw err;
+    throw failed(reason, err instanceof Error ? err.message : String(err));
+  }
+}

@@ -1,0 +1,62 @@
+// tide-controller as a real process against the test cluster, for end-to-end tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testCluster } from './cluster.ts';
+import { eventually } from './eventually.ts';
+import { freePort } from './net.ts';
+
+export interface RunningController {
+  process: ChildProcess;
+  storagePath: string;
+  metricsUrl: string;
+  /** Everything it logged so far (JSON lines). */
+  logs(): string;
+  stop(): Promise<number | null>;
+}
+
+export async function startController(args: string[] = []): Promise<RunningController> {
+  const [health, metrics, storage] = [await freePort(), await freePort(), await freePort()];
+  const storagePath = mkdtempSync(join(tmpdir(), 'tide-e2e-storage-'));
+  const main = join(import.meta.dirname, '..', '..', 'controllers', 'main.ts');
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      `--kubeconfig=${testCluster().kubeconfigPath}`,
+      `--health-addr=127.0.0.1:${health}`,
+      `--metrics-addr=127.0.0.1:${metrics}`,
+      `--storage-addr=127.0.0.1:${storage}`,
+      `--storage-adv-addr=127.0.0.1:${storage}`,
+      `--storage-path=${storagePath}`,
+      '--log-level=debug',
+      ...args,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let logs = '';
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  const exited = once(child, 'exit');
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`tide-controller exited with ${child.exitCode}: ${logs.slice(-2000)}`);
+      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
+      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
+    },
+    { timeoutMs: 30_000, message: 'tide-controller did not become ready' },
+  );
+  return {
+    process: child,
+    storagePath,
+    metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
+    logs: () => logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      return code as number | null;
+    },
+  };
+}
