@@ -31,6 +31,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'storage-adv-addr': { help: 'source: host:port of artifact URLs; defaults to the hostname and the --storage-addr port.' },
   'artifact-retention-records': { default: '2', help: 'source: how many artifacts of one object are kept.' },
   'git-max-size': { default: '1073741824', help: 'source: bytes a fetch may download and an artifact may unpack to.' },
+  'requeue-dependency': { default: '30s', help: 'kustomize: how soon a Kustomization waiting for dependencies checks again.' },
+  'kustomize-path': { default: 'kustomize', help: 'kustomize: the kustomize v5 binary.' },
   help: { default: 'false', boolean: true, help: 'Print this help.' },
 };
 

@@ -43,7 +43,7 @@ async function up(): Promise<void> {
 
   try {
     installCrds(kubectl);
-    await startController();
+    await startController(cluster.binDir);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n(the control plane is still running; \`make down\` stops it)`);
   }
@@ -73,14 +73,15 @@ function installCrds(kubectl: string): void {
   run(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 }
 
-async function startController(): Promise<void> {
+async function startController(binDir: string): Promise<void> {
   const entry = path.join(repoRoot, 'controllers/main.ts');
   if (!fs.existsSync(entry)) throw new Error(`${rel(entry)} does not exist yet, so ${controller} cannot start`);
   // An absolute kubeconfig path puts the state dir in the command line, which is how `down`
   // recognises the process as ours.
   // The default ports, bound to loopback: the local control plane is for this machine only.
   const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440',
-    `--storage-path=${path.join(stateDir, 'storage')}`, '--storage-addr=127.0.0.1:9090', '--storage-adv-addr=127.0.0.1:9090'];
+    `--storage-path=${path.join(stateDir, 'storage')}`, '--storage-addr=127.0.0.1:9090', '--storage-adv-addr=127.0.0.1:9090',
+    `--kustomize-path=${path.join(binDir, 'kustomize')}`];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
   for (;;) {

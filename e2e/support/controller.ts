@@ -31,6 +31,7 @@ export async function startController(args: string[] = []): Promise<RunningContr
       `--storage-addr=127.0.0.1:${storage}`,
       `--storage-adv-addr=127.0.0.1:${storage}`,
       `--storage-path=${storagePath}`,
+      `--kustomize-path=${join(testCluster().binDir, 'kustomize')}`,
       '--log-level=debug',
       ...args,
     ],
