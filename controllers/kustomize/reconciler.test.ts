@@ -35,7 +35,6 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
   const steps: KustomizeSteps = {
     fetch: async () => run('fetch', undefined),
     build: async () => run('build', objects),
-    substitute: async (objs) => run('substitute', objs),
     apply: async (objs) => run('apply', objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, action: 'created' as const }))),
     inventory: (objs) => objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, v: 'v1' })),
     prune: async (stale) => {
@@ -91,7 +90,7 @@ describe('Kustomization reconciler', () => {
     const c = ctx(obj);
     const outcome = await reconciler(steps).reconcile(obj, c);
     expect(outcome).to.deep.include({ type: 'success', reason: 'ReconciliationSucceeded', message: `Applied revision: ${REV}`, requeueAfterMs: 300_000 });
-    expect(calls).to.deep.equal(['fetch', 'build', 'substitute', 'apply', 'prune']);
+    expect(calls).to.deep.equal(['fetch', 'build', 'apply', 'prune']);
     expect(pruned).to.deep.equal([[{ id: 'ns_gone__ConfigMap', v: 'v1' }]]);
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap', 'ns_b__ConfigMap']);
     expect(c.status).to.include({ lastAppliedRevision: REV, lastAttemptedRevision: REV });
@@ -105,7 +104,7 @@ describe('Kustomization reconciler', () => {
     expect(objects[0]!.metadata?.labels).to.deep.equal({ 'kustomize.toolkit.fluxcd.io/name': 'app', 'kustomize.toolkit.fluxcd.io/namespace': 'ns' });
   });
 
-  for (const [failing, reason] of [['fetch', 'ArtifactFailed'], ['build', 'BuildFailed'], ['substitute', 'BuildFailed'], ['apply', 'ReconciliationFailed']] as const) {
+  for (const [failing, reason] of [['fetch', 'ArtifactFailed'], ['build', 'BuildFailed'], ['apply', 'ReconciliationFailed']] as const) {
     it(`a failing ${failing} ends in ${reason} with nothing applied after it and nothing pruned`, async () => {
       const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' });
       const { steps, calls } = fakeSteps([cm('a')], failing);

@@ -27,8 +27,8 @@ export const FIELD_MANAGER = 'kustomize-controller';
 /** The work itself, injected so that the order of steps and the status they leave can be tested alone. */
 export interface KustomizeSteps {
   fetch(url: string, digest: string | undefined, dest: string, timeoutMs: number): Promise<void>;
-  build(dir: string, spec: KustomizationSpec, timeoutMs: number): Promise<KubernetesObject[]>;
-  substitute(objects: KubernetesObject[], obj: Kustomization): Promise<KubernetesObject[]>;
+  /** kustomize build of spec.path, then post-build substitution and commonMetadata. */
+  build(dir: string, obj: Kustomization, spec: KustomizationSpec, timeoutMs: number): Promise<KubernetesObject[]>;
   apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<{ id: string; action: Action }[]>;
   inventory(objects: KubernetesObject[]): InventoryEntry[];
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
@@ -84,8 +84,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     let objects: KubernetesObject[];
     try {
       await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, dir, timeoutMs));
-      objects = await step(Reason.BuildFailed, () => steps.build(dir, spec, timeoutMs));
-      objects = await step(Reason.BuildFailed, () => steps.substitute(objects, obj));
+      objects = await step(Reason.BuildFailed, () => steps.build(dir, obj, spec, timeoutMs));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

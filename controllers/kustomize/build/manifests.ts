@@ -1,0 +1,28 @@
+// The whole way from an unpacked artifact to the objects to apply, in Flux's order: kustomize
+// build (with the Kustomization's kustomize fields), post-build substitution, then commonMetadata,
+// which Flux sets after substitution so its values are never expanded.
+import { build } from './kustomize.ts';
+import type { KustomizeFields, KustomizeOptions } from './kustomize.ts';
+import { setCommonMetadata } from './objects.ts';
+import type { Manifest } from './objects.ts';
+import { substitute } from './substitute.ts';
+import type { PostBuild, VariableSource } from './substitute.ts';
+
+export interface BuildSpec extends KustomizeFields {
+  path?: string;
+  postBuild?: PostBuild;
+  commonMetadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+}
+
+export interface BuildManifestsOptions extends KustomizeOptions {
+  readVariables: VariableSource;
+  /** Flux's StrictPostBuildSubstitutions feature gate. */
+  strictSubstitution?: boolean;
+}
+
+/** Builds `spec` from the artifact unpacked in `dir` (a scratch directory: it is written to). */
+export async function buildManifests(dir: string, spec: BuildSpec, opts: BuildManifestsOptions): Promise<Manifest[]> {
+  const built = await build(dir, spec.path, spec, opts);
+  const substituted = await substitute(built, spec.postBuild, opts.readVariables, { strict: opts.strictSubstitution });
+  return setCommonMetadata(substituted, spec.commonMetadata);
+}
