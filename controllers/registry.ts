@@ -1,6 +1,7 @@
 // The controllers tide-controller can run, by the names --controllers takes. Each later issue
 // registers its setup here; a name without a setup is reported as not available yet.
 import type { Manager } from './runtime/manager.ts';
+import { setupKustomize } from './kustomize/setup.ts';
 import { setupSource } from './source/setup.ts';
 
 export const CONTROLLER_NAMES = ['source', 'kustomize', 'helm', 'image', 'notification'] as const;
@@ -13,7 +14,7 @@ export interface SetupContext {
 
 export type Setup = (ctx: SetupContext) => Promise<void> | void;
 
-export const SETUPS: Partial<Record<ControllerName, Setup>> = { source: setupSource };
+export const SETUPS: Partial<Record<ControllerName, Setup>> = { source: setupSource, kustomize: setupKustomize };
 
 /** Resolves the --controllers value into names that have a setup. */
 export function selectControllers(value: string): { selected: ControllerName[]; unavailable: ControllerName[] } {

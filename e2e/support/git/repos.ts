@@ -85,7 +85,8 @@ export async function commit(repoPath: string, opts: CommitOptions): Promise<str
     await git(parent ? ['read-tree', parent] : ['read-tree', '--empty'], { cwd: repoPath, env });
     for (const [file, content] of Object.entries(opts.files)) {
       if (content === null) {
-        await git(['update-index', '--force-remove', '--', file], { cwd: repoPath, env });
+        // Mode 0 removes the entry; unlike --force-remove it needs no work tree.
+        await git(['update-index', '--index-info'], { cwd: repoPath, env, input: `0 ${'0'.repeat(40)}\t${file}\n` });
       } else {
         const blob = await git(['hash-object', '-w', '--stdin'], { cwd: repoPath, input: content });
         await git(['update-index', '--add', '--cacheinfo', `100644,${blob},${file}`], { cwd: repoPath, env });

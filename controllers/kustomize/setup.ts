@@ -1,0 +1,115 @@
+// The kustomize controller: Kustomization, fed by GitRepository artifacts.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { KustomizationKind } from '../api/kustomize/kustomization.ts';
+import { resourceTypeOf } from '../api/kind.ts';
+import { GitRepositoryKind } from '../api/source/gitrepository.ts';
+import type { SetupContext } from '../registry.ts';
+import { applyAll } from '../runtime/apply/apply.ts';
+import { inventoryOf, type ChangeSet } from '../runtime/apply/changeset.ts';
+import { waitForHealth } from '../runtime/apply/health.ts';
+import { prune } from '../runtime/apply/prune.ts';
+import { parseDuration } from '../runtime/duration.ts';
+import { statusCode } from '../runtime/leader.ts';
+import { failed } from '../runtime/outcome.ts';
+import { Reason } from '../runtime/reasons.ts';
+import { keyOf } from '../runtime/resource.ts';
+import { ArtifactError } from './build/errors.ts';
+import { fetchArtifact } from './build/fetch.ts';
+import { buildManifests } from './build/manifests.ts';
+import type { VariableSource } from './build/substitute.ts';
+import { dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
+import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps } from './reconciler.ts';
+
+const SOURCE_INDEX = 'spec.sourceRef';
+const DEPENDS_INDEX = 'spec.dependsOn';
+const MAX_ARTIFACT_BYTES = 512 * 1024 * 1024;
+
+/** Reads postBuild.substituteFrom objects from the Kustomization's namespace. */
+function variables(kc: KubeConfig, namespace: string): VariableSource {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (kind, name) => {
+    try {
+      const obj = kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ name, namespace }) : await core.readNamespacedSecret({ name, namespace });
+      return obj.data ?? {};
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  };
+}
+
+export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): KustomizeSteps {
+  // The change set of the last apply per inventory, so that inventory() can report what apply did.
+  let lastApply: ChangeSet = [];
+  return {
+    async fetch(url, digest, dest, timeoutMs) {
+      await fetchArtifact(url, { digest: digest ?? '', maxBytes: MAX_ARTIFACT_BYTES, timeoutMs }, dest);
+    },
+    async build(dir, obj, spec, timeoutMs) {
+      try {
+        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(kc, obj.metadata!.namespace!) });
+      } catch (err) {
+        if (err instanceof ArtifactError) throw failed(Reason.ArtifactFailed, err.message);
+        throw err;
+      }
+    },
+    async apply(objects, { force }) {
+      lastApply = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force });
+      return lastApply.map((e) => ({ id: e.subject, action: e.action }));
+    },
+    inventory() {
+      return inventoryOf(lastApply);
+    },
+    async prune(stale, owner) {
+      const changes = await prune(kc, stale, { ownerLabels: owner });
+      return changes.filter((c) => c.action === 'deleted').map((c) => c.subject);
+    },
+    waitForHealth: (entries, timeoutMs) => waitForHealth(kc, entries, timeoutMs),
+  };
+}
+
+export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
+  const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
+  const kustomizations = manager.informer<Kustomization>(resourceTypeOf(KustomizationKind));
+  const sources = manager.informer<Source>(resourceTypeOf(GitRepositoryKind));
+  kustomizations.addIndex(SOURCE_INDEX, sourceKey);
+  kustomizations.addIndex(DEPENDS_INDEX, dependencyKeys);
+  const reconciler = new KustomizationReconciler({
+    kubeConfig: manager.kubeConfig,
+    kustomizations,
+    sources,
+    steps: kustomizeSteps(manager.kubeConfig, args['kustomize-path']!),
+    requeueDependencyMs,
+  });
+  const controller = manager.addController<Kustomization>({
+    name: 'kustomization',
+    resource: resourceTypeOf(KustomizationKind),
+    fieldManager: FIELD_MANAGER,
+    reconciler,
+    isSuspended: (o) => o.spec?.suspend === true,
+  });
+  // A new source revision reaches its Kustomizations at once, not at their next interval.
+  sources.on({
+    add: (s) => enqueueForSource(s),
+    update: (o, n) => {
+      if (o.status?.artifact?.revision !== n.status?.artifact?.revision) enqueueForSource(n);
+    },
+  });
+  function enqueueForSource(s: Source): void {
+    const revision = s.status?.artifact?.revision;
+    if (!revision) return;
+    for (const k of kustomizations.byIndex(SOURCE_INDEX, `GitRepository/${keyOf(s)}`)) {
+      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k));
+    }
+  }
+  // A Kustomization becoming Ready releases the ones that wait for it.
+  kustomizations.on({
+    update: (o, n) => {
+      const wasReady = o.status?.conditions?.find((c) => c.type === 'Ready');
+      const isReady = n.status?.conditions?.find((c) => c.type === 'Ready');
+      if (isReady?.status === 'True' && (wasReady?.status !== 'True' || o.status?.lastAppliedRevision !== n.status?.lastAppliedRevision)) {
+        for (const dependent of kustomizations.byIndex(DEPENDS_INDEX, keyOf(n))) controller.enqueue(keyOf(dependent));
+      }
+    },
+  });
+}

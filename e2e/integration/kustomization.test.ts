@@ -1,0 +1,252 @@
+// The GitOps loop end to end: a real git server, tide-controller running the source and kustomize
+// controllers as a process, kwok making Deployments Available. A commit becomes running
+// workloads; removing a file removes them.
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findCondition, type Condition } from '../../controllers/runtime/conditions.ts';
+import { kubeConfig, testCluster } from '../support/cluster.ts';
+import { startController, type RunningController } from '../support/controller.ts';
+import { installCRDs } from '../support/crds.ts';
+import { eventually } from '../support/eventually.ts';
+import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
+import { commit, createRepo } from '../support/git/repos.ts';
+import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
+
+const exec = promisify(execFile);
+
+type Obj = { metadata?: { generation?: number; name?: string }; status?: { conditions?: Condition[]; lastAppliedRevision?: string; lastAttemptedRevision?: string; inventory?: { entries: { id: string; v: string }[] }; artifact?: { revision: string } } };
+
+const deployment = (ns: string, name: string, image: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${name}
+  namespace: ${ns}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: ${name}}
+  template:
+    metadata:
+      labels: {app: ${name}}
+    spec:
+      containers:
+      - name: app
+        image: ${image}
+`;
+
+describe('Kustomization: the GitOps loop', function () {
+  this.timeout(300_000);
+  let kc: KubeConfig;
+  let controller: RunningController;
+  let git: GitHttpServer;
+  let root: string;
+  let ns: string;
+  let appNs: string;
+
+  before(async () => {
+    kc = kubeConfig();
+    await installCRDs(kc);
+    root = mkdtempSync(join(tmpdir(), 'tide-fleet-'));
+    git = await startGitHttpServer({ root });
+    controller = await startController(['--controllers=source,kustomize', '--requeue-dependency=1s']);
+  });
+
+  after(async () => {
+    await controller?.stop();
+    await git?.close();
+  });
+
+  beforeEach(async function () {
+    ns = await createTestNamespace(kc, this.currentTest?.title.slice(0, 30) ?? 'ks');
+    appNs = `app-${randomBytes(3).toString('hex')}`;
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') console.log(controller.logs().split('\n').filter((l) => l.includes(ns)).slice(-30).join('\n'));
+    await deleteNamespace(kc, ns);
+    await deleteNamespace(kc, appNs);
+  });
+
+  const custom = () => kc.makeApiClient(CustomObjectsApi);
+  const ks = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
+  const gr = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories' };
+
+  async function createSource(repo: string): Promise<void> {
+    await custom().createNamespacedCustomObject({
+      ...gr, namespace: ns,
+      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', metadata: { name: 'fleet' }, spec: { url: git.url(repo), interval: '1h', ref: { branch: 'main' } } },
+    });
+  }
+
+  async function createKustomization(name: string, spec: Record<string, unknown>): Promise<void> {
+    await custom().createNamespacedCustomObject({
+      ...ks, namespace: ns,
+      body: {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name },
+        spec: { interval: '1h', prune: true, sourceRef: { kind: 'GitRepository', name: 'fleet' }, ...spec },
+      },
+    });
+  }
+
+  const getKs = async (name: string) => (await custom().getNamespacedCustomObject({ ...ks, namespace: ns, name })) as Obj;
+  const getSource = async () => (await custom().getNamespacedCustomObject({ ...gr, namespace: ns, name: 'fleet' })) as Obj;
+
+  async function refreshSource(): Promise<string> {
+    await custom().patchNamespacedCustomObject(
+      { ...gr, namespace: ns, name: 'fleet', body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    return '';
+  }
+
+  async function applied(name: string, revision?: string): Promise<Obj> {
+    return eventually(async () => {
+      const o = await getKs(name);
+      const ready = findCondition(o.status?.conditions, 'Ready');
+      expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({ status: 'True', reason: 'ReconciliationSucceeded' });
+      expect(ready?.observedGeneration).to.equal(o.metadata?.generation);
+      if (revision) expect(o.status?.lastAppliedRevision).to.equal(revision);
+      return o;
+    }, { timeoutMs: 120_000 });
+  }
+
+  async function failed(name: string, reason: string, revision?: string): Promise<Condition> {
+    return eventually(async () => {
+      const o = await getKs(name);
+      if (revision) expect(o.status?.lastAttemptedRevision).to.equal(revision);
+      const ready = findCondition(o.status?.conditions, 'Ready');
+      expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({ status: 'False', reason });
+      return ready!;
+    }, { timeoutMs: 60_000 });
+  }
+
+  async function revisionOfSource(): Promise<string> {
+    return eventually(async () => {
+      const r = (await getSource()).status?.artifact?.revision;
+      expect(r).to.be.a('string');
+      return r!;
+    });
+  }
+
+  it('applies an app, waits for it, rolls out a new image, prunes a removed file, honours dependsOn and prune: false', async () => {
+    const repoName = `fleet-${ns}`;
+    const repo = await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'infra/namespace.yaml': `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${appNs}\n`,
+        'apps/app/deployment.yaml': deployment(appNs, 'web', 'registry.example/web:1.0.0'),
+        'apps/app/service.yaml': `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${appNs}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n`,
+        'apps/app/config.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: ${appNs}\ndata: {level: info}\n`,
+        'keep/config.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: ${appNs}\ndata: {a: b}\n`,
+      },
+    });
+    await createSource(repoName);
+    // The app depends on infra, which does not exist yet: it must wait.
+    await createKustomization('app', { path: './apps/app', wait: true, dependsOn: [{ name: 'infra' }], timeout: '2m' });
+    const waiting = await failed('app', 'DependencyNotReady');
+    expect(waiting.message).to.include('infra');
+    await createKustomization('infra', { path: './infra' });
+    await createKustomization('keep', { path: './keep', prune: false, dependsOn: [{ name: 'infra' }] });
+
+    const revision = await revisionOfSource();
+    expect(revision).to.equal(`main@sha1:${repo.commit}`);
+    const infra = await applied('infra', revision);
+    const app = await applied('app', revision);
+    await applied('keep', revision);
+    const infraReady = findCondition(infra.status?.conditions, 'Ready')!.lastTransitionTime;
+    const appReady = findCondition(app.status?.conditions, 'Ready')!.lastTransitionTime;
+    expect(appReady >= infraReady, 'app became ready after infra').to.equal(true);
+    expect(findCondition(app.status?.conditions, 'Healthy')).to.include({ status: 'True' });
+    expect(app.status?.inventory?.entries.map((e) => e.id).sort()).to.deep.equal([
+      `${appNs}_web-config__ConfigMap`,
+      `${appNs}_web__Service`,
+      `${appNs}_web_apps_Deployment`,
+    ]);
+
+    const apps = kc.makeApiClient(AppsV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    const dep = await apps.readNamespacedDeployment({ name: 'web', namespace: appNs });
+    expect(dep.status?.availableReplicas).to.equal(2);
+    expect(dep.metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'app', 'kustomize.toolkit.fluxcd.io/namespace': ns });
+    expect(dep.metadata?.managedFields?.some((f) => f.manager === 'kustomize-controller')).to.equal(true);
+    const kubectl = join(testCluster().binDir, 'kubectl');
+    const { stdout } = await exec(kubectl, ['--kubeconfig', testCluster().kubeconfigPath, '-n', ns, 'wait', '--for=condition=Ready', 'kustomization/app', '--timeout=10s']);
+    expect(stdout).to.include('condition met');
+    const listing = await exec(kubectl, ['--kubeconfig', testCluster().kubeconfigPath, '-n', ns, 'get', 'ks']);
+    expect(listing.stdout).to.match(/app\s+\S+\s+True\s+Applied revision: main@sha1:/);
+
+    // A new image in git rolls out.
+    const second = await commit(repo.path, { branch: 'main', files: { 'apps/app/deployment.yaml': deployment(appNs, 'web', 'registry.example/web:2.0.0') } });
+    await refreshSource();
+    await applied('app', `main@sha1:${second}`);
+    await eventually(async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'web', namespace: appNs });
+      expect(d.spec?.template.spec?.containers[0]?.image).to.equal('registry.example/web:2.0.0');
+      expect(d.status?.updatedReplicas).to.equal(2);
+      expect(d.status?.availableReplicas).to.equal(2);
+    }, { timeoutMs: 60_000 });
+
+    // Removing files prunes what they declared, except where prune is off.
+    const third = await commit(repo.path, { branch: 'main', files: { 'apps/app/config.yaml': null, 'keep/config.yaml': null, 'keep/other.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: ${appNs}\n` } });
+    await refreshSource();
+    await applied('app', `main@sha1:${third}`);
+    await applied('keep', `main@sha1:${third}`);
+    await eventually(async () => {
+      const names = (await core.listNamespacedConfigMap({ namespace: appNs })).items.map((c) => c.metadata?.name);
+      expect(names).to.not.include('web-config');
+      expect(names).to.include.members(['kept', 'other']);
+    });
+  });
+
+  it('keeps the last applied objects when a new revision is broken, and names the problem', async () => {
+    const repoName = `broken-${ns}`;
+    const repo = await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'app/ns.yaml': `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${appNs}\n`,
+        'app/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ${appNs}\ndata: {v: "1"}\n`,
+      },
+    });
+    await createSource(repoName);
+    await createKustomization('app', { path: './app' });
+    await applied('app', `main@sha1:${repo.commit}`);
+    const core = kc.makeApiClient(CoreV1Api);
+
+    const cases: [string, Record<string, string | null>, string, RegExp][] = [
+      ['broken YAML', { 'app/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n' }, 'BuildFailed', /a\.yaml|yaml/i],
+      ['invalid object', { 'app/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ${appNs}\ndata: {v: "2"}\n`, 'app/bad.yaml': `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\n  namespace: ${appNs}\nspec: {}\n` }, 'ReconciliationFailed', /Deployment\/.*bad/],
+      ['unknown kind', { 'app/bad.yaml': `apiVersion: example.com/v1\nkind: Nope\nmetadata:\n  name: x\n  namespace: ${appNs}\n` }, 'ReconciliationFailed', /Nope/],
+      ['failing kustomization.yaml', { 'app/bad.yaml': null, 'app/kustomization.yaml': 'resources:\n- missing.yaml\n' }, 'BuildFailed', /missing\.yaml/],
+    ];
+    for (const [what, files, reason, message] of cases) {
+      const sha = await commit(repo.path, { branch: 'main', files });
+      await refreshSource();
+      const c = await failed('app', reason, `main@sha1:${sha}`);
+      expect(c.message, what).to.match(message);
+      const cm = await core.readNamespacedConfigMap({ name: 'a', namespace: appNs });
+      expect(cm.data, `${what}: previous objects keep running, nothing pruned`).to.deep.equal({ v: '1' });
+    }
+  });
+
+  it('reports a missing path and an unsupported source kind', async () => {
+    const repoName = `paths-${ns}`;
+    await createRepo(root, repoName, { branch: 'main', files: { 'x/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n' } });
+    await createSource(repoName);
+    await createKustomization('nopath', { path: './does/not/exist' });
+    expect((await failed('nopath', 'ArtifactFailed')).message).to.include('does/not/exist');
+    await createKustomization('oci', { path: './', sourceRef: { kind: 'OCIRepository', name: 'x' } });
+    const c = await eventually(async () => {
+      const o = await getKs('oci');
+      const stalled = findCondition(o.status?.conditions, 'Stalled');
+      expect(stalled?.status).to.equal('True');
+      return stalled!;
+    });
+    expect(c.message).to.include('OCIRepository');
+  });
+});
