@@ -35,8 +35,11 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
   const steps: KustomizeSteps = {
     fetch: async () => run('fetch', undefined),
     build: async () => run('build', objects),
-    apply: async (objs) => run('apply', objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, action: 'created' as const }))),
-    inventory: (objs) => objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, v: 'v1' })),
+    apply: async (objs) =>
+      run('apply', {
+        changes: objs.map((o) => ({ id: `ConfigMap/ns/${o.metadata!.name}`, action: 'created' as const })),
+        inventory: objs.map((o) => ({ id: `ns_${o.metadata!.name}__ConfigMap`, v: 'v1' })),
+      }),
     prune: async (stale) => {
       pruned.push(stale);
       return run('prune', stale.map((s) => s.id));
@@ -69,7 +72,7 @@ function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization>
     kubeConfig: {} as KubeConfig,
     kustomizations: informer(others),
     sources: informer({ 'ns/repo': src }),
-    steps,
+    stepsFor: () => steps,
     requeueDependencyMs: 30_000,
   });
 }

@@ -29,8 +29,8 @@ export interface KustomizeSteps {
   fetch(url: string, digest: string | undefined, dest: string, timeoutMs: number): Promise<void>;
   /** kustomize build of spec.path, then post-build substitution and commonMetadata. */
   build(dir: string, obj: Kustomization, spec: KustomizationSpec, timeoutMs: number): Promise<KubernetesObject[]>;
-  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<{ id: string; action: Action }[]>;
-  inventory(objects: KubernetesObject[]): InventoryEntry[];
+  /** Applies; returns what happened per object (`id` is Kind/namespace/name) and the new inventory. */
+  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<{ changes: { id: string; action: Action }[]; inventory: InventoryEntry[] }>;
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
   waitForHealth(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
 }
@@ -39,7 +39,8 @@ export interface KustomizationDeps {
   kubeConfig: KubeConfig;
   kustomizations: Informer<Kustomization>;
   sources: Informer<Source>;
-  steps: KustomizeSteps;
+  /** The steps acting as the Kustomization's ServiceAccount (impersonated) when it names one. */
+  stepsFor(serviceAccount: { namespace: string; name: string } | undefined): KustomizeSteps;
   requeueDependencyMs: number;
 }
 
@@ -60,9 +61,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   };
 
   async reconcile(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
-    const { steps } = this.deps;
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
-    if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
+    const sa = obj.spec?.serviceAccountName;
+    const steps = this.deps.stepsFor(sa ? { namespace: obj.metadata!.namespace!, name: sa } : undefined);
+    if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner, steps);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
     const spec = this.validate(obj);
     const interval = parseDuration(spec.interval);
@@ -90,8 +92,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     }
     for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
 
-    const changes = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
-    const entries = steps.inventory(objects);
+    const { changes, inventory: entries } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
     const stale = previous.filter((e) => !current.has(e.id));
@@ -132,7 +133,6 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const unsupported: [unknown, string][] = [
       [spec.kubeConfig, 'spec.kubeConfig'],
       [spec.decryption, 'spec.decryption'],
-      [spec.serviceAccountName, 'spec.serviceAccountName'],
       [spec.healthCheckExprs?.length, 'spec.healthCheckExprs'],
       [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
       [spec.dependsOn?.some((d) => d.readyExpr), 'spec.dependsOn[].readyExpr'],
@@ -149,11 +149,11 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   }
 
   /** deletionPolicy: MirrorPrune (default: prune when spec.prune), Delete, WaitForTermination, Orphan. */
-  private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>): Promise<Outcome> {
+  private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>, steps: KustomizeSteps): Promise<Outcome> {
     const policy = obj.spec?.deletionPolicy ?? 'MirrorPrune';
     const remove = policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
     const entries = obj.status?.inventory?.entries ?? [];
-    if (remove && entries.length > 0) await this.deps.steps.prune(entries, owner);
+    if (remove && entries.length > 0) await steps.prune(entries, owner);
     await setFinalizer(this.deps.kubeConfig, obj, false);
     ctx.skipStatus = true;
     return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };

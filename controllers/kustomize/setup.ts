@@ -1,14 +1,15 @@
 // The kustomize controller: Kustomization, fed by GitRepository artifacts.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { GitRepositoryKind } from '../api/source/gitrepository.ts';
 import type { SetupContext } from '../registry.ts';
 import { applyAll } from '../runtime/apply/apply.ts';
-import { inventoryOf, type ChangeSet } from '../runtime/apply/changeset.ts';
+import { inventoryOf } from '../runtime/apply/changeset.ts';
 import { waitForHealth } from '../runtime/apply/health.ts';
 import { prune } from '../runtime/apply/prune.ts';
 import { parseDuration } from '../runtime/duration.ts';
+import { shareConnections } from '../runtime/kubeconfig.ts';
 import { statusCode } from '../runtime/leader.ts';
 import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
@@ -38,9 +39,26 @@ function variables(kc: KubeConfig, namespace: string): VariableSource {
   };
 }
 
+/** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per account. */
+const impersonated = new Map<string, KubeConfig>();
+function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
+  const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
+  let copy = impersonated.get(user);
+  if (!copy) {
+    copy = new KubeConfig();
+    const current = kc.getCurrentUser()!;
+    copy.loadFromOptions({
+      clusters: kc.clusters,
+      users: [{ ...current, impersonateUser: user }],
+      contexts: [{ name: 'impersonated', cluster: kc.getCurrentCluster()!.name, user: current.name }],
+      currentContext: 'impersonated',
+    });
+    impersonated.set(user, shareConnections(copy));
+  }
+  return copy;
+}
+
 export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): KustomizeSteps {
-  // The change set of the last apply per inventory, so that inventory() can report what apply did.
-  let lastApply: ChangeSet = [];
   return {
     async fetch(url, digest, dest, timeoutMs) {
       await fetchArtifact(url, { digest: digest ?? '', maxBytes: MAX_ARTIFACT_BYTES, timeoutMs }, dest);
@@ -54,11 +72,8 @@ export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): Kustomize
       }
     },
     async apply(objects, { force }) {
-      lastApply = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force });
-      return lastApply.map((e) => ({ id: e.subject, action: e.action }));
-    },
-    inventory() {
-      return inventoryOf(lastApply);
+      const changeSet = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force });
+      return { changes: changeSet.map((e) => ({ id: e.subject, action: e.action })), inventory: inventoryOf(changeSet) };
     },
     async prune(stale, owner) {
       const changes = await prune(kc, stale, { ownerLabels: owner });
@@ -70,6 +85,8 @@ export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): Kustomize
 
 export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
+  const kustomizePath = args['kustomize-path']!;
+  const asController = kustomizeSteps(manager.kubeConfig, kustomizePath);
   const kustomizations = manager.informer<Kustomization>(resourceTypeOf(KustomizationKind));
   const sources = manager.informer<Source>(resourceTypeOf(GitRepositoryKind));
   kustomizations.addIndex(SOURCE_INDEX, sourceKey);
@@ -78,7 +95,7 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     kubeConfig: manager.kubeConfig,
     kustomizations,
     sources,
-    steps: kustomizeSteps(manager.kubeConfig, args['kustomize-path']!),
+    stepsFor: (sa) => (sa ? kustomizeSteps(impersonating(manager.kubeConfig, sa), kustomizePath) : asController),
     requeueDependencyMs,
   });
   const controller = manager.addController<Kustomization>({

@@ -1,7 +1,7 @@
 // The GitOps loop end to end: a real git server, tide-controller running the source and kustomize
 // controllers as a process, kwok making Deployments Available. A commit becomes running
 // workloads; removing a file removes them.
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -232,6 +232,45 @@ describe('Kustomization: the GitOps loop', function () {
       const cm = await core.readNamespacedConfigMap({ name: 'a', namespace: appNs });
       expect(cm.data, `${what}: previous objects keep running, nothing pruned`).to.deep.equal({ v: '1' });
     }
+  });
+
+  it('applies as spec.serviceAccountName: what its RBAC forbids fails, and nothing is applied', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    await core.createNamespace({ body: { metadata: { name: appNs } } });
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'deployer' } } });
+    const role = (resources: string[]) => ({
+      metadata: { name: 'deployer', namespace: appNs },
+      rules: [{ apiGroups: [''], resources, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+    });
+    await rbac.createNamespacedRole({ namespace: appNs, body: role(['configmaps']) });
+    await rbac.createNamespacedRoleBinding({
+      namespace: appNs,
+      body: { metadata: { name: 'deployer', namespace: appNs }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'deployer' }, subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: ns }] },
+    });
+    const repoName = `rbac-${ns}`;
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: allowed\n  namespace: ${appNs}\n`,
+        'app/secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata:\n  name: forbidden\n  namespace: ${appNs}\nstringData: {a: b}\n`,
+      },
+    });
+    await createSource(repoName);
+    await createKustomization('limited', { path: './app', serviceAccountName: 'deployer' });
+    const c = await failed('limited', 'ReconciliationFailed');
+    expect(c.message).to.match(/Secret\/.*forbidden/);
+    expect(c.message).to.include('system:serviceaccount');
+    const names = (await core.listNamespacedConfigMap({ namespace: appNs })).items.map((x) => x.metadata?.name);
+    expect(names, 'nothing applied').to.not.include('allowed');
+
+    await rbac.replaceNamespacedRole({ name: 'deployer', namespace: appNs, body: role(['configmaps', 'secrets']) });
+    await custom().patchNamespacedCustomObject(
+      { ...ks, namespace: ns, name: 'limited', body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': 'rbac-fixed' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await applied('limited');
+    expect((await core.readNamespacedSecret({ name: 'forbidden', namespace: appNs })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'limited' });
   });
 
   it('reports a missing path and an unsupported source kind', async () => {
