@@ -129,7 +129,7 @@ async function runSize(n: number): Promise<void> {
     const controller = spawn(process.execPath, [
       join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'), `--kubeconfig=${cluster.kubeconfigPath}`, '--controllers=source,kustomize',
       '--metrics-addr=0', '--health-addr=0', `--storage-addr=127.0.0.1:${storage}`, `--storage-adv-addr=127.0.0.1:${storage}`,
-      `--storage-path=${join(stateDir, 'storage')}`, '--concurrent=10', '--log-level=error',
+      `--storage-path=${join(stateDir, 'storage')}`, `--kustomize-path=${join(cluster.binDir, 'kustomize')}`, '--concurrent=10', '--log-level=error',
     ], { stdio: ['ignore', 'ignore', 'inherit'] });
     const exited = once(controller, 'exit');
     while (!(await allReady(api, n))) await new Promise((r) => setTimeout(r, 500));
