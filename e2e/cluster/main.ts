@@ -70,7 +70,16 @@ function installCrds(kubectl: string): void {
     }
   };
   run(['apply', '--server-side', '-f', dir]);
-  run(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+  // Right after a start, kubectl's discovery can still miss the new CRDs; ask again before giving up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      run(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+      return;
+    } catch (err) {
+      if (attempt === 3) throw err;
+      execFileSync('sleep', ['2']);
+    }
+  }
 }
 
 async function startController(binDir: string): Promise<void> {
