@@ -4,10 +4,11 @@
 // time until all are Ready, the controller's peak RSS, the API requests it made (the API server's
 // own count), and the same for a no-op resync (every Kustomization reconciled again, nothing changed).
 // Baseline: the same objects applied once with `kubectl apply --server-side` of one file.
+// BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controller's log (reconcile durations) for a look.
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -129,8 +130,9 @@ async function runSize(n: number): Promise<void> {
     const controller = spawn(process.execPath, [
       join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'), `--kubeconfig=${cluster.kubeconfigPath}`, '--controllers=source,kustomize',
       '--metrics-addr=0', '--health-addr=0', `--storage-addr=127.0.0.1:${storage}`, `--storage-adv-addr=127.0.0.1:${storage}`,
-      `--storage-path=${join(stateDir, 'storage')}`, `--kustomize-path=${join(cluster.binDir, 'kustomize')}`, '--concurrent=10', '--log-level=error',
-    ], { stdio: ['ignore', 'ignore', 'inherit'] });
+      `--storage-path=${join(stateDir, 'storage')}`, `--kustomize-path=${join(cluster.binDir, 'kustomize')}`, '--concurrent=10', `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
+    ], { stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'] });
+    if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
     const exited = once(controller, 'exit');
     while (!(await allReady(api, n))) await new Promise((r) => setTimeout(r, 500));
     const readyMs = performance.now() - t;
