@@ -134,7 +134,7 @@ async function runSize(n: number): Promise<void> {
     ], { stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'] });
     if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
     const exited = once(controller, 'exit');
-    while (!(await allReady(api, n))) await new Promise((r) => setTimeout(r, 500));
+    while (!(await allReady(api, n))) await new Promise((r) => setTimeout(r, 2000));
     const readyMs = performance.now() - t;
     const readyCalls = (await requests(cluster)) - before;
 
@@ -155,7 +155,8 @@ async function runSize(n: number): Promise<void> {
     for (;;) {
       const list = (await api.listNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: 'default', plural: 'kustomizations' })) as { items: { status?: { lastHandledReconcileAt?: string } }[] };
       if (list.items.every((k) => k.status?.lastHandledReconcileAt === at)) break;
-      await new Promise((r) => setTimeout(r, 500));
+      // Listing N objects is itself load on a 2-core API server; poll gently.
+      await new Promise((r) => setTimeout(r, 2000));
     }
     const resyncMs = performance.now() - t;
     const resyncCalls = (await requests(cluster)) - before2 - n;
