@@ -8,7 +8,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Action, ChangeSet, ChangeSetEntry } from './changeset.ts';
-import { ApiClient, type LiveObject } from './client.ts';
+import { apiClientFor, type LiveObject } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { KUBECTL_MANAGERS, type FieldManagerRef } from './drift.ts';
 import { ApplyError, reasonOf, ValidationError } from './errors.ts';
@@ -111,7 +111,7 @@ function entryOfPlan(p: Plan): ChangeSetEntry {
 export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<ChangeSet> {
   const run: Run = {
     planner: {
-      client: new ApiClient(kc),
+      client: apiClientFor(kc),
       fieldManager: opts.fieldManager,
       force: opts.force ?? false,
       takeOver: opts.takeOver ?? KUBECTL_MANAGERS,

@@ -66,11 +66,23 @@ function splitApiVersion(apiVersion: string): { group: string; version: string }
   return i < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
 }
 
+/** How long a discovery document is trusted; a miss refetches it at once anyway. */
+const DISCOVERY_TTL_MS = 60_000;
+
+const shared = new WeakMap<KubeConfig, ApiClient>();
+
+/** One client per KubeConfig, so that discovery is fetched once per minute, not once per apply. */
+export function apiClientFor(kc: KubeConfig): ApiClient {
+  let client = shared.get(kc);
+  if (!client) shared.set(kc, (client = new ApiClient(kc)));
+  return client;
+}
+
 export class ApiClient {
   private readonly api: RawApi;
   // One discovery document per group/version; a miss is refetched, so kinds of a CRD established
   // after the first lookup are found.
-  private readonly discovery = new Map<string, Promise<ApiResource[] | undefined>>();
+  private readonly discovery = new Map<string, { at: number; list: Promise<ApiResource[] | undefined> }>();
 
   constructor(kc: KubeConfig) {
     this.api = kc.makeApiClient(RawApi);
@@ -107,12 +119,12 @@ export class ApiClient {
     const { group, version } = splitApiVersion(apiVersion);
     const find = (list: ApiResource[] | undefined) => list?.find((r) => r.kind === kind);
     const cached = this.discovery.get(apiVersion);
-    if (cached) {
-      const hit = find(await cached);
+    if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) {
+      const hit = find(await cached.list);
       if (hit) return hit;
     }
     const fresh = this.fetchDiscovery(group, version);
-    this.discovery.set(apiVersion, fresh);
+    this.discovery.set(apiVersion, { at: Date.now(), list: fresh });
     return find(await fresh);
   }
 

@@ -1,7 +1,7 @@
 // Health of a set of objects: what `wait: true` and health checks read.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { ApiClient } from './client.ts';
+import { apiClientFor } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { reasonOf } from './errors.ts';
 import { apiVersionOf, refOf, refOfEntry, subjectOf, type InventoryEntry } from './inventory.ts';
@@ -53,7 +53,7 @@ export async function waitForHealth(
   pollMs = 2000,
   opts: WaitOptions = {},
 ): Promise<void> {
-  const client = new ApiClient(kc);
+  const client = apiClientFor(kc);
   const deadline = Date.now() + timeoutMs;
   let waiting = entries.map(refOfEntry);
   for (;;) {

@@ -2,7 +2,7 @@
 // nothing else.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ChangeSet, ChangeSetEntry } from './changeset.ts';
-import { ApiClient } from './client.ts';
+import { apiClientFor } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { reasonOf } from './errors.ts';
 import { apiVersionOf, refOfEntry, subjectOf, type InventoryEntry, type ObjectRef } from './inventory.ts';
@@ -49,7 +49,7 @@ export class PruneError extends Error {
  * cannot be deleted does not stop the others; a PruneError names each failure.
  */
 export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], opts: PruneOptions): Promise<ChangeSet> {
-  const client = new ApiClient(kc);
+  const client = apiClientFor(kc);
   const domain = opts.annotationDomain ?? DEFAULT_ANNOTATION_DOMAIN;
   const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
   const errors: string[] = [];
