@@ -62,7 +62,7 @@ generate: deps ## regenerate crds/ from controllers/api
 verify-generated: deps ## fail when crds/ differs from a fresh generation
 	node controllers/api/generate.ts --check
 
-test-unit: deps controlplane ## unit tests (no cluster)
+test-unit: deps controlplane system-deps ## unit tests (no cluster)
 	npx mocha 'controllers/**/*.test.ts'
 
 test-integration: deps controlplane system-deps ## integration tests on a real kube-apiserver + etcd
