@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KustomizationKind, type KustomizationSpec, type KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { checkSpec } from '../api/validate.ts';
+import type { Action } from '../runtime/apply/changeset.ts';
+import type { InventoryEntry } from '../runtime/apply/inventory.ts';
 import { removeCondition, setCondition } from '../runtime/conditions.ts';
 import type { ReconcileContext, Reconciler } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
@@ -17,8 +19,7 @@ import { Reason } from '../runtime/reasons.ts';
 import { unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
-export type InventoryEntry = { id: string; v: string };
-export type Action = 'created' | 'configured' | 'unchanged' | 'skipped' | 'deleted';
+export type { InventoryEntry, Action };
 
 export const NAME_LABEL = 'kustomize.toolkit.fluxcd.io/name';
 export const NAMESPACE_LABEL = 'kustomize.toolkit.fluxcd.io/namespace';

@@ -10,7 +10,7 @@ import { waitForHealth } from '../runtime/apply/health.ts';
 import { prune } from '../runtime/apply/prune.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
-import { statusCode } from '../runtime/leader.ts';
+import { statusCode } from '../runtime/api-errors.ts';
 import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { keyOf } from '../runtime/resource.ts';

@@ -6,6 +6,7 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { errorMessage, statusCode } from './api-errors.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -183,14 +184,4 @@ export class LeaderElector {
 /** MicroTime wants exactly six fractional digits. */
 function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
-export function statusCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

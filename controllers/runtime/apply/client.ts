@@ -4,6 +4,7 @@
 // exactly what the server returned, so requests here carry plain JSON both ways.
 import { ApiException, HttpMethod, type Configuration, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectRef } from './inventory.ts';
+import { statusCode } from '../api-errors.ts';
 
 /** Where a kind is served, as discovery reports it. */
 export interface ApiResource {
@@ -54,7 +55,7 @@ class RawApi {
 }
 
 export function isNotFound(err: unknown): boolean {
-  return (err as { code?: number } | null)?.code === 404;
+  return statusCode(err) === 404;
 }
 
 function groupVersionPath(group: string, version: string): string {

@@ -1,7 +1,7 @@
 // Reads the credentials a GitRepository refers to. Only shapes are checked here (which keys must
 // be there for the URL's scheme); whether the server accepts them is the transport's business.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { statusCode } from '../../runtime/leader.ts';
+import { statusCode } from '../../runtime/api-errors.ts';
 import type { GitCredentials } from '../git/types.ts';
 
 export class SecretError extends Error {}
