@@ -27,13 +27,18 @@ const cm = (name: string): KubernetesObject => ({ apiVersion: 'v1', kind: 'Confi
 function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) {
   const calls: string[] = [];
   const pruned: InventoryEntry[][] = [];
+  const leases = { taken: 0, released: 0 };
   const run = <T>(name: keyof KustomizeSteps, value: T): T => {
     calls.push(name);
     if (name === failing) throw new Error(`${name} exploded`);
     return value;
   };
   const steps: KustomizeSteps = {
-    fetch: async () => run('fetch', undefined),
+    fetch: async () => {
+      const lease = run('fetch', { dir: '/unpacked', release: () => leases.released++ });
+      leases.taken++;
+      return lease;
+    },
     build: async () => run('build', objects),
     apply: async (objs) =>
       run('apply', {
@@ -46,7 +51,7 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
     },
     waitForHealth: async () => run('waitForHealth', undefined),
   };
-  return { steps, calls, pruned };
+  return { steps, calls, pruned, leases };
 }
 
 function informer<T>(objects: Record<string, T>): Informer<T & KubernetesObject> {
@@ -110,10 +115,11 @@ describe('Kustomization reconciler', () => {
   for (const [failing, reason] of [['fetch', 'ArtifactFailed'], ['build', 'BuildFailed'], ['apply', 'ReconciliationFailed']] as const) {
     it(`a failing ${failing} ends in ${reason} with nothing applied after it and nothing pruned`, async () => {
       const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' });
-      const { steps, calls } = fakeSteps([cm('a')], failing);
+      const { steps, calls, leases } = fakeSteps([cm('a')], failing);
       const c = ctx(obj);
       const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
       expect(err).to.include({ outcome: 'error', reason, message: `${failing} exploded` });
+      expect(leases.released, 'the unpacked artifact is released').to.equal(leases.taken);
       expect(calls.at(-1)).to.equal(failing);
       expect(calls).to.not.include('prune');
       expect(c.status.inventory?.entries.map((e) => e.id), 'inventory untouched').to.deep.equal(['ns_old__ConfigMap']);

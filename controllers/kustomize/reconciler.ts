@@ -2,9 +2,6 @@
 // substitute variables, apply it server-side, prune what left the source, and wait for health.
 // Nothing is applied or pruned for a revision that fails to download, build or validate.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { KustomizationKind, type KustomizationSpec, type KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { checkSpec } from '../api/validate.ts';
 import type { Action } from '../runtime/apply/changeset.ts';
@@ -27,13 +24,24 @@ export const FIELD_MANAGER = 'kustomize-controller';
 
 /** The work itself, injected so that the order of steps and the status they leave can be tested alone. */
 export interface KustomizeSteps {
-  fetch(url: string, digest: string | undefined, dest: string, timeoutMs: number): Promise<void>;
-  /** kustomize build of spec.path, then post-build substitution and commonMetadata. */
+  /** The artifact downloaded, verified and unpacked; read-only, until released. */
+  fetch(url: string, digest: string | undefined, timeoutMs: number): Promise<{ dir: string; release(): void }>;
+  /** kustomize build of spec.path of the unpacked artifact `dir`, then post-build substitution and commonMetadata. */
   build(dir: string, obj: Kustomization, spec: KustomizationSpec, timeoutMs: number): Promise<KubernetesObject[]>;
-  /** Applies; returns what happened per object (`id` is Kind/namespace/name) and the new inventory. */
-  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<{ changes: { id: string; action: Action }[]; inventory: InventoryEntry[] }>;
+  /**
+   * Applies; returns what happened per object (`id` is Kind/namespace/name), the new inventory and
+   * the objects as the API server returned them, by inventory id.
+   */
+  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<Applied>;
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
-  waitForHealth(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
+  /** `observed`: objects just read or written, so that those already healthy need no request. */
+  waitForHealth(entries: InventoryEntry[], timeoutMs: number, observed?: ReadonlyMap<string, KubernetesObject>): Promise<void>;
+}
+
+export interface Applied {
+  changes: { id: string; action: Action }[];
+  inventory: InventoryEntry[];
+  observed?: ReadonlyMap<string, KubernetesObject>;
 }
 
 export interface KustomizationDeps {
@@ -83,17 +91,16 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const revision = artifact.revision;
     ctx.status.lastAttemptedRevision = revision;
 
-    const dir = await mkdtemp(join(tmpdir(), 'tide-kustomize-'));
+    const unpacked = await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, timeoutMs));
     let objects: KubernetesObject[];
     try {
-      await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, dir, timeoutMs));
-      objects = await step(Reason.BuildFailed, () => steps.build(dir, obj, spec, timeoutMs));
+      objects = await step(Reason.BuildFailed, () => steps.build(unpacked.dir, obj, spec, timeoutMs));
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      unpacked.release();
     }
     for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
 
-    const { changes, inventory: entries } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
+    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
     const stale = previous.filter((e) => !current.has(e.id));
@@ -111,7 +118,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const checks = spec.wait ? entries : this.healthCheckEntries(obj, spec);
     if (checks.length > 0) {
       try {
-        await steps.waitForHealth(checks, timeoutMs);
+        await steps.waitForHealth(checks, timeoutMs, observed);
       } catch (err) {
         const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
         ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'False', reason: Reason.HealthCheckFailed, message, observedGeneration: obj.metadata?.generation }, ctx.now());

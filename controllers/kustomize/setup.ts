@@ -1,5 +1,8 @@
 // The kustomize controller: Kustomization, fed by GitRepository artifacts.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { GitRepositoryKind } from '../api/source/gitrepository.ts';
@@ -15,7 +18,7 @@ import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { keyOf } from '../runtime/resource.ts';
 import { ArtifactError } from './build/errors.ts';
-import { fetchArtifact } from './build/fetch.ts';
+import { ArtifactCache } from './build/cache.ts';
 import { buildManifests } from './build/manifests.ts';
 import type { VariableSource } from './build/substitute.ts';
 import { dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
@@ -58,11 +61,15 @@ function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }):
   return copy;
 }
 
-export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): KustomizeSteps {
+export interface StepsOptions {
+  kustomizePath: string;
+  /** Shared by all steps of a controller, whatever account they act as. */
+  artifacts: ArtifactCache;
+}
+
+export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts }: StepsOptions): KustomizeSteps {
   return {
-    async fetch(url, digest, dest, timeoutMs) {
-      await fetchArtifact(url, { digest: digest ?? '', maxBytes: MAX_ARTIFACT_BYTES, timeoutMs }, dest);
-    },
+    fetch: (url, digest, timeoutMs) => artifacts.acquire(url, digest ?? '', timeoutMs),
     async build(dir, obj, spec, timeoutMs) {
       try {
         return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(kc, obj.metadata!.namespace!) });
@@ -73,20 +80,23 @@ export function kustomizeSteps(kc: KubeConfig, kustomizePath: string): Kustomize
     },
     async apply(objects, { force }) {
       const changeSet = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force });
-      return { changes: changeSet.map((e) => ({ id: e.subject, action: e.action })), inventory: inventoryOf(changeSet) };
+      const observed = new Map(changeSet.flatMap((e) => (e.object ? [[e.id, e.object] as const] : [])));
+      return { changes: changeSet.map((e) => ({ id: e.subject, action: e.action })), inventory: inventoryOf(changeSet), observed };
     },
     async prune(stale, owner) {
       const changes = await prune(kc, stale, { ownerLabels: owner });
       return changes.filter((c) => c.action === 'deleted').map((c) => c.subject);
     },
-    waitForHealth: (entries, timeoutMs) => waitForHealth(kc, entries, timeoutMs),
+    waitForHealth: (entries, timeoutMs, observed) => waitForHealth(kc, entries, timeoutMs, undefined, { observed }),
   };
 }
 
 export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
-  const kustomizePath = args['kustomize-path']!;
-  const asController = kustomizeSteps(manager.kubeConfig, kustomizePath);
+  const artifacts = new ArtifactCache(await mkdtemp(join(tmpdir(), 'tide-artifacts-')), { maxBytes: MAX_ARTIFACT_BYTES });
+  manager.onStop(() => artifacts.clear());
+  const opts: StepsOptions = { kustomizePath: args['kustomize-path']!, artifacts };
+  const asController = kustomizeSteps(manager.kubeConfig, opts);
   const kustomizations = manager.informer<Kustomization>(resourceTypeOf(KustomizationKind));
   const sources = manager.informer<Source>(resourceTypeOf(GitRepositoryKind));
   kustomizations.addIndex(SOURCE_INDEX, sourceKey);
@@ -95,7 +105,7 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     kubeConfig: manager.kubeConfig,
     kustomizations,
     sources,
-    stepsFor: (sa) => (sa ? kustomizeSteps(impersonating(manager.kubeConfig, sa), kustomizePath) : asController),
+    stepsFor: (sa) => (sa ? kustomizeSteps(impersonating(manager.kubeConfig, sa), opts) : asController),
     requeueDependencyMs,
   });
   const controller = manager.addController<Kustomization>({

@@ -20,7 +20,7 @@ export interface BuildManifestsOptions extends KustomizeOptions {
   strictSubstitution?: boolean;
 }
 
-/** Builds `spec` from the artifact unpacked in `dir` (a scratch directory: it is written to). */
+/** Builds `spec` from the artifact unpacked in `dir`, which is only read. */
 export async function buildManifests(dir: string, spec: BuildSpec, opts: BuildManifestsOptions): Promise<Manifest[]> {
   const built = await build(dir, spec.path, spec, opts);
   const substituted = await substitute(built, spec.postBuild, opts.readVariables, { strict: opts.strictSubstitution });

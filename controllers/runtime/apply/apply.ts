@@ -47,7 +47,8 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
   }
 }
 
-async function execute(run: Run, p: Plan): Promise<void> {
+/** Writes one planned object; returns the server's answer. */
+async function execute(run: Run, p: Plan): Promise<LiveObject> {
   const { client, fieldManager } = run.planner;
   const { item } = p;
   const res = item.res!;
@@ -65,7 +66,7 @@ async function execute(run: Run, p: Plan): Promise<void> {
     // to a race only leaves its fields unowned, which no apply removes.
     await client.jsonPatch(res, item.ref, [{ op: 'replace', path: '/metadata/managedFields', value: p.takeOver }], fieldManager);
   }
-  await client.apply(res, item.obj, { fieldManager, force: true });
+  return client.apply(res, item.obj, { fieldManager, force: true });
 }
 
 async function waitForCRDs(run: Run, plans: Plan[], changeSet: ChangeSet): Promise<void> {
@@ -95,8 +96,8 @@ function dryRunGuess(run: Run, item: Item, live: LiveObject | undefined): Plan {
   return { item, action, live };
 }
 
-function entryOfPlan(p: Plan): ChangeSetEntry {
-  return { id: p.item.id, version: p.item.ref.version, subject: p.item.subject, action: p.action };
+function entryOfPlan(p: Plan, object: KubernetesObject | undefined = p.live): ChangeSetEntry {
+  return { id: p.item.id, version: p.item.ref.version, subject: p.item.subject, action: p.action, object };
 }
 
 /**
@@ -154,17 +155,19 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
       for (const o of again) if ('plan' in o) plans.set(o.plan.item, o.plan);
     }
     const stagePlans = stageItems.map((i) => plans.get(i)!);
-    for (const p of stagePlans) {
-      if (!run.dryRun && (p.action === 'created' || p.action === 'configured')) {
-        try {
-          await execute(run, p);
-        } catch (err) {
-          throw new ApplyError(p.item.subject, `apply failed: ${reasonOf(err)}`, changeSet);
-        }
-        wrote = true;
+    // The objects of one stage do not depend on each other: they are written concurrently.
+    const written = await mapLimit(stagePlans, planner.concurrency, async (p) => {
+      if (run.dryRun || (p.action !== 'created' && p.action !== 'configured')) return { entry: entryOfPlan(p) };
+      try {
+        return { entry: entryOfPlan(p, await execute(run, p)) };
+      } catch (err) {
+        return { entry: entryOfPlan(p), error: err };
       }
-      changeSet.push(entryOfPlan(p));
-    }
+    });
+    const failure = written.find((w) => 'error' in w);
+    changeSet.push(...written.filter((w) => !('error' in w)).map((w) => w.entry));
+    if (failure) throw new ApplyError(failure.entry.subject, `apply failed: ${reasonOf(failure.error)}`, changeSet);
+    wrote ||= stagePlans.some((p) => !run.dryRun && (p.action === 'created' || p.action === 'configured'));
     if (stage === 0 && !run.dryRun) await waitForCRDs(run, stagePlans, changeSet);
   }
   return changeSet;

@@ -1,4 +1,5 @@
 // What an apply or prune did, one entry per object, in the order it was done.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { InventoryEntry } from './inventory.ts';
 
 export type Action = 'created' | 'configured' | 'unchanged' | 'skipped' | 'deleted';
@@ -10,6 +11,8 @@ export interface ChangeSetEntry {
   /** `Kind/namespace/name`, for messages and events. */
   subject: string;
   action: Action;
+  /** The object as the API server last returned it (apply answer or live read); not after a delete. */
+  object?: KubernetesObject;
 }
 
 export type ChangeSet = ChangeSetEntry[];

@@ -39,12 +39,15 @@ export interface WaitOptions {
   /** Stop at the first terminal failure instead of waiting for the timeout. */
   failFast?: boolean;
   signal?: AbortSignal;
+  /** Objects as the API server just returned them, by inventory id: the first round reads these instead of asking again. */
+  observed?: ReadonlyMap<string, KubernetesObject>;
 }
 
 /**
  * Polls the objects until all are ready; throws a HealthError naming every object that is not
  * ready, with its reason, when `timeoutMs` passes. An object is polled until it is first seen
  * ready and not after, so a Job that a TTL controller deletes once complete stays counted as done.
+ * With `opts.observed`, objects already known to be ready cost no request at all.
  */
 export async function waitForHealth(
   kc: KubeConfig,
@@ -55,11 +58,12 @@ export async function waitForHealth(
 ): Promise<void> {
   const client = apiClientFor(kc);
   const deadline = Date.now() + timeoutMs;
-  let waiting = entries.map(refOfEntry);
+  let waiting = entries.map((e) => ({ ref: refOfEntry(e), known: opts.observed?.get(e.id) }));
   for (;;) {
     opts.signal?.throwIfAborted();
     const report: HealthReport = { ready: true, pending: [], failed: [] };
-    const results = await mapLimit(waiting, DEFAULT_CONCURRENCY, async (ref) => {
+    const results = await mapLimit(waiting, DEFAULT_CONCURRENCY, async ({ ref, known }) => {
+      if (known) return { ref, ...objectHealth(known) };
       try {
         const res = await client.resourceFor(apiVersionOf(ref), ref.kind);
         const live = res && (await client.get(res, ref));
@@ -79,7 +83,7 @@ export async function waitForHealth(
     if (opts.failFast && report.failed.length > 0) throw new HealthError('health check failed', report);
     const left = deadline - Date.now();
     if (left <= 0) throw new HealthError(`timeout after ${Math.round(timeoutMs / 1000)}s waiting for`, report);
-    waiting = results.filter((r) => r.state !== 'ready').map((r) => r.ref);
+    waiting = results.filter((r) => r.state !== 'ready').map((r) => ({ ref: r.ref, known: undefined }));
     await sleep(Math.min(pollMs, left), undefined, { signal: opts.signal });
   }
 }
