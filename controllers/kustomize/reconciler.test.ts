@@ -50,6 +50,7 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
       return run('prune', stale.map((s) => s.id));
     },
     waitForHealth: async () => run('waitForHealth', undefined),
+    waitForTermination: async () => run('waitForTermination', undefined),
   };
   return { steps, calls, pruned, leases };
 }
@@ -125,8 +126,16 @@ describe('Kustomization reconciler', () => {
       expect(c.status.inventory?.entries.map((e) => e.id), 'inventory untouched').to.deep.equal(['ns_old__ConfigMap']);
       expect(c.status.lastAppliedRevision).to.equal('old');
       expect(c.status.lastAttemptedRevision).to.equal(REV);
+      expect(err?.requeueAfterMs, 'retried no later than spec.interval').to.equal(300_000);
     });
   }
+
+  it('retries a failure no later than spec.retryInterval', async () => {
+    const obj = kustomization({ retryInterval: '45s' });
+    const { steps } = fakeSteps([cm('a')], 'build');
+    const err = await outcomeOf(reconciler(steps).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ outcome: 'error', reason: 'BuildFailed', requeueAfterMs: 45_000 });
+  });
 
   it('does not prune with prune: false, but still records the new inventory', async () => {
     const obj = kustomization({ prune: false }, { inventory: { entries: [{ id: 'ns_gone__ConfigMap', v: 'v1' }] } });
@@ -175,9 +184,12 @@ describe('Kustomization reconciler', () => {
     expect(err?.message).to.include('OCIRepository');
   });
 
-  it('reports a source without an artifact', async () => {
+  it('waits for a source without an artifact, and for a missing one, like for a dependency', async () => {
     const obj = kustomization();
     const err = await outcomeOf(reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ reason: 'ArtifactFailed', message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet" });
+    expect(err).to.include({ outcome: 'waiting', reason: 'ArtifactFailed', message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet", requeueAfterMs: 30_000 });
+    const other = kustomization({ sourceRef: { kind: 'GitRepository', name: 'elsewhere' } });
+    const missing = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(other, ctx(other)));
+    expect(missing).to.include({ outcome: 'waiting', reason: 'ArtifactFailed', message: "source 'GitRepository/ns/elsewhere' not found" });
   });
 });

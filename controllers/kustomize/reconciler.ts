@@ -34,6 +34,8 @@ export interface KustomizeSteps {
    */
   apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<Applied>;
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
+  /** Resolves once none of the objects exists any more; throws naming those left at the timeout. */
+  waitForTermination(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
   /** `observed`: objects just read or written, so that those already healthy need no request. */
   waitForHealth(entries: InventoryEntry[], timeoutMs: number, observed?: ReadonlyMap<string, KubernetesObject>): Promise<void>;
 }
@@ -69,7 +71,25 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
   };
 
+  /**
+   * Failures are retried with the runtime's backoff, never waiting longer than spec.retryInterval
+   * (default spec.interval), which is when Flux retries.
+   */
   async reconcile(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
+    try {
+      return await this.run(obj, ctx);
+    } catch (err) {
+      const retryMs = retryIntervalOf(obj);
+      if (retryMs === undefined || obj.metadata?.deletionTimestamp) throw err;
+      if (err instanceof ReconcileError) {
+        if (err.outcome !== 'error' || err.requeueAfterMs !== undefined) throw err;
+        throw failed(err.reason, err.message, retryMs);
+      }
+      throw failed(this.failureReason, err instanceof Error ? err.message : String(err), retryMs);
+    }
+  }
+
+  private async run(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
     const sa = obj.spec?.serviceAccountName;
     const steps = this.deps.stepsFor(sa ? { namespace: obj.metadata!.namespace!, name: sa } : undefined);
@@ -85,9 +105,11 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const source = this.sourceOf(obj);
     const ref = spec.sourceRef;
     const sourceName = `${ref.kind}/${ref.namespace ?? obj.metadata!.namespace}/${ref.name}`;
-    if (!source) throw failed(Reason.ArtifactFailed, `source '${sourceName}' not found`);
+    // Not a failure of this object: like Flux, wait for the source (its first artifact re-queues
+    // this Kustomization at once, through the source informer).
+    if (!source) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' not found`, this.deps.requeueDependencyMs);
     const artifact = source.status?.artifact;
-    if (!artifact) throw failed(Reason.ArtifactFailed, `source '${sourceName}' is not ready: it has no artifact yet`);
+    if (!artifact) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' is not ready: it has no artifact yet`, this.deps.requeueDependencyMs);
     const revision = artifact.revision;
     ctx.status.lastAttemptedRevision = revision;
 
@@ -156,15 +178,40 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     });
   }
 
-  /** deletionPolicy: MirrorPrune (default: prune when spec.prune), Delete, WaitForTermination, Orphan. */
+  /**
+   * deletionPolicy: MirrorPrune (default: delete when spec.prune), Delete, WaitForTermination
+   * (delete, then wait up to spec.timeout for the objects to be gone), Orphan. A suspended
+   * Kustomization leaves its objects, as in Flux. A failed delete keeps the finalizer and retries;
+   * objects still terminating at the timeout get a Warning event and the finalizer goes.
+   */
   private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>, steps: KustomizeSteps): Promise<Outcome> {
     const policy = obj.spec?.deletionPolicy ?? 'MirrorPrune';
     const remove = policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
     const entries = obj.status?.inventory?.entries ?? [];
-    if (remove && entries.length > 0) await steps.prune(entries, owner);
+    if (remove && !obj.spec?.suspend && entries.length > 0) {
+      const deleted = await steps.prune(entries, owner);
+      if (deleted.length > 0) ctx.event('Normal', 'Progressing', deleted.map((id) => `${id} deleted`).join('\n'));
+      if (policy === 'WaitForTermination') {
+        const timeout = obj.spec?.timeout ?? obj.spec?.interval ?? '5m';
+        try {
+          await steps.waitForTermination(entries, parseDuration(timeout));
+        } catch (err) {
+          ctx.event('Warning', Reason.PruneFailed, `failed to wait for resources termination: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
     await setFinalizer(this.deps.kubeConfig, obj, false);
     ctx.skipStatus = true;
     return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };
+  }
+}
+
+function retryIntervalOf(obj: Kustomization): number | undefined {
+  try {
+    const text = obj.spec?.retryInterval ?? obj.spec?.interval;
+    return text ? parseDuration(text) : undefined;
+  } catch {
+    return undefined; // an invalid interval is reported by validation
   }
 }
 

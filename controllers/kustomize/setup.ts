@@ -10,7 +10,7 @@ import type { SetupContext } from '../registry.ts';
 import { applyAll } from '../runtime/apply/apply.ts';
 import { inventoryOf } from '../runtime/apply/changeset.ts';
 import { waitForHealth } from '../runtime/apply/health.ts';
-import { prune } from '../runtime/apply/prune.ts';
+import { prune, waitForDeletion } from '../runtime/apply/prune.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
 import { statusCode } from '../runtime/api-errors.ts';
@@ -87,6 +87,7 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts }: Ste
       const changes = await prune(kc, stale, { ownerLabels: owner });
       return changes.filter((c) => c.action === 'deleted').map((c) => c.subject);
     },
+    waitForTermination: (entries, timeoutMs) => waitForDeletion(kc, entries, timeoutMs),
     waitForHealth: (entries, timeoutMs, observed) => waitForHealth(kc, entries, timeoutMs, undefined, { observed }),
   };
 }

@@ -176,7 +176,7 @@ export class Controller<T extends ManagedObject> {
         metrics.reconcileTotal.inc({ controller: this.name, result: 'requeue_after' });
         break;
       case 'backoff':
-        this.queue.addRateLimited(key);
+        this.queue.addRateLimited(key, decision.maxMs);
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: this.name });
         break;

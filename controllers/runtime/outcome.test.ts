@@ -23,6 +23,7 @@ describe('outcome table', () => {
     expect(findCondition(s.conditions, 'Reconciling')).to.include({ status: 'True', reason: 'ProgressingWithRetry' });
     expect(s.observedGeneration).to.equal(1);
     expect(queueDecision(o)).to.deep.equal({ action: 'backoff' });
+    expect(queueDecision(outcomeOf(failed('BuildFailed', 'x', 60_000)))).to.deep.equal({ action: 'backoff', maxMs: 60_000 }, 'capped by a retry interval');
   });
 
   it('stalled: Ready=False and Stalled=True, generation observed, no requeue', () => {

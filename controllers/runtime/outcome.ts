@@ -9,7 +9,7 @@ export interface Outcome {
   type: OutcomeType;
   reason: string;
   message: string;
-  /** success: the spec interval; waiting: how long to wait. Ignored otherwise. */
+  /** success: the spec interval; waiting: how long to wait; error: the longest the backoff may grow to. */
   requeueAfterMs?: number;
 }
 
@@ -51,8 +51,9 @@ export function waiting(reason: string, message: string, requeueAfterMs: number)
   return new ReconcileError('waiting', reason, message, requeueAfterMs);
 }
 
-export function failed(reason: string, message: string): ReconcileError {
-  return new ReconcileError('error', reason, message);
+/** `retryAfterMs` caps the backoff: a kind's spec.retryInterval, say. */
+export function failed(reason: string, message: string, retryAfterMs?: number): ReconcileError {
+  return new ReconcileError('error', reason, message, retryAfterMs);
 }
 
 export function outcomeOf(err: unknown, fallbackReason: string = Reason.ReconciliationFailed): Outcome {
@@ -105,7 +106,7 @@ export function applyOutcome<S extends ObservedStatus>(
 
 export type QueueDecision =
   | { action: 'requeue-after'; afterMs: number }
-  | { action: 'backoff' }
+  | { action: 'backoff'; maxMs?: number }
   | { action: 'none' };
 
 export const JITTER_FRACTION = 0.05;
@@ -123,7 +124,7 @@ export function queueDecision(outcome: Outcome, random: () => number = Math.rand
     case 'after':
       return { action: 'requeue-after', afterMs: outcome.requeueAfterMs ?? 30_000 };
     case 'backoff':
-      return { action: 'backoff' };
+      return outcome.requeueAfterMs ? { action: 'backoff', maxMs: outcome.requeueAfterMs } : { action: 'backoff' };
     case 'none':
       return { action: 'none' };
   }

@@ -77,6 +77,19 @@ describe('WorkQueue', () => {
     expect(counts.retries).to.equal(2);
   });
 
+  it('addRateLimited never waits longer than maxMs', async () => {
+    const { q, clock } = newQueue();
+    // Uncapped the delays would be 100, 200, 400, 800ms.
+    for (const expected of [100, 200, 250, 250]) {
+      q.addRateLimited('b', 250);
+      clock.advance(expected - 1);
+      expect(q.len()).to.equal(0);
+      clock.advance(1);
+      expect(q.len()).to.equal(1, `retried after ${expected}ms`);
+      q.done((await q.get())!);
+    }
+  });
+
   it('shutDown releases waiting workers and waits for in-flight keys', async () => {
     const { q } = newQueue();
     q.add('a');

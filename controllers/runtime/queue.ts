@@ -64,9 +64,9 @@ export class WorkQueue {
     this.delayed.set(key, { at, cancel: timer.cancel });
   }
 
-  addRateLimited(key: string): void {
+  addRateLimited(key: string, maxMs = Infinity): void {
     this.observer.retried();
-    this.addAfter(key, this.limiter.when(key));
+    this.addAfter(key, Math.min(this.limiter.when(key), maxMs));
   }
 
   /** Clears the failure history of a key (after a success). */

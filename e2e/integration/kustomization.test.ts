@@ -273,6 +273,45 @@ describe('Kustomization: the GitOps loop', function () {
     expect((await core.readNamespacedSecret({ name: 'forbidden', namespace: appNs })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'limited' });
   });
 
+  it('on deletion: WaitForTermination waits for the objects to be gone, Orphan and suspend leave them', async () => {
+    const repoName = `deletion-${ns}`;
+    const cm = (name: string, extra = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n${extra}`;
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        // The finalizer holds the ConfigMap in Terminating until the test lets it go.
+        'wait/held.yaml': cm('held', '  finalizers: [tide.test/hold]\n'),
+        'orphan/cm.yaml': cm('orphaned'),
+        'suspended/cm.yaml': cm('suspended'),
+      },
+    });
+    await createSource(repoName);
+    await createKustomization('wait', { path: './wait', deletionPolicy: 'WaitForTermination', timeout: '2m' });
+    await createKustomization('orphan', { path: './orphan', deletionPolicy: 'Orphan' });
+    await createKustomization('suspended', { path: './suspended' });
+    for (const name of ['wait', 'orphan', 'suspended']) await applied(name);
+    await custom().patchNamespacedCustomObject(
+      { ...ks, namespace: ns, name: 'suspended', body: { spec: { suspend: true } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    for (const name of ['wait', 'orphan', 'suspended']) await custom().deleteNamespacedCustomObject({ ...ks, namespace: ns, name });
+
+    const core = kc.makeApiClient(CoreV1Api);
+    const gone = async (name: string) => getKs(name).then(() => false, (err: { code?: number }) => err.code === 404);
+    await eventually(async () => {
+      expect(await gone('orphan')).to.equal(true);
+      expect(await gone('suspended')).to.equal(true);
+      expect((await core.readNamespacedConfigMap({ name: 'held', namespace: ns })).metadata?.deletionTimestamp, 'held is being deleted').to.not.equal(undefined);
+    });
+    expect((await core.readNamespacedConfigMap({ name: 'orphaned', namespace: ns })).metadata?.deletionTimestamp).to.equal(undefined);
+    expect((await core.readNamespacedConfigMap({ name: 'suspended', namespace: ns })).metadata?.deletionTimestamp).to.equal(undefined);
+    // While the ConfigMap terminates, the Kustomization keeps its finalizer.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await gone('wait'), 'waits for termination').to.equal(false);
+    await core.patchNamespacedConfigMap({ name: 'held', namespace: ns, body: { metadata: { finalizers: null } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await eventually(async () => expect(await gone('wait')).to.equal(true), { timeoutMs: 30_000 });
+  });
+
   it('reports a missing path and an unsupported source kind', async () => {
     const repoName = `paths-${ns}`;
     await createRepo(root, repoName, { branch: 'main', files: { 'x/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n' } });

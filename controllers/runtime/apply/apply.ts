@@ -14,7 +14,7 @@ import { KUBECTL_MANAGERS, type FieldManagerRef } from './drift.ts';
 import { ApplyError, reasonOf, ValidationError } from './errors.ts';
 import { objectHealth } from './kstatus.ts';
 import { isCRD, isNamespace, STAGES } from './order.ts';
-import { plan, prepare, type Item, type Plan, type Planner } from './plan.ts';
+import { plan, prepare, type Item, type Outcome, type Plan, type Planner } from './plan.ts';
 import { applyPolicy, DEFAULT_ANNOTATION_DOMAIN } from './policy.ts';
 
 export interface ApplyOptions {
@@ -125,11 +125,19 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
   const { planner } = run;
   const { items, failures } = await prepare(planner, objects);
 
-  // Kinds not served yet belong to a CRD of this set: nothing to ask the server about them now.
-  const outcomes = await mapLimit(items, planner.concurrency, (item) => (item.res ? plan(planner, item) : Promise.resolve(undefined)));
+  // The definitions first: what they create tells which objects cannot be checked yet. Kinds not
+  // served yet belong to a CRD of this set, objects in a Namespace of this set that does not exist
+  // yet can only fail: nothing to ask the server about them now.
+  const definitions = items.filter((i) => i.stage === 0);
+  const defined = await mapLimit(definitions, planner.concurrency, (item) => (item.res ? plan(planner, item) : Promise.resolve(undefined)));
   const newNamespaces = new Set(
-    outcomes.flatMap((o, i) => (o && 'plan' in o && isNamespace(items[i]!.ref) && o.plan.action === 'created' ? [items[i]!.ref.name] : [])),
+    defined.flatMap((o, i) => (o && 'plan' in o && isNamespace(definitions[i]!.ref) && o.plan.action === 'created' ? [definitions[i]!.ref.name] : [])),
   );
+  const others = items.filter((i) => i.stage !== 0);
+  const checkable = (item: Item) => item.res !== undefined && !newNamespaces.has(item.ref.namespace);
+  const planned = await mapLimit(others, planner.concurrency, (item) => (checkable(item) ? plan(planner, item) : Promise.resolve(undefined)));
+  const outcomeOf = new Map<Item, Outcome | undefined>([...definitions.map((d, i) => [d, defined[i]] as const), ...others.map((o, i) => [o, planned[i]] as const)]);
+  const outcomes = items.map((i) => outcomeOf.get(i));
   const plans = new Map<Item, Plan>();
   const deferred = new Map<Item, LiveObject | undefined>();
   for (const [i, o] of outcomes.entries()) {
@@ -144,7 +152,8 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
   let wrote = false;
   for (let stage = 0; stage < STAGES; stage++) {
     const stageItems = items.filter((i) => i.stage === stage);
-    // A write to an earlier stage (a CRD's schema, a new Namespace) can change any later answer.
+    // A definition written in an earlier stage (a CRD's schema, a ClusterRole a binding refers
+    // to) can change any later answer; a new Namespace only those of its objects, deferred above.
     const stale = stageItems.filter((i) => deferred.has(i) || wrote);
     if (run.dryRun) {
       for (const item of stale) plans.set(item, dryRunGuess(run, item, deferred.get(item)));
@@ -167,7 +176,7 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
     const failure = written.find((w) => 'error' in w);
     changeSet.push(...written.filter((w) => !('error' in w)).map((w) => w.entry));
     if (failure) throw new ApplyError(failure.entry.subject, `apply failed: ${reasonOf(failure.error)}`, changeSet);
-    wrote ||= stagePlans.some((p) => !run.dryRun && (p.action === 'created' || p.action === 'configured'));
+    wrote ||= stagePlans.some((p) => !run.dryRun && (p.action === 'created' || p.action === 'configured') && !isNamespace(p.item.ref));
     if (stage === 0 && !run.dryRun) await waitForCRDs(run, stagePlans, changeSet);
   }
   return changeSet;

@@ -1,6 +1,7 @@
 // Garbage collection of objects that left the set: deletes what is ours and still there, and
 // nothing else.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChangeSet, ChangeSetEntry } from './changeset.ts';
 import { apiClientFor } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
@@ -90,4 +91,29 @@ export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], op
   const changeSet = [...first, ...last].filter((e): e is ChangeSetEntry => e !== undefined);
   if (errors.length > 0) throw new PruneError(errors, changeSet);
   return changeSet;
+}
+
+/**
+ * Resolves once none of the objects exists any more (deleted, or its kind no longer served), for
+ * Flux's WaitForTermination; throws naming the objects left when `timeoutMs` passes.
+ */
+export async function waitForDeletion(kc: KubeConfig, entries: readonly InventoryEntry[], timeoutMs: number, pollMs = 2000): Promise<void> {
+  const client = apiClientFor(kc);
+  const deadline = Date.now() + timeoutMs;
+  let left = entries.map(refOfEntry);
+  for (;;) {
+    const exists = await mapLimit(left, DEFAULT_CONCURRENCY, async (ref) => {
+      try {
+        const res = await client.resourceFor(apiVersionOf(ref), ref.kind);
+        return res !== undefined && (await client.get(res, ref)) !== undefined;
+      } catch {
+        return true; // a failed read proves nothing; ask again
+      }
+    });
+    left = left.filter((_, i) => exists[i]);
+    if (left.length === 0) return;
+    const wait = deadline - Date.now();
+    if (wait <= 0) throw new Error(`timeout after ${Math.round(timeoutMs / 1000)}s, still terminating: ${left.map(subjectOf).join(', ')}`);
+    await sleep(Math.min(pollMs, wait));
+  }
 }
