@@ -1,5 +1,6 @@
 // dependsOn: a Kustomization waits until each Kustomization it depends on is Ready for its
 // current generation and has applied the revision its own source currently offers.
+import { compile, evaluateBool, type Compiled } from '../runtime/apply/expressions.ts';
 import { findCondition } from '../runtime/conditions.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { KustomizationSpec, KustomizationStatus } from '../api/kustomize/kustomization.ts';
@@ -9,16 +10,32 @@ import type { GitRepositoryStatus } from '../api/source/gitrepository.ts';
 export type Kustomization = ManagedObject<KustomizationStatus> & { spec: KustomizationSpec };
 export type Source = ManagedObject<GitRepositoryStatus>;
 
-/** Why the first unready dependency is not ready, or undefined when all are. */
+/** The compiled `dependsOn[].readyExpr` of each dependency that has one; throws ExpressionError. */
+export function readyExpressions(obj: Kustomization): (Compiled | undefined)[] {
+  return (obj.spec.dependsOn ?? []).map((d, i) => (d.readyExpr ? compile(d.readyExpr, `spec.dependsOn[${i}].readyExpr`) : undefined));
+}
+
+/**
+ * Why the first unready dependency is not ready, or undefined when all are. A dependency with a
+ * readyExpr is ready when the expression, given `dep` and `self`, is true: it replaces the
+ * built-in check, as in Flux.
+ */
 export function unreadyDependency(
   obj: Kustomization,
   kustomizations: Informer<Kustomization>,
   sourceOf: (k: Kustomization) => Source | undefined,
 ): string | undefined {
-  for (const dep of obj.spec.dependsOn ?? []) {
+  const expressions = readyExpressions(obj);
+  for (const [i, dep] of (obj.spec.dependsOn ?? []).entries()) {
     const key = `${dep.namespace ?? obj.metadata!.namespace}/${dep.name}`;
     const other = kustomizations.get(key);
     if (!other) return `dependency '${key}' not found`;
+    const expression = expressions[i];
+    if (expression) {
+      const result = evaluateBool(expression, { dep: other, self: obj });
+      if (result === true) continue;
+      return `dependency '${key}' is not ready: readyExpr ${result === false ? 'is false' : `failed: ${result}`}`;
+    }
     const ready = findCondition(other.status?.conditions, 'Ready');
     if (ready?.status !== 'True' || ready.observedGeneration !== other.metadata?.generation) {
       return `dependency '${key}' is not ready`;

@@ -6,7 +6,7 @@ import type { ReconcileContext } from '../runtime/controller.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { ReconcileError } from '../runtime/outcome.ts';
 import type { Kustomization, Source } from './dependencies.ts';
-import { KustomizationReconciler, type InventoryEntry, type KustomizeSteps } from './reconciler.ts';
+import { KustomizationReconciler, type InventoryEntry, type KustomizationDeps, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
 
 const REV = 'main@sha1:0123456789012345678901234567890123456789';
 
@@ -72,13 +72,13 @@ function ctx(obj: Kustomization): ReconcileContext<KustomizationStatus> & { even
   };
 }
 
-function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization> = {}, source?: Source) {
+function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization> = {}, source?: Source, stepsFor: KustomizationDeps['stepsFor'] = async () => steps) {
   const src: Source = source ?? { metadata: { name: 'repo', namespace: 'ns' }, status: { artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' } } };
   return new KustomizationReconciler({
     kubeConfig: {} as KubeConfig,
     kustomizations: informer(others),
     sources: informer({ 'ns/repo': src }),
-    stepsFor: () => steps,
+    stepsFor,
     requeueDependencyMs: 30_000,
   });
 }
@@ -130,6 +130,32 @@ describe('Kustomization reconciler', () => {
     });
   }
 
+  it('acts on the cluster and as the account the spec names; an unusable kubeconfig fails before anything is applied', async () => {
+    const obj = kustomization({ serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } }, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] } });
+    const { steps, calls } = fakeSteps([cm('a')]);
+    const targets: StepsTarget[] = [];
+    await reconciler(steps, {}, undefined, async (t) => (targets.push(t), steps)).reconcile(obj, ctx(obj));
+    expect(targets).to.deep.equal([{ namespace: 'ns', serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } }]);
+    expect(calls).to.include('apply');
+
+    const broken = fakeSteps([cm('a')]);
+    const c = ctx(obj);
+    const err = await outcomeOf(
+      reconciler(broken.steps, {}, undefined, async () => {
+        throw new Error("kubeconfig Secret 'ns/remote' not found");
+      }).reconcile(obj, c),
+    );
+    expect(err).to.include({ outcome: 'error', reason: 'ReconciliationFailed', message: "kubeconfig Secret 'ns/remote' not found" });
+    expect(broken.calls).to.deep.equal([]);
+    expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_old__ConfigMap']);
+  });
+
+  it('answers a kubeConfig without secretRef (cloud provider authentication) with UnsupportedFeature', async () => {
+    const obj = kustomization({ kubeConfig: { configMapRef: { name: 'aws' } } });
+    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ outcome: 'stalled', reason: 'UnsupportedFeature' });
+  });
+
   it('retries a failure no later than spec.retryInterval', async () => {
     const obj = kustomization({ retryInterval: '45s' });
     const { steps } = fakeSteps([cm('a')], 'build');
@@ -166,6 +192,27 @@ describe('Kustomization reconciler', () => {
     });
     const { steps } = fakeSteps([cm('a')]);
     expect((await reconciler(steps, { 'ns/infra': readyInfra }).reconcile(obj, ctx(obj))).type).to.equal('success');
+  });
+
+  it('replaces the built-in dependency check with readyExpr, given dep and self', async () => {
+    const expr = "dep.metadata.labels['version'] == self.metadata.labels['version']";
+    const obj = kustomization({ dependsOn: [{ name: 'infra', readyExpr: expr }] });
+    obj.metadata!.labels = { version: '2' };
+    // Not Ready at all: the expression alone decides.
+    const infra = (version: string) => ({ ...kustomization({}, {}), metadata: { name: 'infra', namespace: 'ns', generation: 1, labels: { version } } });
+    const { steps } = fakeSteps([cm('a')]);
+    const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, ctx(obj)));
+    expect(err).to.include({ outcome: 'waiting', reason: 'DependencyNotReady', message: "dependency 'ns/infra' is not ready: readyExpr is false" });
+    expect((await reconciler(steps, { 'ns/infra': infra('2') }).reconcile(obj, ctx(obj))).type).to.equal('success');
+  });
+
+  it('stalls with InvalidCELExpression on an expression that does not parse', async () => {
+    for (const spec of [{ dependsOn: [{ name: 'infra', readyExpr: 'dep.(' }] }, { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] }]) {
+      const obj = kustomization(spec);
+      const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
+      expect(err).to.include({ outcome: 'stalled', reason: 'InvalidCELExpression' });
+      expect(err?.message).to.match(/^spec\.(dependsOn\[0\]\.readyExpr|healthCheckExprs\[0\]\.current): invalid CEL expression/);
+    }
   });
 
   it('fails with HealthCheckFailed and Healthy=False when wait times out', async () => {

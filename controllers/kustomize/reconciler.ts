@@ -13,7 +13,8 @@ import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { ReconcileError, failed, stalled, waiting, type Outcome } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
-import { unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
+import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
+import { readyExpressions, unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
 export type { InventoryEntry, Action };
@@ -36,8 +37,11 @@ export interface KustomizeSteps {
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
   /** Resolves once none of the objects exists any more; throws naming those left at the timeout. */
   waitForTermination(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
-  /** `observed`: objects just read or written, so that those already healthy need no request. */
-  waitForHealth(entries: InventoryEntry[], timeoutMs: number, observed?: ReadonlyMap<string, KubernetesObject>): Promise<void>;
+  /**
+   * `observed`: objects just read or written, so that those already healthy need no request;
+   * `custom`: spec.healthCheckExprs, in place of kstatus for their kinds.
+   */
+  waitForHealth(entries: InventoryEntry[], timeoutMs: number, opts: { observed?: ReadonlyMap<string, KubernetesObject>; custom?: CustomHealth }): Promise<void>;
 }
 
 export interface Applied {
@@ -46,12 +50,21 @@ export interface Applied {
   observed?: ReadonlyMap<string, KubernetesObject>;
 }
 
+export interface StepsTarget {
+  namespace: string;
+  serviceAccountName?: string;
+  kubeConfig?: KustomizationSpec['kubeConfig'];
+}
+
 export interface KustomizationDeps {
   kubeConfig: KubeConfig;
   kustomizations: Informer<Kustomization>;
   sources: Informer<Source>;
-  /** The steps acting as the Kustomization's ServiceAccount (impersonated) when it names one. */
-  stepsFor(serviceAccount: { namespace: string; name: string } | undefined): KustomizeSteps;
+  /**
+   * The steps for the cluster and account of a Kustomization: spec.kubeConfig's cluster, as
+   * spec.serviceAccountName (impersonated) when it names one. Throws when the kubeconfig cannot be used.
+   */
+  stepsFor(target: StepsTarget): Promise<KustomizeSteps>;
   requeueDependencyMs: number;
 }
 
@@ -91,11 +104,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   private async run(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
-    const sa = obj.spec?.serviceAccountName;
-    const steps = this.deps.stepsFor(sa ? { namespace: obj.metadata!.namespace!, name: sa } : undefined);
-    if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner, steps);
+    if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
     const spec = this.validate(obj);
+    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(targetOf(obj)));
     const interval = parseDuration(spec.interval);
     const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
 
@@ -140,7 +152,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const checks = spec.wait ? entries : this.healthCheckEntries(obj, spec);
     if (checks.length > 0) {
       try {
-        await steps.waitForHealth(checks, timeoutMs, observed);
+        await steps.waitForHealth(checks, timeoutMs, { observed, custom: healthExpressions(spec.healthCheckExprs ?? []) });
       } catch (err) {
         const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
         ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'False', reason: Reason.HealthCheckFailed, message, observedGeneration: obj.metadata?.generation }, ctx.now());
@@ -161,13 +173,18 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       throw stalled(Reason.UnsupportedFeature, `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository`);
     }
     const unsupported: [unknown, string][] = [
-      [spec.kubeConfig, 'spec.kubeConfig'],
+      [spec.kubeConfig && !spec.kubeConfig.secretRef, 'spec.kubeConfig.configMapRef (cloud provider authentication)'],
       [spec.decryption, 'spec.decryption'],
-      [spec.healthCheckExprs?.length, 'spec.healthCheckExprs'],
       [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
-      [spec.dependsOn?.some((d) => d.readyExpr), 'spec.dependsOn[].readyExpr'],
     ];
     for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
+    try {
+      healthExpressions(spec.healthCheckExprs ?? []);
+      readyExpressions(obj);
+    } catch (err) {
+      if (err instanceof ExpressionError) throw stalled(Reason.InvalidCELExpression, err.message);
+      throw err;
+    }
     return spec;
   }
 
@@ -184,11 +201,16 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
    * Kustomization leaves its objects, as in Flux. A failed delete keeps the finalizer and retries;
    * objects still terminating at the timeout get a Warning event and the finalizer goes.
    */
-  private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>, steps: KustomizeSteps): Promise<Outcome> {
+  private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>): Promise<Outcome> {
     const policy = obj.spec?.deletionPolicy ?? 'MirrorPrune';
     const remove = policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
     const entries = obj.status?.inventory?.entries ?? [];
-    if (remove && !obj.spec?.suspend && entries.length > 0) {
+    // Like Flux: when the cluster or account to act as is gone, the objects cannot be reached; say
+    // which were left and let the Kustomization go.
+    const steps = remove && !obj.spec?.suspend && entries.length > 0 ? await this.deps.stepsFor(targetOf(obj)).catch((err: unknown) => err as Error) : undefined;
+    if (steps instanceof Error) {
+      ctx.event('Warning', Reason.PruneFailed, `objects not pruned: ${steps.message}; left: ${entries.map((e) => e.id).join(', ')}`);
+    } else if (steps) {
       const deleted = await steps.prune(entries, owner);
       if (deleted.length > 0) ctx.event('Normal', 'Progressing', deleted.map((id) => `${id} deleted`).join('\n'));
       if (policy === 'WaitForTermination') {
@@ -204,6 +226,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     ctx.skipStatus = true;
     return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };
   }
+}
+
+function targetOf(obj: Kustomization): StepsTarget {
+  return { namespace: obj.metadata!.namespace!, serviceAccountName: obj.spec?.serviceAccountName, kubeConfig: obj.spec?.kubeConfig };
 }
 
 function retryIntervalOf(obj: Kustomization): number | undefined {

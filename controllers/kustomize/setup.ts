@@ -22,7 +22,8 @@ import { ArtifactCache } from './build/cache.ts';
 import { buildManifests } from './build/manifests.ts';
 import type { VariableSource } from './build/substitute.ts';
 import { dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
-import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps } from './reconciler.ts';
+import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
+import { RemoteClusters } from './remote.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
 const DEPENDS_INDEX = 'spec.dependsOn';
@@ -42,11 +43,13 @@ function variables(kc: KubeConfig, namespace: string): VariableSource {
   };
 }
 
-/** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per account. */
-const impersonated = new Map<string, KubeConfig>();
+/** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per cluster and account. */
+const impersonated = new WeakMap<KubeConfig, Map<string, KubeConfig>>();
 function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
   const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
-  let copy = impersonated.get(user);
+  let accounts = impersonated.get(kc);
+  if (!accounts) impersonated.set(kc, (accounts = new Map()));
+  let copy = accounts.get(user);
   if (!copy) {
     copy = new KubeConfig();
     const current = kc.getCurrentUser()!;
@@ -56,7 +59,7 @@ function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }):
       contexts: [{ name: 'impersonated', cluster: kc.getCurrentCluster()!.name, user: current.name }],
       currentContext: 'impersonated',
     });
-    impersonated.set(user, shareConnections(copy));
+    accounts.set(user, shareConnections(copy));
   }
   return copy;
 }
@@ -65,14 +68,17 @@ export interface StepsOptions {
   kustomizePath: string;
   /** Shared by all steps of a controller, whatever account they act as. */
   artifacts: ArtifactCache;
+  /** Where postBuild.substituteFrom is read: this cluster, as the controller or the ServiceAccount. */
+  local: KubeConfig;
 }
 
-export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts }: StepsOptions): KustomizeSteps {
+/** Steps that apply, prune and check health through `kc` (this cluster or a remote one). */
+export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts, local }: StepsOptions): KustomizeSteps {
   return {
     fetch: (url, digest, timeoutMs) => artifacts.acquire(url, digest ?? '', timeoutMs),
     async build(dir, obj, spec, timeoutMs) {
       try {
-        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(kc, obj.metadata!.namespace!) });
+        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(local, obj.metadata!.namespace!) });
       } catch (err) {
         if (err instanceof ArtifactError) throw failed(Reason.ArtifactFailed, err.message);
         throw err;
@@ -88,7 +94,7 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts }: Ste
       return changes.filter((c) => c.action === 'deleted').map((c) => c.subject);
     },
     waitForTermination: (entries, timeoutMs) => waitForDeletion(kc, entries, timeoutMs),
-    waitForHealth: (entries, timeoutMs, observed) => waitForHealth(kc, entries, timeoutMs, undefined, { observed }),
+    waitForHealth: (entries, timeoutMs, opts) => waitForHealth(kc, entries, timeoutMs, undefined, opts),
   };
 }
 
@@ -96,8 +102,22 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
   const artifacts = new ArtifactCache(await mkdtemp(join(tmpdir(), 'tide-artifacts-')), { maxBytes: MAX_ARTIFACT_BYTES });
   manager.onStop(() => artifacts.clear());
-  const opts: StepsOptions = { kustomizePath: args['kustomize-path']!, artifacts };
-  const asController = kustomizeSteps(manager.kubeConfig, opts);
+  const base = { kustomizePath: args['kustomize-path']!, artifacts };
+  const local = manager.kubeConfig;
+  const asController = kustomizeSteps(local, { ...base, local });
+  const remotes = new RemoteClusters(local);
+  // spec.kubeConfig: apply to the cluster of the Secret's kubeconfig (as the ServiceAccount there,
+  // when one is named); spec.serviceAccountName alone: this cluster, as that ServiceAccount.
+  const stepsFor = async ({ namespace, serviceAccountName, kubeConfig }: StepsTarget): Promise<KustomizeSteps> => {
+    const sa = serviceAccountName ? { namespace, name: serviceAccountName } : undefined;
+    if (kubeConfig?.secretRef) {
+      const remote = await remotes.kubeConfigFor(namespace, kubeConfig.secretRef);
+      return kustomizeSteps(sa ? impersonating(remote, sa) : remote, { ...base, local });
+    }
+    if (!sa) return asController;
+    const as = impersonating(local, sa);
+    return kustomizeSteps(as, { ...base, local: as });
+  };
   const kustomizations = manager.informer<Kustomization>(resourceTypeOf(KustomizationKind));
   const sources = manager.informer<Source>(resourceTypeOf(GitRepositoryKind));
   kustomizations.addIndex(SOURCE_INDEX, sourceKey);
@@ -106,7 +126,7 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     kubeConfig: manager.kubeConfig,
     kustomizations,
     sources,
-    stepsFor: (sa) => (sa ? kustomizeSteps(impersonating(manager.kubeConfig, sa), opts) : asController),
+    stepsFor,
     requeueDependencyMs,
   });
   const controller = manager.addController<Kustomization>({
@@ -130,13 +150,17 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
       if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k));
     }
   }
-  // A Kustomization becoming Ready releases the ones that wait for it.
+  // A Kustomization becoming Ready releases the ones that wait for it; any change may satisfy a
+  // dependent's readyExpr.
   kustomizations.on({
     update: (o, n) => {
       const wasReady = o.status?.conditions?.find((c) => c.type === 'Ready');
       const isReady = n.status?.conditions?.find((c) => c.type === 'Ready');
-      if (isReady?.status === 'True' && (wasReady?.status !== 'True' || o.status?.lastAppliedRevision !== n.status?.lastAppliedRevision)) {
-        for (const dependent of kustomizations.byIndex(DEPENDS_INDEX, keyOf(n))) controller.enqueue(keyOf(dependent));
+      const released = isReady?.status === 'True' && (wasReady?.status !== 'True' || o.status?.lastAppliedRevision !== n.status?.lastAppliedRevision);
+      const key = keyOf(n);
+      for (const dependent of kustomizations.byIndex(DEPENDS_INDEX, key)) {
+        const byExpression = dependent.spec?.dependsOn?.some((d) => d.readyExpr && `${d.namespace ?? dependent.metadata?.namespace}/${d.name}` === key);
+        if (released || byExpression) controller.enqueue(keyOf(dependent));
       }
     },
   });

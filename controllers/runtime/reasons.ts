@@ -21,6 +21,8 @@ export const Reason = {
   ReconciliationFailed: 'ReconciliationFailed',
   DependencyNotReady: 'DependencyNotReady',
   InvalidSpec: 'InvalidSpec',
+  /** A CEL expression of the spec does not parse (Flux's meta.InvalidCELExpressionReason). */
+  InvalidCELExpression: 'InvalidCELExpression',
   Suspended: 'Suspended',
   // Sources
   URLInvalid: 'URLInvalid',

@@ -1,11 +1,11 @@
 // The GitOps loop end to end: a real git server, tide-controller running the source and kustomize
 // controllers as a process, kwok making Deployments Available. A commit becomes running
 // workloads; removing a file removes them.
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { kubeConfig, testCluster } from '../support/cluster.ts';
 import { startController, type RunningController } from '../support/controller.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
+import { freePort } from '../support/net.ts';
 import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
 import { commit, createRepo } from '../support/git/repos.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
@@ -271,6 +272,75 @@ describe('Kustomization: the GitOps loop', function () {
     );
     await applied('limited');
     expect((await core.readNamespacedSecret({ name: 'forbidden', namespace: appNs })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'limited' });
+  });
+
+  it('applies through spec.kubeConfig: the cluster of the Secret, and a clear answer for a kubeconfig it cannot use', async () => {
+    const repoName = `remote-${ns}`;
+    await createRepo(root, repoName, { branch: 'main', files: { 'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\n  namespace: ${ns}\n` } });
+    await createSource(repoName);
+    const admin = readFileSync(testCluster().kubeconfigPath, 'utf8');
+    const closed = admin.replace(/server: .*/, `server: https://127.0.0.1:${await freePort()}`);
+    const withExec = `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
+    const tokenFile = withExec.replace('{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}', '{token-file: /var/run/secrets/kubernetes.io/serviceaccount/token}');
+    const core = kc.makeApiClient(CoreV1Api);
+    for (const [name, value, key] of [['good', admin, 'value'], ['closed', closed, 'value.yaml'], ['exec', withExec, 'value'], ['tokenfile', tokenFile, 'value']] as const) {
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: { [key]: value } } });
+    }
+    await createKustomization('good', { path: './app', kubeConfig: { secretRef: { name: 'good' } } });
+    await createKustomization('closed', { path: './app', kubeConfig: { secretRef: { name: 'closed' } } });
+    await createKustomization('exec', { path: './app', kubeConfig: { secretRef: { name: 'exec' } } });
+    await createKustomization('tokenfile', { path: './app', kubeConfig: { secretRef: { name: 'tokenfile' } } });
+    await createKustomization('missing', { path: './app', kubeConfig: { secretRef: { name: 'nope' } } });
+    await applied('good');
+    expect((await core.readNamespacedConfigMap({ name: 'remote', namespace: ns })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'good' });
+    expect((await failed('closed', 'ReconciliationFailed')).message).to.match(/ECONNREFUSED/);
+    expect((await failed('exec', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/exec' key 'value': user 'u' uses an exec credential plugin, which is not allowed`);
+    expect((await failed('tokenfile', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/tokenfile' key 'value': user 'u' refers to a file on disk (token-file); inline the data instead`);
+    expect((await failed('missing', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/nope' not found`);
+    // Nothing of the kubeconfigs reaches status or events.
+    const events = await core.listNamespacedEvent({ namespace: ns });
+    const said = JSON.stringify(events.items.map((e) => e.message)) + JSON.stringify((await getKs('closed')).status);
+    expect(said).to.not.include('client-key-data');
+    expect(said).to.not.include(admin.match(/client-key-data: (\S{20})/)![1]);
+  });
+
+  it('applies a CRD and its custom resource, and waits for the resource by healthCheckExprs', async () => {
+    const group = `${ns}.tide.test`;
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `widgets.${group}` },
+      spec: {
+        group, scope: 'Namespaced', names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
+        versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      },
+    };
+    const repoName = `cel-${ns}`;
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'app/crd.yaml': JSON.stringify(crd),
+        'app/widget.yaml': `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: ${ns}\nspec:\n  size: 1\n`,
+      },
+    });
+    try {
+      await createSource(repoName);
+      await createKustomization('widgets', {
+        path: './app', wait: true, timeout: '2m',
+        healthCheckExprs: [{ apiVersion: `${group}/v1`, kind: 'Widget', failed: "status.phase == 'Broken'", current: "status.phase == 'Done'" }],
+      });
+      // Applied, but the Widget has no status.phase yet: not ready.
+      const widgets = { group, version: 'v1', plural: 'widgets', namespace: ns };
+      await eventually(async () => expect(await custom().getNamespacedCustomObject({ ...widgets, name: 'w' })).to.have.nested.property('spec.size', 1));
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(findCondition((await getKs('widgets')).status?.conditions, 'Ready')?.status).to.not.equal('True');
+      await custom().patchNamespacedCustomObjectStatus(
+        { ...widgets, name: 'w', body: { status: { phase: 'Done' } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const ready = await applied('widgets');
+      expect(findCondition(ready.status?.conditions, 'Healthy')).to.include({ status: 'True' });
+    } finally {
+      await kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }).catch(() => {});
+    }
   });
 
   it('on deletion: WaitForTermination waits for the objects to be gone, Orphan and suspend leave them', async () => {

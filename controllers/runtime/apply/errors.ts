@@ -11,7 +11,11 @@ interface StatusBody {
 export function reasonOf(err: unknown): string {
   const body = (err as { body?: unknown } | null)?.body as StatusBody | undefined;
   if (body && typeof body === 'object' && body.message) return body.reason ? `${body.reason}: ${body.message}` : body.message;
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  // undici says only "fetch failed"; the cause says what (ECONNREFUSED 127.0.0.1:6443, a TLS error).
+  const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+  const detail = cause?.message || cause?.code;
+  return detail && !err.message.includes(detail) ? `${err.message}: ${detail}` : err.message;
 }
 
 // kubectl treats every 422 and 409 on apply as immutable; that also matches plainly invalid

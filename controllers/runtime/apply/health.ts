@@ -5,6 +5,7 @@ import { apiClientFor } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { reasonOf } from './errors.ts';
 import { apiVersionOf, refOf, refOfEntry, subjectOf, type InventoryEntry } from './inventory.ts';
+import type { CustomHealth } from './expressions.ts';
 import { objectHealth } from './kstatus.ts';
 
 export interface HealthReport {
@@ -15,10 +16,10 @@ export interface HealthReport {
   failed: string[];
 }
 
-export function checkHealth(objects: readonly KubernetesObject[]): HealthReport {
+export function checkHealth(objects: readonly KubernetesObject[], custom?: CustomHealth): HealthReport {
   const report: HealthReport = { ready: true, pending: [], failed: [] };
   for (const obj of objects) {
-    const health = objectHealth(obj);
+    const health = custom?.(obj) ?? objectHealth(obj);
     if (health.state === 'ready') continue;
     report.ready = false;
     report[health.state].push(`${subjectOf(refOf(obj))}: ${health.message}`);
@@ -41,6 +42,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Objects as the API server just returned them, by inventory id: the first round reads these instead of asking again. */
   observed?: ReadonlyMap<string, KubernetesObject>;
+  /** Rules that replace kstatus for some kinds (healthCheckExprs). */
+  custom?: CustomHealth;
 }
 
 /**
@@ -58,17 +61,18 @@ export async function waitForHealth(
 ): Promise<void> {
   const client = apiClientFor(kc);
   const deadline = Date.now() + timeoutMs;
+  const health = (obj: KubernetesObject) => opts.custom?.(obj) ?? objectHealth(obj);
   let waiting = entries.map((e) => ({ ref: refOfEntry(e), known: opts.observed?.get(e.id) }));
   for (;;) {
     opts.signal?.throwIfAborted();
     const report: HealthReport = { ready: true, pending: [], failed: [] };
     const results = await mapLimit(waiting, DEFAULT_CONCURRENCY, async ({ ref, known }) => {
-      if (known) return { ref, ...objectHealth(known) };
+      if (known) return { ref, ...health(known) };
       try {
         const res = await client.resourceFor(apiVersionOf(ref), ref.kind);
         const live = res && (await client.get(res, ref));
         if (!live) return { ref, state: 'pending' as const, message: res ? 'not found' : `kind ${ref.kind} is not served by the API server` };
-        return { ref, ...objectHealth(live) };
+        return { ref, ...health(live) };
       } catch (err) {
         // One failed read is no verdict on the object; the next poll asks again.
         return { ref, state: 'pending' as const, message: `read failed: ${reasonOf(err)}` };
