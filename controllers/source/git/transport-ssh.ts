@@ -9,11 +9,16 @@
 // With protocol v0 over SSH those are the bytes smart HTTP would carry, so isomorphic-git's
 // parsers work unchanged. One SSH connection serves every request of a Transport.
 // ssh2 is CommonJS and its `utils` export is invisible to Node's named-export detection.
-import ssh2, { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type ParsedKey, type PublicKeyAuthMethod, type ServerHostKeyAlgorithm } from 'ssh2';
+import { createRequire } from 'node:module';
+import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey, PublicKeyAuthMethod, ServerHostKeyAlgorithm } from 'ssh2';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { checkHostKey, fingerprint, keysForHost, keyType, parseKnownHosts, type KnownHostKey } from './known-hosts.ts';
 import { RequestGuard, connectionCause, sizeLimitError } from './transport-http.ts';
 import { TransportError, type GitCredentials, type Transport, type TransportOptions } from './types.ts';
+
+// ssh2 costs ~19 MB of memory: loaded (synchronously, it is CommonJS) on the first ssh:// URL only.
+let loaded: typeof import('ssh2') | undefined;
+const ssh2 = (): typeof import('ssh2') => (loaded ??= createRequire(import.meta.url)('ssh2') as typeof import('ssh2'));
 
 const service = 'git-upload-pack';
 const flushPkt = Buffer.from('0000');
@@ -55,7 +60,7 @@ function sshTarget(url: URL): SshTarget {
 }
 
 function parseIdentity(identity: string, passphrase: string | undefined): ParsedKey {
-  const parsed = ssh2.utils.parseKey(identity, passphrase);
+  const parsed = ssh2().utils.parseKey(identity, passphrase);
   if (parsed instanceof Error) {
     if (/passphrase/i.test(parsed.message)) {
       throw new TransportError('auth', `the SSH identity is encrypted and its passphrase is ${passphrase ? 'wrong' : 'missing'}`);
@@ -171,7 +176,7 @@ class SshSession {
 
   #open(guard: RequestGuard): Promise<Client> {
     const { host, port, username, label } = this.#target;
-    const client = new Client();
+    const client = new (ssh2().Client)();
     let hostKeyProblem: TransportError | undefined;
     const algorithms = hostKeyAlgorithms(keysForHost(this.#knownHosts, host, port));
     const auth: AnyAuthMethod[] = this.#identity

@@ -21,7 +21,6 @@ import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { writeArtifact } from '../git/archive.ts';
 import { openTransport } from '../git/transport.ts';
 import { TransportError, type GitCredentials, type Transport } from '../git/types.ts';
-import { verifyCommit, verifyTag } from '../git/verify.ts';
 import type { Storage } from '../storage.ts';
 import { SecretError, credentialsFrom, pgpKeysFrom, readSecret } from './credentials.ts';
 import { CommitNotFoundError, fetchCommit, listRefs } from './checkout.ts';
@@ -276,6 +275,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     try {
       const secret = await readSecret(this.deps.kubeConfig, obj.metadata!.namespace!, spec.verify!.secretRef.name);
       const armoredKeys = pgpKeysFrom(secret);
+      // openpgp costs ~20 MB of memory: loaded only by controllers that verify signatures.
+      const { verifyCommit, verifyTag } = await import('../git/verify.ts');
       const verified: string[] = [];
       if (mode === 'Tag' || mode === 'TagAndHEAD') {
         if (!resolved.tagObject) throw new Error(`tag '${resolved.revisionName}' is a lightweight tag; only annotated tags carry a signature`);
