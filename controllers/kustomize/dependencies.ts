@@ -58,3 +58,12 @@ export function sourceKey(obj: Kustomization): string[] {
   const ref = obj.spec?.sourceRef;
   return ref ? [`${ref.kind}/${ref.namespace ?? obj.metadata?.namespace}/${ref.name}`] : [];
 }
+
+/** Index values: the ConfigMaps and Secrets `obj` reads, "Kind/namespace/name". */
+export function configKeys(obj: Kustomization): string[] {
+  const ns = obj.metadata?.namespace;
+  const keys = (obj.spec?.postBuild?.substituteFrom ?? []).map((s) => `${s.kind}/${ns}/${s.name}`);
+  const secret = obj.spec?.kubeConfig?.secretRef?.name;
+  if (secret) keys.push(`Secret/${ns}/${secret}`);
+  return keys;
+}

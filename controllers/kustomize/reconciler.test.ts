@@ -72,7 +72,13 @@ function ctx(obj: Kustomization): ReconcileContext<KustomizationStatus> & { even
   };
 }
 
-function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization> = {}, source?: Source, stepsFor: KustomizationDeps['stepsFor'] = async () => steps) {
+function reconciler(
+  steps: KustomizeSteps,
+  others: Record<string, Kustomization> = {},
+  source?: Source,
+  stepsFor: KustomizationDeps['stepsFor'] = async () => steps,
+  lockdown: Pick<KustomizationDeps, 'noCrossNamespaceRefs' | 'defaultServiceAccount'> = {},
+) {
   const src: Source = source ?? { metadata: { name: 'repo', namespace: 'ns' }, status: { artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' } } };
   return new KustomizationReconciler({
     kubeConfig: {} as KubeConfig,
@@ -80,6 +86,7 @@ function reconciler(steps: KustomizeSteps, others: Record<string, Kustomization>
     sources: informer({ 'ns/repo': src }),
     stepsFor,
     requeueDependencyMs: 30_000,
+    ...lockdown,
   });
 }
 
@@ -148,6 +155,32 @@ describe('Kustomization reconciler', () => {
     expect(err).to.include({ outcome: 'error', reason: 'ReconciliationFailed', message: "kubeconfig Secret 'ns/remote' not found" });
     expect(broken.calls).to.deep.equal([]);
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_old__ConfigMap']);
+  });
+
+  it('with --no-cross-namespace-refs, stalls with AccessDenied on a source or dependency in another namespace', async () => {
+    const lockdown = { noCrossNamespaceRefs: true };
+    for (const spec of [{ sourceRef: { kind: 'GitRepository' as const, name: 'repo', namespace: 'other' } }, { dependsOn: [{ name: 'infra', namespace: 'other' }] }]) {
+      const obj = kustomization(spec);
+      const { steps, calls } = fakeSteps([cm('a')]);
+      const err = await outcomeOf(reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, ctx(obj)));
+      expect(err).to.include({ outcome: 'stalled', reason: 'AccessDenied' });
+      expect(err?.message).to.match(/other.*cross-namespace references are not allowed/);
+      expect(calls).to.deep.equal([]);
+    }
+    // The same namespace, spelled out, is fine.
+    const same = kustomization({ sourceRef: { kind: 'GitRepository', name: 'repo', namespace: 'ns' } });
+    const { steps } = fakeSteps([cm('a')]);
+    expect((await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(same, ctx(same))).type).to.equal('success');
+  });
+
+  it('impersonates --default-service-account when the spec names no account', async () => {
+    const targets: StepsTarget[] = [];
+    const { steps } = fakeSteps([cm('a')]);
+    const record: KustomizationDeps['stepsFor'] = async (t) => (targets.push(t), steps);
+    for (const obj of [kustomization(), kustomization({ serviceAccountName: 'own' })]) {
+      await reconciler(steps, {}, undefined, record, { defaultServiceAccount: 'restricted' }).reconcile(obj, ctx(obj));
+    }
+    expect(targets.map((t) => t.serviceAccountName)).to.deep.equal(['restricted', 'own']);
   });
 
   it('answers a kubeConfig without secretRef (cloud provider authentication) with UnsupportedFeature', async () => {

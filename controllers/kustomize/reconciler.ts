@@ -66,6 +66,10 @@ export interface KustomizationDeps {
    */
   stepsFor(target: StepsTarget): Promise<KustomizeSteps>;
   requeueDependencyMs: number;
+  /** --no-cross-namespace-refs: sourceRef and dependsOn stay in the Kustomization's namespace. */
+  noCrossNamespaceRefs?: boolean;
+  /** --default-service-account: impersonated when spec.serviceAccountName is empty. */
+  defaultServiceAccount?: string;
 }
 
 const SUPPORTED_SOURCES = ['GitRepository'];
@@ -107,7 +111,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
     const spec = this.validate(obj);
-    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(targetOf(obj)));
+    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(this.targetOf(obj)));
     const interval = parseDuration(spec.interval);
     const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
 
@@ -178,6 +182,8 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
     ];
     for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
+    const crossing = this.crossNamespaceRef(obj, spec);
+    if (crossing) throw stalled(Reason.AccessDenied, `${crossing} is in another namespace, and cross-namespace references are not allowed on this controller`);
     try {
       healthExpressions(spec.healthCheckExprs ?? []);
       readyExpressions(obj);
@@ -186,6 +192,21 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       throw err;
     }
     return spec;
+  }
+
+  private targetOf(obj: Kustomization): StepsTarget {
+    const serviceAccountName = obj.spec?.serviceAccountName || this.deps.defaultServiceAccount || undefined;
+    return { namespace: obj.metadata!.namespace!, serviceAccountName, kubeConfig: obj.spec?.kubeConfig };
+  }
+
+  /** With --no-cross-namespace-refs, the first reference to another namespace. */
+  private crossNamespaceRef(obj: Kustomization, spec: KustomizationSpec): string | undefined {
+    if (!this.deps.noCrossNamespaceRefs) return undefined;
+    const ns = obj.metadata!.namespace!;
+    const ref = spec.sourceRef;
+    if (ref.namespace && ref.namespace !== ns) return `spec.sourceRef ${ref.kind}/${ref.namespace}/${ref.name}`;
+    const dep = spec.dependsOn?.find((d) => d.namespace && d.namespace !== ns);
+    return dep ? `spec.dependsOn ${dep.namespace}/${dep.name}` : undefined;
   }
 
   private healthCheckEntries(obj: Kustomization, spec: KustomizationSpec): InventoryEntry[] {
@@ -207,7 +228,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const entries = obj.status?.inventory?.entries ?? [];
     // Like Flux: when the cluster or account to act as is gone, the objects cannot be reached; say
     // which were left and let the Kustomization go.
-    const steps = remove && !obj.spec?.suspend && entries.length > 0 ? await this.deps.stepsFor(targetOf(obj)).catch((err: unknown) => err as Error) : undefined;
+    const steps = remove && !obj.spec?.suspend && entries.length > 0 ? await this.deps.stepsFor(this.targetOf(obj)).catch((err: unknown) => err as Error) : undefined;
     if (steps instanceof Error) {
       ctx.event('Warning', Reason.PruneFailed, `objects not pruned: ${steps.message}; left: ${entries.map((e) => e.id).join(', ')}`);
     } else if (steps) {
@@ -226,10 +247,6 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     ctx.skipStatus = true;
     return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };
   }
-}
-
-function targetOf(obj: Kustomization): StepsTarget {
-  return { namespace: obj.metadata!.namespace!, serviceAccountName: obj.spec?.serviceAccountName, kubeConfig: obj.spec?.kubeConfig };
 }
 
 function retryIntervalOf(obj: Kustomization): number | undefined {

@@ -1,5 +1,5 @@
 // The kustomize controller: Kustomization, fed by GitRepository artifacts.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +21,13 @@ import { ArtifactError } from './build/errors.ts';
 import { ArtifactCache } from './build/cache.ts';
 import { buildManifests } from './build/manifests.ts';
 import type { VariableSource } from './build/substitute.ts';
-import { dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
+import { configKeys, dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
 import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
 import { RemoteClusters } from './remote.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
 const DEPENDS_INDEX = 'spec.dependsOn';
+const CONFIG_INDEX = 'configs';
 const MAX_ARTIFACT_BYTES = 512 * 1024 * 1024;
 
 /** Reads postBuild.substituteFrom objects from the Kustomization's namespace. */
@@ -128,6 +129,8 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     sources,
     stepsFor,
     requeueDependencyMs,
+    noCrossNamespaceRefs: args['no-cross-namespace-refs'] === 'true',
+    defaultServiceAccount: args['default-service-account'] || undefined,
   });
   const controller = manager.addController<Kustomization>({
     name: 'kustomization',
@@ -148,6 +151,26 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     if (!revision) return;
     for (const k of kustomizations.byIndex(SOURCE_INDEX, `GitRepository/${keyOf(s)}`)) {
       if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k));
+    }
+  }
+  // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)
+  // re-queue the Kustomizations that read them (substituteFrom, kubeConfig) when their data changes.
+  const selector = args['watch-configs-label-selector'];
+  if (selector) {
+    kustomizations.addIndex(CONFIG_INDEX, configKeys);
+    for (const kind of ['ConfigMap', 'Secret'] as const) {
+      const rt = { group: '', version: 'v1', kind, plural: kind === 'ConfigMap' ? 'configmaps' : 'secrets', namespaced: true };
+      type Config = KubernetesObject & { data?: Record<string, string> };
+      const changed = (c: Config) => {
+        for (const k of kustomizations.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) controller.enqueue(keyOf(k));
+      };
+      manager.informer<Config>(rt, { labelSelector: selector }).on({
+        add: changed,
+        update: (o, n) => {
+          if (JSON.stringify(o.data) !== JSON.stringify(n.data)) changed(n);
+        },
+        delete: changed,
+      });
     }
   }
   // A Kustomization becoming Ready releases the ones that wait for it; any change may satisfy a

@@ -64,14 +64,19 @@ export class Manager {
     this.metrics = opts.metrics ?? new Metrics();
   }
 
-  /** The shared informer of a kind; created on first use. */
-  informer<T extends KubernetesObject>(rt: ResourceType): Informer<T> {
-    const key = `${rt.group}/${rt.version}/${rt.plural}`;
+  /**
+   * The shared informer of a kind; created on first use. `labelSelector` replaces the manager's
+   * own (the shard selector) for informers of objects the controllers only read, such as
+   * ConfigMaps labelled for watching.
+   */
+  informer<T extends KubernetesObject>(rt: ResourceType, opts: { labelSelector?: string } = {}): Informer<T> {
+    const labelSelector = opts.labelSelector ?? this.opts.labelSelector;
+    const key = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}`;
     let inf = this.informers.get(key);
     if (!inf) {
       inf = new Informer(this.kubeConfig, rt, {
         namespace: this.opts.namespace,
-        labelSelector: this.opts.labelSelector,
+        labelSelector,
         logger: this.opts.logger,
         ...(this.opts.relistMs ? { relistMs: this.opts.relistMs } : {}),
       });

@@ -21,6 +21,8 @@ export const Reason = {
   ReconciliationFailed: 'ReconciliationFailed',
   DependencyNotReady: 'DependencyNotReady',
   InvalidSpec: 'InvalidSpec',
+  /** A reference the controller's configuration forbids (--no-cross-namespace-refs). */
+  AccessDenied: 'AccessDenied',
   /** A CEL expression of the spec does not parse (Flux's meta.InvalidCELExpressionReason). */
   InvalidCELExpression: 'InvalidCELExpression',
   Suspended: 'Suspended',

@@ -343,6 +343,22 @@ describe('Kustomization: the GitOps loop', function () {
     }
   });
 
+  it('re-applies at once when a watched substituteFrom ConfigMap changes', async () => {
+    const repoName = `vars-${ns}`;
+    await createRepo(root, repoName, { branch: 'main', files: { 'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: ${ns}\ndata:\n  text: \${greeting}\n` } });
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'vars', labels: { 'reconcile.fluxcd.io/watch': 'Enabled' } }, data: { greeting: 'hello' } } });
+    await createSource(repoName);
+    await createKustomization('vars', { path: './app', interval: '1h', postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] } });
+    await applied('vars');
+    expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({ text: 'hello' });
+    // Let retries queued while the source had no artifact (--requeue-dependency=1s) run out; after
+    // that the next reconcile is an hour away, and only the watch can bring the new value.
+    await new Promise((r) => setTimeout(r, 3000));
+    await core.patchNamespacedConfigMap({ name: 'vars', namespace: ns, body: { data: { greeting: 'bonjour' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await eventually(async () => expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({ text: 'bonjour' }), { timeoutMs: 20_000 });
+  });
+
   it('on deletion: WaitForTermination waits for the objects to be gone, Orphan and suspend leave them', async () => {
     const repoName = `deletion-${ns}`;
     const cm = (name: string, extra = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n${extra}`;
