@@ -111,6 +111,9 @@ describe('Kustomization reconciler', () => {
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap', 'ns_b__ConfigMap']);
     expect(c.status).to.include({ lastAppliedRevision: REV, lastAttemptedRevision: REV });
     expect(c.events.join('\n')).to.include('ns_gone__ConfigMap deleted');
+    expect(c.status.history).to.have.length(1);
+    expect(c.status.history![0]).to.deep.include({ lastReconciledStatus: 'ReconciliationSucceeded', totalReconciliations: 1, metadata: { revision: REV } });
+    expect(c.status.history![0]!.digest).to.match(/^sha256:[0-9a-f]{64}$/);
   });
 
   it('labels every object with its owner', async () => {
@@ -134,6 +137,8 @@ describe('Kustomization reconciler', () => {
       expect(c.status.lastAppliedRevision).to.equal('old');
       expect(c.status.lastAttemptedRevision).to.equal(REV);
       expect(err?.requeueAfterMs, 'retried no later than spec.interval').to.equal(300_000);
+      // History records what built manifests gave; without manifests there is nothing to record.
+      expect(c.status.history?.map((h) => h.lastReconciledStatus)).to.deep.equal(failing === 'apply' ? ['ReconciliationFailed'] : undefined);
     });
   }
 

@@ -12,6 +12,7 @@ import { parseDuration } from '../runtime/duration.ts';
 import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { ReconcileError, failed, stalled, waiting, type Outcome } from '../runtime/outcome.ts';
+import { digestOf, recordSnapshot } from '../runtime/history.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
 import { readyExpressions, unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
@@ -107,6 +108,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   }
 
   private async run(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
+    const started = ctx.now();
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
@@ -138,6 +140,34 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     }
     for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
 
+    // status.history: what these manifests gave, success or the failing step's reason.
+    const digest = digestOf(objects);
+    const origin = artifact.metadata?.['org.opencontainers.image.revision'];
+    const record = (status: string) => {
+      const metadata = { revision, ...(origin ? { originRevision: origin } : {}) };
+      ctx.status.history = recordSnapshot(ctx.status.history, { digest, status, at: ctx.now(), durationMs: ctx.now().getTime() - started.getTime(), metadata });
+    };
+    try {
+      const outcome = await this.applyAndCheck(obj, spec, ctx, steps, objects, owner, timeoutMs);
+      ctx.status.lastAppliedRevision = revision;
+      record(outcome.reason);
+      return { ...outcome, message: `Applied revision: ${revision}`, requeueAfterMs: interval };
+    } catch (err) {
+      record(err instanceof ReconcileError ? err.reason : Reason.ReconciliationFailed);
+      throw err;
+    }
+  }
+
+  /** Apply, prune, health: the steps that act on the cluster, once the objects are built. */
+  private async applyAndCheck(
+    obj: Kustomization,
+    spec: KustomizationSpec,
+    ctx: Ctx,
+    steps: KustomizeSteps,
+    objects: KubernetesObject[],
+    owner: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<Outcome> {
     const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
@@ -166,8 +196,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     } else {
       ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
     }
-    ctx.status.lastAppliedRevision = revision;
-    return { type: 'success', reason: Reason.ReconciliationSucceeded, message: `Applied revision: ${revision}`, requeueAfterMs: interval };
+    return { type: 'success', reason: Reason.ReconciliationSucceeded, message: '' };
   }
 
   private validate(obj: Kustomization): KustomizationSpec {

@@ -164,6 +164,10 @@ describe('Kustomization: the GitOps loop', function () {
     const appReady = findCondition(app.status?.conditions, 'Ready')!.lastTransitionTime;
     expect(appReady >= infraReady, 'app became ready after infra').to.equal(true);
     expect(findCondition(app.status?.conditions, 'Healthy')).to.include({ status: 'True' });
+    expect((app.status as { history?: { lastReconciledStatus: string; metadata?: Record<string, string> }[] }).history?.[0]).to.deep.include({
+      lastReconciledStatus: 'ReconciliationSucceeded',
+      metadata: { revision },
+    });
     expect(app.status?.inventory?.entries.map((e) => e.id).sort()).to.deep.equal([
       `${appNs}_web-config__ConfigMap`,
       `${appNs}_web__Service`,

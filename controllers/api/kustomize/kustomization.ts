@@ -157,6 +157,20 @@ export const ResourceRef = Type.Object(
   { description: 'An applied object.' },
 );
 
+/** meta.Snapshot: one entry of status.history. */
+export const Snapshot = Type.Object(
+  {
+    digest: Type.String({ description: "Checksum of the applied manifests, '<algo>:<hex>'." }),
+    firstReconciled: Type.String({ format: 'date-time', description: 'When these manifests were first reconciled with this result.' }),
+    lastReconciled: Type.String({ format: 'date-time', description: 'When they were last reconciled with this result.' }),
+    lastReconciledDuration: Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$', description: 'How long that reconciliation took.' }),
+    lastReconciledStatus: Type.String({ description: 'Reason of the result of that reconciliation.' }),
+    totalReconciliations: Type.Integer({ format: 'int64', description: 'How many reconciliations had these manifests and this result.' }),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'The source revision and the like.' })),
+  },
+  { description: 'A reconciliation of one set of manifests.' },
+);
+
 export const KustomizationStatus = Type.Object(
   {
     ...observedStatus,
@@ -166,9 +180,7 @@ export const KustomizationStatus = Type.Object(
     inventory: Type.Optional(
       Type.Object({ entries: Type.Array(ResourceRef, { description: 'Applied objects.' }) }, { description: 'The objects this Kustomization applied.' }),
     ),
-    history: Type.Optional(
-      Type.Array(Type.Object({}, { 'x-kubernetes-preserve-unknown-fields': true }), { description: 'Snapshots of the last reconciliations.' }),
-    ),
+    history: Type.Optional(Type.Array(Snapshot, { description: 'The last reconciliations, newest first, one entry per manifests digest and result.' })),
   },
   { description: 'KustomizationStatus records the observed state of a Kustomization.' },
 );
