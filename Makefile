@@ -47,7 +47,7 @@ system-deps: ## install the Debian packages the tests need (sshd, time, gpg) whe
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-controlplane: ## build (or reuse) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kustomize
+controlplane: ## build (or reuse) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kustomize, sops, age-keygen
 	@e2e/controlplane/build.sh >/dev/null
 
 build: deps ## compile TypeScript into dist/

@@ -33,6 +33,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'git-max-size': { default: '1073741824', help: 'source: bytes a fetch may download and an artifact may unpack to.' },
   'requeue-dependency': { default: '30s', help: 'kustomize: how soon a Kustomization waiting for dependencies checks again.' },
   'kustomize-path': { default: 'kustomize', help: 'kustomize: the kustomize v5 binary.' },
+  'sops-path': { default: 'sops', help: 'kustomize: the sops binary, for spec.decryption.' },
   'no-cross-namespace-refs': { default: 'false', boolean: true, help: 'kustomize: refuse sourceRef and dependsOn in another namespace (multi-tenancy lockdown).' },
   'default-service-account': { default: '', help: 'kustomize: the ServiceAccount to impersonate when a Kustomization names none (multi-tenancy lockdown).' },
   'watch-configs-label-selector': {

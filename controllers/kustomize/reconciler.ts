@@ -141,7 +141,9 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
 
     // status.history: what these manifests gave, success or the failing step's reason.
-    const digest = digestOf(objects);
+    // Secret values stay out of the digest: it is in status, and a decrypted value must not be
+    // guessable from it.
+    const digest = digestOf(objects.map(withoutSecretValues));
     const origin = artifact.metadata?.['org.opencontainers.image.revision'];
     const record = (status: string) => {
       const metadata = { revision, ...(origin ? { originRevision: origin } : {}) };
@@ -207,7 +209,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     }
     const unsupported: [unknown, string][] = [
       [spec.kubeConfig && !spec.kubeConfig.secretRef, 'spec.kubeConfig.configMapRef (cloud provider authentication)'],
-      [spec.decryption, 'spec.decryption'],
+      [spec.decryption?.serviceAccountName, 'spec.decryption.serviceAccountName (KMS workload identity)'],
       [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
     ];
     for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
@@ -276,6 +278,12 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     ctx.skipStatus = true;
     return { type: 'success', reason: Reason.Succeeded, message: `deleted with policy ${policy}` };
   }
+}
+
+function withoutSecretValues(o: KubernetesObject): KubernetesObject {
+  if (o.kind !== 'Secret' || o.apiVersion !== 'v1') return o;
+  const { data: _data, stringData: _stringData, ...rest } = o as KubernetesObject & { data?: unknown; stringData?: unknown };
+  return rest;
 }
 
 function retryIntervalOf(obj: Kustomization): number | undefined {

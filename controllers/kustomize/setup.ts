@@ -19,6 +19,7 @@ import { Reason } from '../runtime/reasons.ts';
 import { keyOf } from '../runtime/resource.ts';
 import { ArtifactError } from './build/errors.ts';
 import { ArtifactCache } from './build/cache.ts';
+import { keysFromSecret, type DecryptionKeys } from './build/decrypt.ts';
 import { buildManifests } from './build/manifests.ts';
 import type { VariableSource } from './build/substitute.ts';
 import { configKeys, dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
@@ -44,6 +45,18 @@ function variables(kc: KubeConfig, namespace: string): VariableSource {
   };
 }
 
+/** The keys of spec.decryption.secretRef (none without one); a missing Secret fails the build. */
+async function decryptionKeys(kc: KubeConfig, namespace: string, name: string | undefined): Promise<DecryptionKeys> {
+  if (!name) return { age: [], pgp: [] };
+  try {
+    const secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace });
+    return keysFromSecret(secret.data ?? {});
+  } catch (err) {
+    if (statusCode(err) === 404) throw failed(Reason.BuildFailed, `decryption Secret '${namespace}/${name}' not found`);
+    throw err;
+  }
+}
+
 /** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per cluster and account. */
 const impersonated = new WeakMap<KubeConfig, Map<string, KubeConfig>>();
 function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
@@ -67,6 +80,7 @@ function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }):
 
 export interface StepsOptions {
   kustomizePath: string;
+  sopsPath: string;
   /** Shared by all steps of a controller, whatever account they act as. */
   artifacts: ArtifactCache;
   /** Where postBuild.substituteFrom is read: this cluster, as the controller or the ServiceAccount. */
@@ -74,12 +88,14 @@ export interface StepsOptions {
 }
 
 /** Steps that apply, prune and check health through `kc` (this cluster or a remote one). */
-export function kustomizeSteps(kc: KubeConfig, { kustomizePath, artifacts, local }: StepsOptions): KustomizeSteps {
+export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifacts, local }: StepsOptions): KustomizeSteps {
   return {
     fetch: (url, digest, timeoutMs) => artifacts.acquire(url, digest ?? '', timeoutMs),
     async build(dir, obj, spec, timeoutMs) {
+      const namespace = obj.metadata!.namespace!;
+      const keys = spec.decryption ? await decryptionKeys(local, namespace, spec.decryption.secretRef?.name) : undefined;
       try {
-        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(local, obj.metadata!.namespace!) });
+        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(local, namespace), decryption: { sopsPath, keys } });
       } catch (err) {
         if (err instanceof ArtifactError) throw failed(Reason.ArtifactFailed, err.message);
         throw err;
@@ -103,7 +119,7 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
   const artifacts = new ArtifactCache(await mkdtemp(join(tmpdir(), 'tide-artifacts-')), { maxBytes: MAX_ARTIFACT_BYTES });
   manager.onStop(() => artifacts.clear());
-  const base = { kustomizePath: args['kustomize-path']!, artifacts };
+  const base = { kustomizePath: args['kustomize-path']!, sopsPath: args['sops-path']!, artifacts };
   const local = manager.kubeConfig;
   const asController = kustomizeSteps(local, { ...base, local });
   const remotes = new RemoteClusters(local);

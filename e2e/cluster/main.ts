@@ -90,7 +90,7 @@ async function startController(binDir: string): Promise<void> {
   // The default ports, bound to loopback: the local control plane is for this machine only.
   const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440',
     `--storage-path=${path.join(stateDir, 'storage')}`, '--storage-addr=127.0.0.1:9090', '--storage-adv-addr=127.0.0.1:9090',
-    `--kustomize-path=${path.join(binDir, 'kustomize')}`];
+    `--kustomize-path=${path.join(binDir, 'kustomize')}`, `--sops-path=${path.join(binDir, 'sops')}`];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -5,7 +5,7 @@ import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrate
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -361,6 +361,36 @@ describe('Kustomization: the GitOps loop', function () {
     await new Promise((r) => setTimeout(r, 3000));
     await core.patchNamespacedConfigMap({ name: 'vars', namespace: ns, body: { data: { greeting: 'bonjour' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await eventually(async () => expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({ text: 'bonjour' }), { timeoutMs: 20_000 });
+  });
+
+  it('decrypts SOPS Secrets with the age keys of spec.decryption, and fails clearly without them', async () => {
+    const bin = testCluster().binDir;
+    const keyFile = join(root, `age-${ns}.txt`);
+    await exec(join(bin, 'age-keygen'), ['-o', keyFile]);
+    const keyText = readFileSync(keyFile, 'utf8');
+    const identity = /AGE-SECRET-KEY-\S+/.exec(keyText)![0];
+    const recipient = /public key: (age1\S+)/.exec(keyText)![1]!;
+    const plainFile = join(root, `secret-${ns}.yaml`);
+    writeFileSync(plainFile, `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: ${ns}\nstringData:\n  password: hunter2-${ns}\n`);
+    const { stdout: encrypted } = await exec(join(bin, 'sops'), ['--encrypt', '--age', recipient, '--encrypted-regex', '^(data|stringData)$', plainFile], { env: { PATH: process.env.PATH!, HOME: root } });
+    const repoName = `sops-${ns}`;
+    await createRepo(root, repoName, { branch: 'main', files: { 'app/db.yaml': encrypted } });
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'sops-age' }, stringData: { 'identity.agekey': `${identity}\n` } } });
+    await createSource(repoName);
+    await createKustomization('sealed', { path: './app' });
+    await createKustomization('opened', { path: './app', decryption: { provider: 'sops', secretRef: { name: 'sops-age' } } });
+    const refused = await failed('sealed', 'BuildFailed');
+    expect(refused.message).to.equal(`Secret/${ns}/db is encrypted with SOPS, but spec.decryption is not set`);
+    await applied('opened');
+    const secret = await core.readNamespacedSecret({ name: 'db', namespace: ns });
+    expect(Buffer.from(secret.data!.password!, 'base64').toString()).to.equal(`hunter2-${ns}`);
+    expect(secret.metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'opened' });
+    // Neither the password nor the key shows in events or status.
+    const events = await core.listNamespacedEvent({ namespace: ns });
+    const said = JSON.stringify(events.items.map((e) => e.message)) + JSON.stringify((await getKs('opened')).status) + JSON.stringify((await getKs('sealed')).status);
+    expect(said).to.not.include(`hunter2-${ns}`);
+    expect(said).to.not.include(identity);
   });
 
   it('on deletion: WaitForTermination waits for the objects to be gone, Orphan and suspend leave them', async () => {

@@ -32,6 +32,7 @@ export async function startController(args: string[] = []): Promise<RunningContr
       `--storage-adv-addr=127.0.0.1:${storage}`,
       `--storage-path=${storagePath}`,
       `--kustomize-path=${join(testCluster().binDir, 'kustomize')}`,
+      `--sops-path=${join(testCluster().binDir, 'sops')}`,
       '--log-level=debug',
       ...args,
     ],
