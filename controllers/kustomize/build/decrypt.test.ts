@@ -1,14 +1,15 @@
 // These tests run the real sops, age-keygen and kustomize (built by e2e/controlplane/build.sh) and gpg.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { resolveBinDir } from '../../../e2e/cluster/cluster.ts';
 import { decryptObjects, encryptedFormat, keysFromSecret, type DecryptionKeys } from './decrypt.ts';
 import { BuildError } from './errors.ts';
 import { build } from './kustomize.ts';
+import { artifact } from '../../../e2e/support/tree.ts';
 import type { Manifest } from './objects.ts';
 
 const exec = promisify(execFile);
@@ -49,15 +50,6 @@ describe('SOPS decryption (real sops, kustomize, gpg)', function () {
   const keys = (): DecryptionKeys => keysFromSecret({ 'identity.agekey': b64(`# created: now\n${age.identity}\n`), 'team.asc': b64(pgp.armoredSecretKey), 'other.txt': b64('ignored') });
   const run = (objects: Manifest[], k: DecryptionKeys | null = keys()) => decryptObjects(objects, { sopsPath: join(bin, 'sops'), timeoutMs: 30_000, keys: k ?? undefined });
   const failure = (objects: Manifest[], k: DecryptionKeys | null) => run(objects, k).then(() => expect.fail('expected decryption to fail'), (e: unknown) => e as Error);
-
-  function artifact(files: Record<string, string>): string {
-    const root = mkdtempSync(join(tmpdir(), 'tide-sops-artifact-'));
-    for (const [path, content] of Object.entries(files)) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), content);
-    }
-    return root;
-  }
 
   it('reads age identities from *.agekey and OpenPGP keys from *.asc entries', () => {
     const k = keys();

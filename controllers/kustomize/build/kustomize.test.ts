@@ -1,23 +1,13 @@
 // These tests run the real kustomize (the one e2e/controlplane/build.sh builds).
 import { expect } from 'chai';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { resolveBinDir } from '../../../e2e/cluster/cluster.ts';
 import { ArtifactError, BuildError } from './errors.ts';
+import { artifact } from '../../../e2e/support/tree.ts';
 import { build } from './kustomize.ts';
 import type { KustomizeFields } from './kustomize.ts';
 import type { Manifest } from './objects.ts';
-
-/** Writes `files` (path → content) into a fresh directory standing for an unpacked artifact. */
-function artifact(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'tide-kbuild-'));
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
 
 const cm = (name: string, extra = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}`;
 const deployment = (name: string, image: string) => `apiVersion: apps/v1
