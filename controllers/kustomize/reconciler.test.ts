@@ -244,6 +244,23 @@ describe('Kustomization reconciler', () => {
     expect((await reconciler(steps, { 'ns/infra': infra('2') }).reconcile(obj, ctx(obj))).type).to.equal('success');
   });
 
+  it('passes drift ignore rules to apply, and stalls with InvalidSpec on one that does not parse', async () => {
+    const obj = kustomization({ driftIgnoreRules: [{ paths: ['/spec/replicas'], target: { kind: 'Deployment' } }] });
+    const { steps } = fakeSteps([cm('a')]);
+    let ignored: string[][] | undefined;
+    const apply = steps.apply;
+    steps.apply = async (objects, opts) => {
+      ignored = opts.ignore?.({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' } });
+      return apply(objects, opts);
+    };
+    await reconciler(steps).reconcile(obj, ctx(obj));
+    expect(ignored).to.deep.equal([['spec', 'replicas']]);
+    const bad = kustomization({ driftIgnoreRules: [{ paths: ['spec/replicas'] }] });
+    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(bad, ctx(bad)));
+    expect(err).to.include({ outcome: 'stalled', reason: 'InvalidSpec' });
+    expect(err?.message).to.match(/^spec\.driftIgnoreRules\[0\]\.paths\[0\]: 'spec\/replicas' is not a JSON pointer/);
+  });
+
   it('stalls with InvalidCELExpression on an expression that does not parse', async () => {
     for (const spec of [{ dependsOn: [{ name: 'infra', readyExpr: 'dep.(' }] }, { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] }]) {
       const obj = kustomization(spec);

@@ -15,6 +15,7 @@ import { ReconcileError, failed, stalled, waiting, type Outcome } from '../runti
 import { digestOf, recordSnapshot } from '../runtime/history.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
+import { compileIgnoreRules, IgnoreRuleError, type IgnoreRules } from '../runtime/apply/ignore.ts';
 import { readyExpressions, unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
@@ -34,7 +35,7 @@ export interface KustomizeSteps {
    * Applies; returns what happened per object (`id` is Kind/namespace/name), the new inventory and
    * the objects as the API server returned them, by inventory id.
    */
-  apply(objects: KubernetesObject[], opts: { force: boolean }): Promise<Applied>;
+  apply(objects: KubernetesObject[], opts: { force: boolean; ignore?: IgnoreRules }): Promise<Applied>;
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
   /** Resolves once none of the objects exists any more; throws naming those left at the timeout. */
   waitForTermination(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
@@ -170,7 +171,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     owner: Record<string, string>,
     timeoutMs: number,
   ): Promise<Outcome> {
-    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false }));
+    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore: compileIgnoreRules(spec.driftIgnoreRules ?? []) }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
     const stale = previous.filter((e) => !current.has(e.id));
@@ -210,7 +211,6 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const unsupported: [unknown, string][] = [
       [spec.kubeConfig && !spec.kubeConfig.secretRef, 'spec.kubeConfig.configMapRef (cloud provider authentication)'],
       [spec.decryption?.serviceAccountName, 'spec.decryption.serviceAccountName (KMS workload identity)'],
-      [spec.driftIgnoreRules?.length, 'spec.driftIgnoreRules'],
     ];
     for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
     const crossing = this.crossNamespaceRef(obj, spec);
@@ -218,8 +218,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     try {
       healthExpressions(spec.healthCheckExprs ?? []);
       readyExpressions(obj);
+      compileIgnoreRules(spec.driftIgnoreRules ?? []);
     } catch (err) {
       if (err instanceof ExpressionError) throw stalled(Reason.InvalidCELExpression, err.message);
+      if (err instanceof IgnoreRuleError) throw stalled(Reason.InvalidSpec, err.message);
       throw err;
     }
     return spec;

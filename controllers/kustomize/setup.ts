@@ -101,8 +101,8 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifa
         throw err;
       }
     },
-    async apply(objects, { force }) {
-      const changeSet = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force });
+    async apply(objects, { force, ignore }) {
+      const changeSet = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force, ignore });
       const observed = new Map(changeSet.flatMap((e) => (e.object ? [[e.id, e.object] as const] : [])));
       return { changes: changeSet.map((e) => ({ id: e.subject, action: e.action })), inventory: inventoryOf(changeSet), observed };
     },

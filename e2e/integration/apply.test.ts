@@ -1,11 +1,12 @@
 // The server-side apply engine against a real API server: staging, no-op detection, ssa policies,
 // immutable fields, validation, prune and health.
-import { ApiextensionsV1Api, CoreV1Api, KubernetesObjectApi, PatchStrategy, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, KubernetesObjectApi, PatchStrategy, KubeConfig, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { applyAll, type ApplyOptions } from '../../controllers/runtime/apply/apply.ts';
 import type { ChangeSet } from '../../controllers/runtime/apply/changeset.ts';
 import { ApplyError, ValidationError } from '../../controllers/runtime/apply/errors.ts';
 import { HealthError, waitForHealth } from '../../controllers/runtime/apply/health.ts';
+import { compileIgnoreRules } from '../../controllers/runtime/apply/ignore.ts';
 import { entryOf, refOf, type InventoryEntry } from '../../controllers/runtime/apply/inventory.ts';
 import { prune } from '../../controllers/runtime/apply/prune.ts';
 import { kubeConfig } from '../support/cluster.ts';
@@ -385,6 +386,30 @@ describe('apply engine', function () {
       expect(failed.report.failed[0]).to.match(reason);
       expect(failed.message).to.contain(`${kind}/${namespace}/`);
     }
+  });
+
+  it('leaves fields under drift ignore rules to whoever changes them, and reconciles the rest', async () => {
+    const ignore = compileIgnoreRules([{ paths: ['/spec/replicas'], target: { kind: 'Deployment', name: 'scaled' } }]);
+    await applyAll(kc, [deployment(namespace, 'scaled')], { ...opts, ignore });
+    const apps = kc.makeApiClient(AppsV1Api);
+    const replicas = async () => (await apps.readNamespacedDeployment({ name: 'scaled', namespace })).spec?.replicas;
+    expect(await replicas(), 'created as declared').to.equal(1);
+    // An autoscaler's write, through the scale subresource.
+    await apps.patchNamespacedDeploymentScale(
+      { name: 'scaled', namespace, body: { spec: { replicas: 4 } }, fieldManager: 'hpa-sim' },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const again = await applyAll(kc, [deployment(namespace, 'scaled')], { ...opts, ignore });
+    expect(again.map((e) => e.action)).to.deep.equal(['unchanged']);
+    expect(await replicas()).to.equal(4);
+    const newImage = await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], { ...opts, ignore });
+    expect(newImage.map((e) => e.action)).to.deep.equal(['configured']);
+    const live = await apps.readNamespacedDeployment({ name: 'scaled', namespace });
+    expect(live.spec?.template.spec?.containers[0]?.image).to.equal('example.invalid/app:2');
+    expect(live.spec?.replicas, 'the ignored field kept its live value').to.equal(4);
+    // Without the rule, the declared value wins again.
+    expect((await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], opts)).map((e) => e.action)).to.deep.equal(['configured']);
+    expect(await replicas()).to.equal(1);
   });
 
   it('reports a write that fails part way with what was written before it', async () => {

@@ -12,6 +12,7 @@ import { apiClientFor, type LiveObject } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { KUBECTL_MANAGERS, type FieldManagerRef } from './drift.ts';
 import { ApplyError, reasonOf, ValidationError } from './errors.ts';
+import type { IgnoreRules } from './ignore.ts';
 import { objectHealth } from './kstatus.ts';
 import { isCRD, isNamespace, STAGES } from './order.ts';
 import { plan, prepare, type Item, type Outcome, type Plan, type Planner } from './plan.ts';
@@ -28,6 +29,8 @@ export interface ApplyOptions {
   takeOver?: readonly FieldManagerRef[];
   /** Domain of the ssa/force/reconcile annotations. */
   annotationDomain?: string;
+  /** Drift ignore rules (compileIgnoreRules): ignored paths keep their live values. */
+  ignore?: IgnoreRules;
   /** How long to wait for new CRDs to be established and recreated objects to be gone. */
   waitTimeoutMs?: number;
   concurrency?: number;
@@ -66,7 +69,7 @@ async function execute(run: Run, p: Plan): Promise<LiveObject> {
     // to a race only leaves its fields unowned, which no apply removes.
     await client.jsonPatch(res, item.ref, [{ op: 'replace', path: '/metadata/managedFields', value: p.takeOver }], fieldManager);
   }
-  return client.apply(res, item.obj, { fieldManager, force: true });
+  return client.apply(res, p.applied ?? item.obj, { fieldManager, force: true });
 }
 
 async function waitForCRDs(run: Run, plans: Plan[], changeSet: ChangeSet): Promise<void> {
@@ -118,6 +121,7 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
       takeOver: opts.takeOver ?? KUBECTL_MANAGERS,
       annotationDomain: opts.annotationDomain ?? DEFAULT_ANNOTATION_DOMAIN,
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
+      ignore: opts.ignore,
     },
     dryRun: opts.dryRun ?? false,
     waitTimeoutMs: opts.waitTimeoutMs ?? 60_000,

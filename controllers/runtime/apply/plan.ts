@@ -8,6 +8,7 @@ import { contentDiffers, ownershipDiffers, takeOverManagedFields, type FieldMana
 import { isImmutableError, reasonOf, type ObjectFailure } from './errors.ts';
 import { formatId, refOf, subjectOf, type ObjectRef } from './inventory.ts';
 import { compareRefs, isCRD, stageOf } from './order.ts';
+import { withIgnoredFromLive, type IgnoreRules } from './ignore.ts';
 import { applyPolicy } from './policy.ts';
 
 export interface Planner {
@@ -17,6 +18,8 @@ export interface Planner {
   takeOver: readonly FieldManagerRef[];
   annotationDomain: string;
   concurrency: number;
+  /** Drift ignore rules: paths applied with their live values once an object exists. */
+  ignore?: IgnoreRules;
 }
 
 export interface Item {
@@ -34,6 +37,8 @@ export interface Item {
 export interface Plan {
   item: Item;
   action: Action;
+  /** What is sent: item.obj, with ignored paths taken from the live object. */
+  applied?: KubernetesObject;
   live?: LiveObject;
   recreate?: boolean;
   takeOver?: ManagedFieldsEntry[];
@@ -132,16 +137,18 @@ export async function plan(planner: Planner, item: Item): Promise<Outcome> {
   const res = item.res;
   const policy = applyPolicy(item.obj, live, planner.annotationDomain);
   if (policy.skip || (policy.ifNotPresent && live)) return { plan: { item, action: 'skipped', live } };
+  const applied = planner.ignore ? withIgnoredFromLive(item.obj, live, planner.ignore(item.obj), planner.fieldManager) : item.obj;
   let dryRun: LiveObject;
   try {
-    dryRun = await client.apply(res, item.obj, { fieldManager: planner.fieldManager, force: true, dryRun: true });
+    dryRun = await client.apply(res, applied, { fieldManager: planner.fieldManager, force: true, dryRun: true });
   } catch (err) {
+    // A recreated object starts over: declared as it is, ignored paths included.
     if (live && (planner.force || policy.force) && isImmutableError(err)) return { plan: { item, action: 'created', live, recreate: true } };
     return { failure: { subject: item.subject, reason: reasonOf(err) }, live };
   }
   if (!live) return { plan: { item, action: 'created' } };
   const takeOver = policy.merge ? undefined : takeOverManagedFields(live, planner.fieldManager, planner.takeOver);
   const changed = takeOver !== undefined || contentDiffers(live, dryRun) || ownershipDiffers(live, dryRun, planner.fieldManager);
-  return { plan: { item, action: changed ? 'configured' : 'unchanged', live, takeOver } };
+  return { plan: { item, action: changed ? 'configured' : 'unchanged', live, takeOver, applied } };
 }
 
