@@ -114,7 +114,6 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
     const spec = this.validate(obj);
-    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(this.targetOf(obj)));
     const interval = parseDuration(spec.interval);
     const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
 
@@ -131,6 +130,8 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     if (!artifact) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' is not ready: it has no artifact yet`, this.deps.requeueDependencyMs);
     const revision = artifact.revision;
     ctx.status.lastAttemptedRevision = revision;
+    // The cluster and account to act as (a kubeconfig Secret is read here, not while waiting).
+    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(this.targetOf(obj)));
 
     const unpacked = await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, timeoutMs));
     let objects: KubernetesObject[];
