@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { resolveSymlink } from '../../runtime/symlinks.ts';
 import { ArtifactError } from './errors.ts';
 
 export interface ExtractLimits {
@@ -26,7 +27,6 @@ type Kind = 'file' | 'dir' | 'link';
 type Entry = ReturnType<typeof tar.extract> extends AsyncIterable<infer E> ? E : never;
 
 // The kernel gives up after 40 links in one lookup; a tree needing more is broken or hostile.
-const MAX_LINK_HOPS = 40;
 
 function refuse(name: string, why: string): ArtifactError {
   return new ArtifactError(`artifact entry ${JSON.stringify(name)} ${why}`);
@@ -42,33 +42,13 @@ function entryPath(name: string): string {
 }
 
 /**
- * Where a symlink ends up once every symlink on the way is followed, as segments below the root;
- * null when it leaves the root. Symlinks are only created once the whole tree is known, so the
- * map holds every link the kernel could meet.
+ * Where a symlink ends up below the root, null when it leaves it. Symlinks are only created once
+ * the whole tree is known, so the map holds every link the kernel could meet.
  */
 function resolveLink(links: Map<string, string>, link: string): string[] | null {
-  let hops = 0;
-  const walk = (from: string[], target: string): string[] | null => {
-    if (target.startsWith('/')) return null;
-    const parts = [...from];
-    for (const segment of target.split('/')) {
-      if (segment === '' || segment === '.') continue;
-      if (segment === '..') {
-        if (parts.length === 0) return null;
-        parts.pop();
-        continue;
-      }
-      parts.push(segment);
-      const next = links.get(parts.join('/'));
-      if (next === undefined) continue;
-      if (++hops > MAX_LINK_HOPS) throw refuse(link, 'is part of a symlink loop');
-      const resolved = walk(parts.slice(0, -1), next);
-      if (resolved === null) return null;
-      parts.splice(0, parts.length, ...resolved);
-    }
-    return parts;
-  };
-  return walk(link.split('/').slice(0, -1), links.get(link) ?? '');
+  const resolved = resolveSymlink(links, link);
+  if (resolved === 'loop') throw refuse(link, 'is part of a symlink loop');
+  return resolved;
 }
 
 class Unpacker {

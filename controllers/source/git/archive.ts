@@ -10,6 +10,7 @@ import type { FsClient } from 'isomorphic-git';
 import { FileSystem } from 'isomorphic-git/models';
 import tar from 'tar-stream';
 import type { Header, Pack } from 'tar-stream';
+import { resolveSymlink } from '../../runtime/symlinks.ts';
 import { digestMeter } from '../digest.ts';
 import { makeMatcher, SOURCEIGNORE } from './ignore.ts';
 import type { ExcludeFn } from './ignore.ts';
@@ -49,7 +50,6 @@ interface TreeItem {
 }
 
 const EPOCH = new Date(0);
-const MAX_LINK_HOPS = 40;
 
 /**
  * isomorphic-git wraps (and probes) a plain fs on every call and lists objects/pack for every
@@ -104,35 +104,11 @@ async function listTree(r: Reader, oid: string, dir: string, items: TreeItem[]):
 }
 
 /**
- * Follows a symlink the way the kernel would once the artifact is unpacked, through any other
- * symlinks of the tree, and returns whether it ends up outside the root. Loops never resolve,
- * so they cannot escape.
+ * Whether a symlink ends up outside the root once unpacked, through any other symlinks of the
+ * tree. Loops never resolve, so they cannot escape.
  */
 function escapesRoot(links: Map<string, string>, path: string): boolean {
-  let hops = 0;
-  const resolve = (link: string): string[] | null => {
-    if (++hops > MAX_LINK_HOPS) return link.split('/');
-    const target = links.get(link) ?? '';
-    if (target.startsWith('/')) return null;
-    const parts = link.split('/').slice(0, -1);
-    for (const c of target.split('/')) {
-      if (c === '' || c === '.') continue;
-      if (c === '..') {
-        if (parts.length === 0) return null;
-        parts.pop();
-        continue;
-      }
-      parts.push(c);
-      const here = parts.join('/');
-      if (links.has(here)) {
-        const resolved = resolve(here);
-        if (resolved === null) return null;
-        parts.splice(0, parts.length, ...resolved);
-      }
-    }
-    return parts;
-  };
-  return resolve(path) === null;
+  return resolveSymlink(links, path) === null;
 }
 
 type EntryHeader = Partial<Header> & Pick<Header, 'name'>;
