@@ -10,9 +10,12 @@ import type { GitRepositoryStatus } from '../api/source/gitrepository.ts';
 export type Kustomization = ManagedObject<KustomizationStatus> & { spec: KustomizationSpec };
 export type Source = ManagedObject<GitRepositoryStatus>;
 
-/** The compiled `dependsOn[].readyExpr` of each dependency that has one; throws ExpressionError. */
-export function readyExpressions(obj: Kustomization): (Compiled | undefined)[] {
-  return (obj.spec.dependsOn ?? []).map((d, i) => (d.readyExpr ? compile(d.readyExpr, `spec.dependsOn[${i}].readyExpr`) : undefined));
+/** Per dependsOn entry, its compiled readyExpr, if it has one. */
+export type Readiness = (Compiled | undefined)[];
+
+/** Compiles `dependsOn[].readyExpr`; throws ExpressionError naming the one that does not parse. */
+export function readyExpressions(spec: KustomizationSpec): Readiness {
+  return (spec.dependsOn ?? []).map((d, i) => (d.readyExpr ? compile(d.readyExpr, `spec.dependsOn[${i}].readyExpr`) : undefined));
 }
 
 /**
@@ -22,12 +25,12 @@ export function readyExpressions(obj: Kustomization): (Compiled | undefined)[] {
  */
 export function unreadyDependency(
   obj: Kustomization,
+  expressions: Readiness,
   kustomizations: Informer<Kustomization>,
   sourceOf: (k: Kustomization) => Source | undefined,
 ): string | undefined {
-  const expressions = readyExpressions(obj);
   for (const [i, dep] of (obj.spec.dependsOn ?? []).entries()) {
-    const key = `${dep.namespace ?? obj.metadata!.namespace}/${dep.name}`;
+    const key = dependencyKey(obj, dep);
     const other = kustomizations.get(key);
     if (!other) return `dependency '${key}' not found`;
     const expression = expressions[i];
@@ -48,9 +51,14 @@ export function unreadyDependency(
   return undefined;
 }
 
+/** The informer key of one dependsOn entry: its namespace defaults to the Kustomization's. */
+export function dependencyKey(obj: Kustomization, dep: { name: string; namespace?: string }): string {
+  return `${dep.namespace ?? obj.metadata?.namespace}/${dep.name}`;
+}
+
 /** Index values: the keys of the Kustomizations `obj` depends on. */
 export function dependencyKeys(obj: Kustomization): string[] {
-  return (obj.spec?.dependsOn ?? []).map((d) => `${d.namespace ?? obj.metadata?.namespace}/${d.name}`);
+  return (obj.spec?.dependsOn ?? []).map((d) => dependencyKey(obj, d));
 }
 
 /** Index value: the source an object reads, "Kind/namespace/name". */

@@ -16,7 +16,7 @@ import { digestOf, recordSnapshot } from '../runtime/history.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
 import { compileIgnoreRules, IgnoreRuleError, type IgnoreRules } from '../runtime/apply/ignore.ts';
-import { readyExpressions, unreadyDependency, type Kustomization, type Source } from './dependencies.ts';
+import { readyExpressions, sourceKey, unreadyDependency, type Kustomization, type Readiness, type Source } from './dependencies.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
 export type { InventoryEntry, Action };
@@ -50,6 +50,13 @@ export interface Applied {
   changes: { id: string; action: Action }[];
   inventory: InventoryEntry[];
   observed?: ReadonlyMap<string, KubernetesObject>;
+}
+
+interface Checked {
+  spec: KustomizationSpec;
+  customHealth: CustomHealth;
+  readiness: Readiness;
+  ignore: IgnoreRules;
 }
 
 export interface StepsTarget {
@@ -113,16 +120,16 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
-    const spec = this.validate(obj);
+    const checked = this.validate(obj);
+    const { spec } = checked;
     const interval = parseDuration(spec.interval);
     const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
 
-    const blocker = unreadyDependency(obj, this.deps.kustomizations, this.sourceOf);
+    const blocker = unreadyDependency(obj, checked.readiness, this.deps.kustomizations, this.sourceOf);
     if (blocker) throw waiting(Reason.DependencyNotReady, blocker, this.deps.requeueDependencyMs);
 
     const source = this.sourceOf(obj);
-    const ref = spec.sourceRef;
-    const sourceName = `${ref.kind}/${ref.namespace ?? obj.metadata!.namespace}/${ref.name}`;
+    const [sourceName] = sourceKey(obj);
     // Not a failure of this object: like Flux, wait for the source (its first artifact re-queues
     // this Kustomization at once, through the source informer).
     if (!source) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' not found`, this.deps.requeueDependencyMs);
@@ -152,7 +159,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       ctx.status.history = recordSnapshot(ctx.status.history, { digest, status, at: ctx.now(), durationMs: ctx.now().getTime() - started.getTime(), metadata });
     };
     try {
-      const outcome = await this.applyAndCheck(obj, spec, ctx, steps, objects, owner, timeoutMs);
+      const outcome = await this.applyAndCheck(obj, checked, ctx, steps, objects, owner, timeoutMs);
       ctx.status.lastAppliedRevision = revision;
       record(outcome.reason);
       return { ...outcome, message: `Applied revision: ${revision}`, requeueAfterMs: interval };
@@ -165,14 +172,14 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   /** Apply, prune, health: the steps that act on the cluster, once the objects are built. */
   private async applyAndCheck(
     obj: Kustomization,
-    spec: KustomizationSpec,
+    { spec, ignore, customHealth }: Checked,
     ctx: Ctx,
     steps: KustomizeSteps,
     objects: KubernetesObject[],
     owner: Record<string, string>,
     timeoutMs: number,
   ): Promise<Outcome> {
-    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore: compileIgnoreRules(spec.driftIgnoreRules ?? []) }));
+    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
     const stale = previous.filter((e) => !current.has(e.id));
@@ -190,7 +197,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const checks = spec.wait ? entries : this.healthCheckEntries(obj, spec);
     if (checks.length > 0) {
       try {
-        await steps.waitForHealth(checks, timeoutMs, { observed, custom: healthExpressions(spec.healthCheckExprs ?? []) });
+        await steps.waitForHealth(checks, timeoutMs, { observed, custom: customHealth });
       } catch (err) {
         const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
         ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'False', reason: Reason.HealthCheckFailed, message, observedGeneration: obj.metadata?.generation }, ctx.now());
@@ -203,7 +210,8 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     return { type: 'success', reason: Reason.ReconciliationSucceeded, message: '' };
   }
 
-  private validate(obj: Kustomization): KustomizationSpec {
+  /** The spec, defaulted and checked, with its expressions and rules compiled once. */
+  private validate(obj: Kustomization): Checked {
     const { spec, errors } = checkSpec<KustomizationSpec>(KustomizationKind, obj.spec);
     if (errors.length > 0) throw stalled(Reason.InvalidSpec, `invalid spec: ${errors.join('; ')}`);
     if (!SUPPORTED_SOURCES.includes(spec.sourceRef.kind)) {
@@ -217,15 +225,17 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const crossing = this.crossNamespaceRef(obj, spec);
     if (crossing) throw stalled(Reason.AccessDenied, `${crossing} is in another namespace, and cross-namespace references are not allowed on this controller`);
     try {
-      healthExpressions(spec.healthCheckExprs ?? []);
-      readyExpressions(obj);
-      compileIgnoreRules(spec.driftIgnoreRules ?? []);
+      return {
+        spec,
+        customHealth: healthExpressions(spec.healthCheckExprs ?? []),
+        readiness: readyExpressions(spec),
+        ignore: compileIgnoreRules(spec.driftIgnoreRules ?? []),
+      };
     } catch (err) {
       if (err instanceof ExpressionError) throw stalled(Reason.InvalidCELExpression, err.message);
       if (err instanceof IgnoreRuleError) throw stalled(Reason.InvalidSpec, err.message);
       throw err;
     }
-    return spec;
   }
 
   private targetOf(obj: Kustomization): StepsTarget {

@@ -4,7 +4,7 @@
 // controller's disk. Messages name the Secret and key, never their content.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { statusCode } from '../runtime/api-errors.ts';
+import { statusCode, unlessNotFound } from '../runtime/api-errors.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
 
 export interface KubeConfigSecretRef {
@@ -53,13 +53,10 @@ export class RemoteClusters {
 
   async kubeConfigFor(namespace: string, ref: KubeConfigSecretRef): Promise<KubeConfig> {
     const where = `kubeconfig Secret '${namespace}/${ref.name}'`;
-    let secret;
-    try {
-      secret = await this.core.readNamespacedSecret({ name: ref.name, namespace });
-    } catch (err) {
-      if (statusCode(err) === 404) throw new KubeConfigError(`${where} not found`);
+    const secret = await unlessNotFound(this.core.readNamespacedSecret({ name: ref.name, namespace })).catch((err: unknown) => {
       throw new KubeConfigError(`reading ${where}: HTTP ${statusCode(err) ?? 'error'}`);
-    }
+    });
+    if (!secret) throw new KubeConfigError(`${where} not found`);
     const id = `${namespace}/${ref.name}/${ref.key ?? ''}`;
     const cached = this.cache.get(id);
     if (cached && cached.resourceVersion === secret.metadata?.resourceVersion) return cached.kc;

@@ -1,6 +1,5 @@
 // The kustomize controller: Kustomization, fed by GitRepository artifacts.
 import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
@@ -13,7 +12,8 @@ import { waitForHealth } from '../runtime/apply/health.ts';
 import { prune, waitForDeletion } from '../runtime/apply/prune.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
-import { statusCode } from '../runtime/api-errors.ts';
+import { unlessNotFound } from '../runtime/api-errors.ts';
+import { isTrue } from '../runtime/conditions.ts';
 import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { keyOf } from '../runtime/resource.ts';
@@ -22,7 +22,7 @@ import { ArtifactCache } from './build/cache.ts';
 import { keysFromSecret, type DecryptionKeys } from './build/decrypt.ts';
 import { buildManifests } from './build/manifests.ts';
 import type { VariableSource } from './build/substitute.ts';
-import { configKeys, dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
+import { configKeys, dependencyKey, dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
 import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
 import { RemoteClusters } from './remote.ts';
 
@@ -35,26 +35,19 @@ const MAX_ARTIFACT_BYTES = 512 * 1024 * 1024;
 function variables(kc: KubeConfig, namespace: string): VariableSource {
   const core = kc.makeApiClient(CoreV1Api);
   return async (kind, name) => {
-    try {
-      const obj = kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ name, namespace }) : await core.readNamespacedSecret({ name, namespace });
-      return obj.data ?? {};
-    } catch (err) {
-      if (statusCode(err) === 404) return undefined;
-      throw err;
-    }
+    const obj = await unlessNotFound<{ data?: Record<string, string> }>(
+      kind === 'ConfigMap' ? core.readNamespacedConfigMap({ name, namespace }) : core.readNamespacedSecret({ name, namespace }),
+    );
+    return obj && (obj.data ?? {});
   };
 }
 
 /** The keys of spec.decryption.secretRef (none without one); a missing Secret fails the build. */
 async function decryptionKeys(kc: KubeConfig, namespace: string, name: string | undefined): Promise<DecryptionKeys> {
   if (!name) return { age: [], pgp: [] };
-  try {
-    const secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace });
-    return keysFromSecret(secret.data ?? {});
-  } catch (err) {
-    if (statusCode(err) === 404) throw failed(Reason.BuildFailed, `decryption Secret '${namespace}/${name}' not found`);
-    throw err;
-  }
+  const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace }));
+  if (!secret) throw failed(Reason.BuildFailed, `decryption Secret '${namespace}/${name}' not found`);
+  return keysFromSecret(secret.data ?? {});
 }
 
 /** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per cluster and account. */
@@ -117,7 +110,8 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifa
 
 export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
-  const artifacts = new ArtifactCache(await mkdtemp(join(tmpdir(), 'tide-artifacts-')), { maxBytes: MAX_ARTIFACT_BYTES });
+  // Made on the first download, not at start-up; per process, and removed on stop.
+  const artifacts = new ArtifactCache(join(tmpdir(), `tide-artifacts-${process.pid}`), { maxBytes: MAX_ARTIFACT_BYTES });
   manager.onStop(() => artifacts.clear());
   const base = { kustomizePath: args['kustomize-path']!, sopsPath: args['sops-path']!, artifacts };
   const local = manager.kubeConfig;
@@ -193,12 +187,11 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
   // dependent's readyExpr.
   kustomizations.on({
     update: (o, n) => {
-      const wasReady = o.status?.conditions?.find((c) => c.type === 'Ready');
-      const isReady = n.status?.conditions?.find((c) => c.type === 'Ready');
-      const released = isReady?.status === 'True' && (wasReady?.status !== 'True' || o.status?.lastAppliedRevision !== n.status?.lastAppliedRevision);
+      const ready = (k: Kustomization) => isTrue(k.status?.conditions, 'Ready');
+      const released = ready(n) && (!ready(o) || o.status?.lastAppliedRevision !== n.status?.lastAppliedRevision);
       const key = keyOf(n);
       for (const dependent of kustomizations.byIndex(DEPENDS_INDEX, key)) {
-        const byExpression = dependent.spec?.dependsOn?.some((d) => d.readyExpr && `${d.namespace ?? dependent.metadata?.namespace}/${d.name}` === key);
+        const byExpression = dependent.spec?.dependsOn?.some((d) => d.readyExpr && dependencyKey(dependent, d) === key);
         if (released || byExpression) controller.enqueue(keyOf(dependent));
       }
     },

@@ -1,7 +1,7 @@
 // Reads the credentials a GitRepository refers to. Only shapes are checked here (which keys must
 // be there for the URL's scheme); whether the server accepts them is the transport's business.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { statusCode } from '../../runtime/api-errors.ts';
+import { unlessNotFound } from '../../runtime/api-errors.ts';
 import type { GitCredentials } from '../git/types.ts';
 
 export class SecretError extends Error {}
@@ -13,12 +13,11 @@ function decode(secret: V1Secret, key: string): string | undefined {
 }
 
 export async function readSecret(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret> {
-  try {
-    return await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace });
-  } catch (err) {
-    if (statusCode(err) === 404) throw new SecretError(`secret '${namespace}/${name}' not found`);
+  const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace })).catch((err: unknown) => {
     throw new SecretError(`cannot read secret '${namespace}/${name}': ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-  }
+  });
+  if (!secret) throw new SecretError(`secret '${namespace}/${name}' not found`);
+  return secret;
 }
 
 /** Credentials for `url` from the Secret's data, Flux's keys: username/password, bearerToken, ca.crt (caFile), identity, known_hosts, password. */
