@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize
+.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ build: deps ## compile TypeScript into dist/
 typecheck: deps ## type-check everything, tests included
 	npx tsc -p tsconfig.json --noEmit
 
+lint: deps ## formatting and lint rules (Biome), lines of at most 120 columns
+	npx biome check
+	@long=$$(awk 'length > 120 { print FILENAME ":" FNR }' $$(find controllers e2e -name '*.ts')); \
+	if [ -n "$$long" ]; then echo "lines longer than 120 columns:"; echo "$$long"; exit 1; fi
+
+format: deps ## rewrite the sources in the house format (Biome)
+	npx biome check --write
+
 generate: deps ## regenerate crds/ from controllers/api
 	node controllers/api/generate.ts
 
@@ -68,7 +76,7 @@ test-unit: deps controlplane system-deps ## unit tests (no cluster)
 test-integration: deps controlplane system-deps ## integration tests on a real kube-apiserver + etcd
 	npx mocha --timeout 180000 --require e2e/support/hooks.ts 'e2e/integration/**/*.test.ts'
 
-test: deps controlplane typecheck verify-generated build test-unit test-integration ## everything CI runs
+test: deps controlplane typecheck lint verify-generated build test-unit test-integration ## everything CI runs
 	node dist/controllers/main.js --help >/dev/null
 	node dist/controllers/cli/main.js version
 

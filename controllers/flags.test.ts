@@ -18,8 +18,19 @@ describe('tide-controller flags', () => {
   });
 
   it('accepts Go-style booleans and values', () => {
-    const f = parseFlags(['--enable-leader-election', '--watch-all-namespaces=false', '--concurrent', '8', '--log-level=debug']);
-    expect(f).to.include({ 'enable-leader-election': 'true', 'watch-all-namespaces': 'false', concurrent: '8', 'log-level': 'debug' });
+    const f = parseFlags([
+      '--enable-leader-election',
+      '--watch-all-namespaces=false',
+      '--concurrent',
+      '8',
+      '--log-level=debug',
+    ]);
+    expect(f).to.include({
+      'enable-leader-election': 'true',
+      'watch-all-namespaces': 'false',
+      concurrent: '8',
+      'log-level': 'debug',
+    });
   });
 
   it('rejects unknown flags and bad booleans', () => {

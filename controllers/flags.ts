@@ -9,17 +9,28 @@ interface FlagSpec {
 
 export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { help: 'Path to a kubeconfig; defaults to $KUBECONFIG, in-cluster config, then ~/.kube/config.' },
-  controllers: { default: 'all', help: 'Controllers to run: all, or a comma-separated list of source, kustomize, helm, image, notification.' },
+  controllers: {
+    default: 'all',
+    help: 'Controllers to run: all, or a comma-separated list of source, kustomize, helm, image, notification.',
+  },
   'metrics-addr': { default: ':8080', help: 'The address the Prometheus metric endpoint binds to (0 disables).' },
   'health-addr': { default: ':9440', help: 'The address the health endpoint binds to (0 disables).' },
   concurrent: { default: '4', help: 'The number of concurrent reconciles per controller.' },
-  'watch-all-namespaces': { default: 'true', boolean: true, help: 'Watch all namespaces; when false, only the runtime namespace.' },
+  'watch-all-namespaces': {
+    default: 'true',
+    boolean: true,
+    help: 'Watch all namespaces; when false, only the runtime namespace.',
+  },
   'watch-label-selector': { default: '', help: 'Watch only objects matching this label selector (sharding).' },
   'log-level': { default: 'info', help: 'Log verbosity: trace, debug, info, error.' },
   'log-encoding': { default: 'json', help: 'Log encoding: json or console.' },
   'min-retry-delay': { default: '750ms', help: 'The minimum delay before retrying a failed reconcile.' },
   'max-retry-delay': { default: '15m', help: 'The maximum delay before retrying a failed reconcile.' },
-  'enable-leader-election': { default: 'false', boolean: true, help: 'Elect a leader with a Lease; only the leader reconciles.' },
+  'enable-leader-election': {
+    default: 'false',
+    boolean: true,
+    help: 'Elect a leader with a Lease; only the leader reconciles.',
+  },
   'leader-election-namespace': { help: 'Namespace of the leader election Lease; defaults to the runtime namespace.' },
   'leader-election-id': { help: 'Name of the leader election Lease; defaults to tide-<controllers>-leader-election.' },
   'leader-election-lease-duration': { default: '35s', help: 'How long a lease is valid without renewal.' },
@@ -28,14 +39,26 @@ export const FLAGS: Record<string, FlagSpec> = {
   'graceful-shutdown-timeout': { default: '30s', help: 'How long in-flight reconciles may run after SIGTERM.' },
   'storage-path': { default: 'data', help: 'source: directory the artifacts are stored in.' },
   'storage-addr': { default: ':9090', help: 'source: the address the artifact HTTP server binds to.' },
-  'storage-adv-addr': { help: 'source: host:port of artifact URLs; defaults to the hostname and the --storage-addr port.' },
+  'storage-adv-addr': {
+    help: 'source: host:port of artifact URLs; defaults to the hostname and the --storage-addr port.',
+  },
   'artifact-retention-records': { default: '2', help: 'source: how many artifacts of one object are kept.' },
   'git-max-size': { default: '1073741824', help: 'source: bytes a fetch may download and an artifact may unpack to.' },
-  'requeue-dependency': { default: '30s', help: 'kustomize: how soon a Kustomization waiting for dependencies checks again.' },
+  'requeue-dependency': {
+    default: '30s',
+    help: 'kustomize: how soon a Kustomization waiting for dependencies checks again.',
+  },
   'kustomize-path': { default: 'kustomize', help: 'kustomize: the kustomize v5 binary.' },
   'sops-path': { default: 'sops', help: 'kustomize: the sops binary, for spec.decryption.' },
-  'no-cross-namespace-refs': { default: 'false', boolean: true, help: 'kustomize: refuse sourceRef and dependsOn in another namespace (multi-tenancy lockdown).' },
-  'default-service-account': { default: '', help: 'kustomize: the ServiceAccount to impersonate when a Kustomization names none (multi-tenancy lockdown).' },
+  'no-cross-namespace-refs': {
+    default: 'false',
+    boolean: true,
+    help: 'kustomize: refuse sourceRef and dependsOn in another namespace (multi-tenancy lockdown).',
+  },
+  'default-service-account': {
+    default: '',
+    help: 'kustomize: the ServiceAccount to impersonate when a Kustomization names none (multi-tenancy lockdown).',
+  },
   'watch-configs-label-selector': {
     default: 'reconcile.fluxcd.io/watch=Enabled',
     help: 'kustomize: ConfigMaps and Secrets with these labels re-queue the Kustomizations that use them when they change.',
@@ -70,6 +93,9 @@ export function parseFlags(argv: string[]): Flags {
 }
 
 export function usage(): string {
-  const lines = Object.entries(FLAGS).map(([name, s]) => `  --${name}${s.default !== undefined && !s.boolean ? ` (default "${s.default}")` : ''}\n      ${s.help}`);
+  const lines = Object.entries(FLAGS).map(
+    ([name, s]) =>
+      `  --${name}${s.default !== undefined && !s.boolean ? ` (default "${s.default}")` : ''}\n      ${s.help}`,
+  );
   return `Usage: tide-controller [flags]\n\n${lines.join('\n')}\n`;
 }

@@ -26,7 +26,8 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   } else {
     throw new Error('no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or run in a cluster');
   }
-  if (!kc.getCurrentCluster()) throw new Error(`kubeconfig ${path ?? '(default)'} has no current cluster; set current-context`);
+  if (!kc.getCurrentCluster())
+    throw new Error(`kubeconfig ${path ?? '(default)'} has no current cluster; set current-context`);
   return kc;
 }
 
@@ -62,7 +63,10 @@ async function main(): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  const logger = new Logger({ level: parseLogLevel(flags['log-level']!), encoding: parseLogEncoding(flags['log-encoding']!) });
+  const logger = new Logger({
+    level: parseLogLevel(flags['log-level']!),
+    encoding: parseLogEncoding(flags['log-encoding']!),
+  });
   const fail = (err: unknown): never => {
     logger.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
@@ -74,7 +78,8 @@ async function main(): Promise<void> {
     if (unavailable.length > 0) logger.info('controllers not available in this build', { controllers: unavailable });
     const namespace = runtimeNamespace();
     const kc = loadKubeConfig(flags.kubeconfig);
-    const leaderId = flags['leader-election-id'] ?? `tide-${selected.length ? selected.join('-') : 'controller'}-leader-election`;
+    const leaderId =
+      flags['leader-election-id'] ?? `tide-${selected.length ? selected.join('-') : 'controller'}-leader-election`;
     manager = new Manager({
       kubeConfig: kc,
       logger,
@@ -83,7 +88,10 @@ async function main(): Promise<void> {
       namespace: flags['watch-all-namespaces'] === 'true' ? undefined : namespace,
       labelSelector: flags['watch-label-selector'] || undefined,
       concurrency: positiveInt('concurrent', flags.concurrent!),
-      retry: { minRetryDelayMs: duration(flags, 'min-retry-delay'), maxRetryDelayMs: duration(flags, 'max-retry-delay') },
+      retry: {
+        minRetryDelayMs: duration(flags, 'min-retry-delay'),
+        maxRetryDelayMs: duration(flags, 'max-retry-delay'),
+      },
       gracefulShutdownMs: duration(flags, 'graceful-shutdown-timeout'),
       leaderElection:
         flags['enable-leader-election'] === 'true'
@@ -100,7 +108,11 @@ async function main(): Promise<void> {
     });
     for (const name of selected) await SETUPS[name]!({ manager, args: flags });
     await manager.start();
-    logger.info('tide-controller started', { controllers: selected, metricsAddr: flags['metrics-addr'], healthAddr: flags['health-addr'] });
+    logger.info('tide-controller started', {
+      controllers: selected,
+      metricsAddr: flags['metrics-addr'],
+      healthAddr: flags['health-addr'],
+    });
   } catch (err) {
     return fail(err);
   }

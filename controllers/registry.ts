@@ -18,15 +18,25 @@ export const SETUPS: Partial<Record<ControllerName, Setup>> = { source: setupSou
 
 /** Resolves the --controllers value into names that have a setup. */
 export function selectControllers(value: string): { selected: ControllerName[]; unavailable: ControllerName[] } {
-  const requested = value === 'all' ? [...CONTROLLER_NAMES] : value.split(',').map((s) => s.trim()).filter(Boolean);
+  const requested =
+    value === 'all'
+      ? [...CONTROLLER_NAMES]
+      : value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
   const unknown = requested.filter((n) => !(CONTROLLER_NAMES as readonly string[]).includes(n));
   if (unknown.length > 0) {
-    throw new Error(`invalid --controllers "${value}": unknown ${unknown.join(', ')}; use all or a list of ${CONTROLLER_NAMES.join(', ')}`);
+    throw new Error(
+      `invalid --controllers "${value}": unknown ${unknown.join(', ')}; use all or a list of ${CONTROLLER_NAMES.join(', ')}`,
+    );
   }
   const names = requested as ControllerName[];
   const unavailable = names.filter((n) => !SETUPS[n]);
   if (value !== 'all' && unavailable.length > 0) {
-    throw new Error(`--controllers: ${unavailable.join(', ')} not available in this build; available: ${available().join(', ') || 'none yet'}`);
+    throw new Error(
+      `--controllers: ${unavailable.join(', ')} not available in this build; available: ${available().join(', ') || 'none yet'}`,
+    );
   }
   return { selected: names.filter((n) => SETUPS[n]), unavailable };
 }

@@ -28,7 +28,11 @@ describe('CRD generation', () => {
       expect(doc).to.deep.equal(JSON.parse(JSON.stringify(crdManifest(def))));
       const v = doc.spec.versions[0];
       expect(v.subresources).to.deep.equal({ status: {} });
-      expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name)).to.include.members(['Age', 'Ready', 'Status']);
+      expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name)).to.include.members([
+        'Age',
+        'Ready',
+        'Status',
+      ]);
     });
   }
 
@@ -42,8 +46,13 @@ describe('CRD generation', () => {
   });
 
   it('maps records to additionalProperties', () => {
-    const s = structural(GitRepositoryKind.status) as { properties: { artifact: { properties: { metadata: unknown } } } };
-    expect(s.properties.artifact.properties.metadata).to.deep.include({ type: 'object', additionalProperties: { type: 'string' } });
+    const s = structural(GitRepositoryKind.status) as {
+      properties: { artifact: { properties: { metadata: unknown } } };
+    };
+    expect(s.properties.artifact.properties.metadata).to.deep.include({
+      type: 'object',
+      additionalProperties: { type: 'string' },
+    });
   });
 });
 
@@ -62,7 +71,13 @@ describe('spec validation with the CRD schema', () => {
   it('names every invalid field', () => {
     const { errors } = checkSpec(GitRepositoryKind, { url: 'ftp://example.com', interval: 'soon', provider: 'gitlab' });
     expect(errors).to.have.length(3);
-    expect(errors.join('\n')).to.match(/spec\.url: must match pattern/).and.match(/spec\.interval/).and.match(/spec\.provider: must be one of generic/);
-    expect(checkSpec(GitRepositoryKind, {}).errors).to.include.members(['spec.url: required', 'spec.interval: required']);
+    expect(errors.join('\n'))
+      .to.match(/spec\.url: must match pattern/)
+      .and.match(/spec\.interval/)
+      .and.match(/spec\.provider: must be one of generic/);
+    expect(checkSpec(GitRepositoryKind, {}).errors).to.include.members([
+      'spec.url: required',
+      'spec.interval: required',
+    ]);
   });
 });

@@ -6,24 +6,24 @@ export const Duration = (description: string, options: { default?: string; patte
   Type.String({ pattern: DURATION_PATTERN, description, ...options });
 
 export const LocalObjectReference = (description: string) =>
-  Type.Object(
-    { name: Type.String({ description: 'Name of the referent.' }) },
-    { description },
-  );
+  Type.Object({ name: Type.String({ description: 'Name of the referent.' }) }, { description });
 
 export const Condition = Type.Object(
   {
     type: Type.String({
       description: 'Type of condition in CamelCase.',
       maxLength: 316,
-      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+      pattern:
+        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
     }),
     status: Type.Unsafe<'True' | 'False' | 'Unknown'>({
       type: 'string',
       description: 'Status of the condition, one of True, False, Unknown.',
       enum: ['True', 'False', 'Unknown'],
     }),
-    observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0, description: 'The .metadata.generation the condition was set for.' })),
+    observedGeneration: Type.Optional(
+      Type.Integer({ format: 'int64', minimum: 0, description: 'The .metadata.generation the condition was set for.' }),
+    ),
     lastTransitionTime: Type.String({ format: 'date-time', description: 'Last time the condition changed.' }),
     reason: Type.String({
       description: 'Programmatic identifier of the reason for the last transition, in CamelCase.',
@@ -40,9 +40,16 @@ export const Conditions = Type.Array(Condition, { description: 'Conditions holds
 
 export const Artifact = Type.Object(
   {
-    digest: Type.Optional(Type.String({ description: 'Digest of the file, in the form <algorithm>:<checksum>.', pattern: '^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$' })),
+    digest: Type.Optional(
+      Type.String({
+        description: 'Digest of the file, in the form <algorithm>:<checksum>.',
+        pattern: '^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$',
+      }),
+    ),
     lastUpdateTime: Type.String({ format: 'date-time', description: 'When the artifact was last updated.' }),
-    metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Metadata of the artifact source.' })),
+    metadata: Type.Optional(
+      Type.Record(Type.String(), Type.String(), { description: 'Metadata of the artifact source.' }),
+    ),
     path: Type.String({ description: 'Path of the artifact relative to the storage root.' }),
     revision: Type.String({ description: 'Human-readable identifier of the source revision, e.g. main@sha1:<hex>.' }),
     size: Type.Optional(Type.Integer({ format: 'int64', description: 'Size of the artifact file in bytes.' })),
@@ -64,7 +71,9 @@ export const observedStatus = {
 /** meta.NamespacedObjectKindReference */
 export const NamespacedObjectKindReference = Type.Object(
   {
-    apiVersion: Type.Optional(Type.String({ description: 'API version of the referent; defaults to the preferred version of the kind.' })),
+    apiVersion: Type.Optional(
+      Type.String({ description: 'API version of the referent; defaults to the preferred version of the kind.' }),
+    ),
     kind: Type.String({ description: 'Kind of the referent.' }),
     name: Type.String({ description: 'Name of the referent.' }),
     namespace: Type.Optional(Type.String({ description: "Namespace of the referent; defaults to the referrer's." })),
@@ -79,12 +88,16 @@ export const KubeConfigReference = Type.Object(
       Type.Object(
         {
           name: Type.String({ description: 'Name of the Secret.' }),
-          key: Type.Optional(Type.String({ description: "Key holding the kubeconfig; defaults to 'value' or 'value.yaml'." })),
+          key: Type.Optional(
+            Type.String({ description: "Key holding the kubeconfig; defaults to 'value' or 'value.yaml'." }),
+          ),
         },
         { description: 'Secret holding a kubeconfig.' },
       ),
     ),
-    configMapRef: Type.Optional(LocalObjectReference('ConfigMap holding the remote cluster address and provider settings.')),
+    configMapRef: Type.Optional(
+      LocalObjectReference('ConfigMap holding the remote cluster address and provider settings.'),
+    ),
   },
   { description: 'A kubeconfig for acting on a remote cluster.' },
 );

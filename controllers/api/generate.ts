@@ -9,7 +9,9 @@ const check = process.argv.includes('--check');
 const wanted = new Map(ALL_KINDS.map((def) => [crdFileName(def), crdYaml(def)]));
 const present = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')) : [];
 const stale = [
-  ...[...wanted].filter(([file, yaml]) => !existsSync(join(dir, file)) || readFileSync(join(dir, file), 'utf8') !== yaml).map(([f]) => f),
+  ...[...wanted]
+    .filter(([file, yaml]) => !existsSync(join(dir, file)) || readFileSync(join(dir, file), 'utf8') !== yaml)
+    .map(([f]) => f),
   ...present.filter((f) => !wanted.has(f)),
 ];
 

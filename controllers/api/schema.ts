@@ -40,8 +40,14 @@ export function objectSchema(def: KindDefinition): Json {
     description: def.description,
     type: 'object',
     properties: {
-      apiVersion: { type: 'string', description: 'APIVersion defines the versioned schema of this representation of an object.' },
-      kind: { type: 'string', description: 'Kind is a string value representing the REST resource this object represents.' },
+      apiVersion: {
+        type: 'string',
+        description: 'APIVersion defines the versioned schema of this representation of an object.',
+      },
+      kind: {
+        type: 'string',
+        description: 'Kind is a string value representing the REST resource this object represents.',
+      },
       metadata: { type: 'object' },
       spec: structural(def.spec),
       status: def.statusDefault ? { ...status, default: def.statusDefault } : status,

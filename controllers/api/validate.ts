@@ -10,7 +10,13 @@ const ajv = new Ajv({
   allErrors: true,
   validateFormats: false,
   strict: true,
-  keywords: ['x-kubernetes-validations', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys'],
+  keywords: [
+    'x-kubernetes-validations',
+    'x-kubernetes-preserve-unknown-fields',
+    'x-kubernetes-int-or-string',
+    'x-kubernetes-list-type',
+    'x-kubernetes-list-map-keys',
+  ],
 });
 
 const compiled = new WeakMap<KindDefinition, ValidateFunction>();
@@ -35,6 +41,7 @@ export function checkSpec<T>(def: KindDefinition, spec: unknown): SpecCheck<T> {
 function describe(e: ErrorObject): string {
   const path = `spec${e.instancePath.replace(/\//g, '.')}`;
   if (e.keyword === 'required') return `${path}.${(e.params as { missingProperty: string }).missingProperty}: required`;
-  if (e.keyword === 'enum') return `${path}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  if (e.keyword === 'enum')
+    return `${path}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   return `${path}: ${e.message}`;
 }

@@ -23,12 +23,21 @@ Common flags: --kubeconfig PATH
 Kinds: ${ALL_KINDS.map((k) => `${k.singular}${k.shortNames ? ` (${k.shortNames.join(', ')})` : ''}`).join(', ')}
 `;
 
-type Obj = { metadata?: { generation?: number; annotations?: Record<string, string> }; spec?: { suspend?: boolean }; status?: { conditions?: Condition[]; lastHandledReconcileAt?: string; observedGeneration?: number } };
+type Obj = {
+  metadata?: { generation?: number; annotations?: Record<string, string> };
+  spec?: { suspend?: boolean };
+  status?: { conditions?: Condition[]; lastHandledReconcileAt?: string; observedGeneration?: number };
+};
 
 export function findKind(name: string): KindDefinition {
   const n = name.toLowerCase();
   const def = ALL_KINDS.find(
-    (k) => k.kind.toLowerCase() === n || k.plural === n || k.singular === n || (k.shortNames ?? []).includes(n) || `${k.plural}.${k.group}` === n,
+    (k) =>
+      k.kind.toLowerCase() === n ||
+      k.plural === n ||
+      k.singular === n ||
+      (k.shortNames ?? []).includes(n) ||
+      `${k.plural}.${k.group}` === n,
   );
   if (!def) throw new UsageError(`unknown kind "${name}"; known kinds: ${ALL_KINDS.map((k) => k.singular).join(', ')}`);
   return def;
@@ -67,7 +76,8 @@ async function main(argv: string[]): Promise<number> {
   const api = shareConnections(kc).makeApiClient(CustomObjectsApi);
   const ref = { group: def.group, version: def.version, plural: def.plural, namespace, name };
   const what = `${def.kind} ${namespace}/${name}`;
-  const merge = (body: object) => api.patchNamespacedCustomObject({ ...ref, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const merge = (body: object) =>
+    api.patchNamespacedCustomObject({ ...ref, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 
   if (command === 'suspend') {
     await merge({ spec: { suspend: true } });
@@ -79,7 +89,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`► resumed ${what}\n`);
   }
   const current = (await api.getNamespacedCustomObject(ref)) as Obj;
-  if (current.spec?.suspend) throw new Error(`${what} is suspended; run tide resume ${def.singular} ${name} -n ${namespace}`);
+  if (current.spec?.suspend)
+    throw new Error(`${what} is suspended; run tide resume ${def.singular} ${name} -n ${namespace}`);
   const requestedAt = new Date().toISOString();
   await merge({ metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: requestedAt } } });
   process.stdout.write(`► annotating ${what} with ${REQUESTED_AT_ANNOTATION}\n◎ waiting for reconciliation\n`);
@@ -87,7 +98,11 @@ async function main(argv: string[]): Promise<number> {
   for (;;) {
     const obj = (await api.getNamespacedCustomObject(ref)) as Obj;
     const ready = findCondition(obj.status?.conditions, 'Ready');
-    if (obj.status?.lastHandledReconcileAt === requestedAt && ready && ready.observedGeneration === obj.metadata?.generation) {
+    if (
+      obj.status?.lastHandledReconcileAt === requestedAt &&
+      ready &&
+      ready.observedGeneration === obj.metadata?.generation
+    ) {
       if (ready.status === 'True') {
         process.stdout.write(`✔ ${what} reconciled: ${ready.message}\n`);
         return 0;
@@ -96,7 +111,9 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if (Date.now() > deadline) {
-      process.stderr.write(`✗ timed out after ${values.timeout} waiting for ${what} to handle the request; is the controller running?\n`);
+      process.stderr.write(
+        `✗ timed out after ${values.timeout} waiting for ${what} to handle the request; is the controller running?\n`,
+      );
       return 1;
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -106,7 +123,8 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
-  const usage = err instanceof UsageError || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+  const usage =
+    err instanceof UsageError || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
   process.stderr.write(`✗ ${apiMessage(err)}\n${usage ? USAGE : ''}`);
   process.exitCode = usage ? 2 : 1;
 }
@@ -124,4 +142,3 @@ function apiMessage(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
-

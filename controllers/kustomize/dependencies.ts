@@ -15,7 +15,9 @@ export type Readiness = (Compiled | undefined)[];
 
 /** Compiles `dependsOn[].readyExpr`; throws ExpressionError naming the one that does not parse. */
 export function readyExpressions(spec: KustomizationSpec): Readiness {
-  return (spec.dependsOn ?? []).map((d, i) => (d.readyExpr ? compile(d.readyExpr, `spec.dependsOn[${i}].readyExpr`) : undefined));
+  return (spec.dependsOn ?? []).map((d, i) =>
+    d.readyExpr ? compile(d.readyExpr, `spec.dependsOn[${i}].readyExpr`) : undefined,
+  );
 }
 
 /**

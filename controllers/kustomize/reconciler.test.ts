@@ -4,9 +4,15 @@ import type { KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { findCondition } from '../runtime/conditions.ts';
 import type { ReconcileContext } from '../runtime/controller.ts';
 import type { Informer } from '../runtime/informer.ts';
-import { ReconcileError } from '../runtime/outcome.ts';
+import type { ReconcileError } from '../runtime/outcome.ts';
 import type { Kustomization, Source } from './dependencies.ts';
-import { KustomizationReconciler, type InventoryEntry, type KustomizationDeps, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
+import {
+  KustomizationReconciler,
+  type InventoryEntry,
+  type KustomizationDeps,
+  type KustomizeSteps,
+  type StepsTarget,
+} from './reconciler.ts';
 
 const REV = 'main@sha1:0123456789012345678901234567890123456789';
 
@@ -16,12 +22,22 @@ function kustomization(spec: Partial<Kustomization['spec']> = {}, status: Kustom
     kind: 'Kustomization',
     // The finalizer is already there, so no API call is needed.
     metadata: { name: 'app', namespace: 'ns', generation: 1, finalizers: ['finalizers.fluxcd.io'] },
-    spec: { interval: '5m', prune: true, sourceRef: { kind: 'GitRepository', name: 'repo' }, path: './deploy', ...spec },
+    spec: {
+      interval: '5m',
+      prune: true,
+      sourceRef: { kind: 'GitRepository', name: 'repo' },
+      path: './deploy',
+      ...spec,
+    },
     status,
   };
 }
 
-const cm = (name: string): KubernetesObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'ns' } });
+const cm = (name: string): KubernetesObject => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace: 'ns' },
+});
 
 /** Records which steps ran; a step named in `failing` throws. */
 function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) {
@@ -47,7 +63,10 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
       }),
     prune: async (stale) => {
       pruned.push(stale);
-      return run('prune', stale.map((s) => s.id));
+      return run(
+        'prune',
+        stale.map((s) => s.id),
+      );
     },
     waitForHealth: async () => run('waitForHealth', undefined),
     waitForTermination: async () => run('waitForTermination', undefined),
@@ -79,7 +98,12 @@ function reconciler(
   stepsFor: KustomizationDeps['stepsFor'] = async () => steps,
   lockdown: Pick<KustomizationDeps, 'noCrossNamespaceRefs' | 'defaultServiceAccount'> = {},
 ) {
-  const src: Source = source ?? { metadata: { name: 'repo', namespace: 'ns' }, status: { artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' } } };
+  const src: Source = source ?? {
+    metadata: { name: 'repo', namespace: 'ns' },
+    status: {
+      artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' },
+    },
+  };
   return new KustomizationReconciler({
     kubeConfig: {} as KubeConfig,
     kustomizations: informer(others),
@@ -101,18 +125,37 @@ async function outcomeOf(promise: Promise<unknown>): Promise<ReconcileError | un
 
 describe('Kustomization reconciler', () => {
   it('applies, records the inventory and the revision, and prunes what left the source', async () => {
-    const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_a__ConfigMap', v: 'v1' }, { id: 'ns_gone__ConfigMap', v: 'v1' }] } });
+    const obj = kustomization(
+      {},
+      {
+        inventory: {
+          entries: [
+            { id: 'ns_a__ConfigMap', v: 'v1' },
+            { id: 'ns_gone__ConfigMap', v: 'v1' },
+          ],
+        },
+      },
+    );
     const { steps, calls, pruned } = fakeSteps([cm('a'), cm('b')]);
     const c = ctx(obj);
     const outcome = await reconciler(steps).reconcile(obj, c);
-    expect(outcome).to.deep.include({ type: 'success', reason: 'ReconciliationSucceeded', message: `Applied revision: ${REV}`, requeueAfterMs: 300_000 });
+    expect(outcome).to.deep.include({
+      type: 'success',
+      reason: 'ReconciliationSucceeded',
+      message: `Applied revision: ${REV}`,
+      requeueAfterMs: 300_000,
+    });
     expect(calls).to.deep.equal(['fetch', 'build', 'apply', 'prune']);
     expect(pruned).to.deep.equal([[{ id: 'ns_gone__ConfigMap', v: 'v1' }]]);
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap', 'ns_b__ConfigMap']);
     expect(c.status).to.include({ lastAppliedRevision: REV, lastAttemptedRevision: REV });
     expect(c.events.join('\n')).to.include('ns_gone__ConfigMap deleted');
     expect(c.status.history).to.have.length(1);
-    expect(c.status.history![0]).to.deep.include({ lastReconciledStatus: 'ReconciliationSucceeded', totalReconciliations: 1, metadata: { revision: REV } });
+    expect(c.status.history![0]).to.deep.include({
+      lastReconciledStatus: 'ReconciliationSucceeded',
+      totalReconciliations: 1,
+      metadata: { revision: REV },
+    });
     expect(c.status.history![0]!.digest).to.match(/^sha256:[0-9a-f]{64}$/);
   });
 
@@ -120,12 +163,22 @@ describe('Kustomization reconciler', () => {
     const objects = [cm('a')];
     const { steps } = fakeSteps(objects);
     await reconciler(steps).reconcile(kustomization(), ctx(kustomization()));
-    expect(objects[0]!.metadata?.labels).to.deep.equal({ 'kustomize.toolkit.fluxcd.io/name': 'app', 'kustomize.toolkit.fluxcd.io/namespace': 'ns' });
+    expect(objects[0]!.metadata?.labels).to.deep.equal({
+      'kustomize.toolkit.fluxcd.io/name': 'app',
+      'kustomize.toolkit.fluxcd.io/namespace': 'ns',
+    });
   });
 
-  for (const [failing, reason] of [['fetch', 'ArtifactFailed'], ['build', 'BuildFailed'], ['apply', 'ReconciliationFailed']] as const) {
+  for (const [failing, reason] of [
+    ['fetch', 'ArtifactFailed'],
+    ['build', 'BuildFailed'],
+    ['apply', 'ReconciliationFailed'],
+  ] as const) {
     it(`a failing ${failing} ends in ${reason} with nothing applied after it and nothing pruned`, async () => {
-      const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' });
+      const obj = kustomization(
+        {},
+        { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' },
+      );
       const { steps, calls, leases } = fakeSteps([cm('a')], failing);
       const c = ctx(obj);
       const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
@@ -133,21 +186,34 @@ describe('Kustomization reconciler', () => {
       expect(leases.released, 'the unpacked artifact is released').to.equal(leases.taken);
       expect(calls.at(-1)).to.equal(failing);
       expect(calls).to.not.include('prune');
-      expect(c.status.inventory?.entries.map((e) => e.id), 'inventory untouched').to.deep.equal(['ns_old__ConfigMap']);
+      expect(
+        c.status.inventory?.entries.map((e) => e.id),
+        'inventory untouched',
+      ).to.deep.equal(['ns_old__ConfigMap']);
       expect(c.status.lastAppliedRevision).to.equal('old');
       expect(c.status.lastAttemptedRevision).to.equal(REV);
       expect(err?.requeueAfterMs, 'retried no later than spec.interval').to.equal(300_000);
       // History records what built manifests gave; without manifests there is nothing to record.
-      expect(c.status.history?.map((h) => h.lastReconciledStatus)).to.deep.equal(failing === 'apply' ? ['ReconciliationFailed'] : undefined);
+      expect(c.status.history?.map((h) => h.lastReconciledStatus)).to.deep.equal(
+        failing === 'apply' ? ['ReconciliationFailed'] : undefined,
+      );
     });
   }
 
   it('acts on the cluster and as the account the spec names; an unusable kubeconfig fails before anything is applied', async () => {
-    const obj = kustomization({ serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } }, { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] } });
+    const obj = kustomization(
+      { serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } },
+      { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] } },
+    );
     const { steps, calls } = fakeSteps([cm('a')]);
     const targets: StepsTarget[] = [];
-    await reconciler(steps, {}, undefined, async (t) => (targets.push(t), steps)).reconcile(obj, ctx(obj));
-    expect(targets).to.deep.equal([{ namespace: 'ns', serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } }]);
+    await reconciler(steps, {}, undefined, async (t) => {
+      targets.push(t);
+      return steps;
+    }).reconcile(obj, ctx(obj));
+    expect(targets).to.deep.equal([
+      { namespace: 'ns', serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } },
+    ]);
     expect(calls).to.include('apply');
 
     const broken = fakeSteps([cm('a')]);
@@ -157,14 +223,21 @@ describe('Kustomization reconciler', () => {
         throw new Error("kubeconfig Secret 'ns/remote' not found");
       }).reconcile(obj, c),
     );
-    expect(err).to.include({ outcome: 'error', reason: 'ReconciliationFailed', message: "kubeconfig Secret 'ns/remote' not found" });
+    expect(err).to.include({
+      outcome: 'error',
+      reason: 'ReconciliationFailed',
+      message: "kubeconfig Secret 'ns/remote' not found",
+    });
     expect(broken.calls).to.deep.equal([]);
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_old__ConfigMap']);
   });
 
   it('with --no-cross-namespace-refs, stalls with AccessDenied on a source or dependency in another namespace', async () => {
     const lockdown = { noCrossNamespaceRefs: true };
-    for (const spec of [{ sourceRef: { kind: 'GitRepository' as const, name: 'repo', namespace: 'other' } }, { dependsOn: [{ name: 'infra', namespace: 'other' }] }]) {
+    for (const spec of [
+      { sourceRef: { kind: 'GitRepository' as const, name: 'repo', namespace: 'other' } },
+      { dependsOn: [{ name: 'infra', namespace: 'other' }] },
+    ]) {
       const obj = kustomization(spec);
       const { steps, calls } = fakeSteps([cm('a')]);
       const err = await outcomeOf(reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, ctx(obj)));
@@ -175,13 +248,18 @@ describe('Kustomization reconciler', () => {
     // The same namespace, spelled out, is fine.
     const same = kustomization({ sourceRef: { kind: 'GitRepository', name: 'repo', namespace: 'ns' } });
     const { steps } = fakeSteps([cm('a')]);
-    expect((await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(same, ctx(same))).type).to.equal('success');
+    expect((await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(same, ctx(same))).type).to.equal(
+      'success',
+    );
   });
 
   it('impersonates --default-service-account when the spec names no account', async () => {
     const targets: StepsTarget[] = [];
     const { steps } = fakeSteps([cm('a')]);
-    const record: KustomizationDeps['stepsFor'] = async (t) => (targets.push(t), steps);
+    const record: KustomizationDeps['stepsFor'] = async (t) => {
+      targets.push(t);
+      return steps;
+    };
     for (const obj of [kustomization(), kustomization({ serviceAccountName: 'own' })]) {
       await reconciler(steps, {}, undefined, record, { defaultServiceAccount: 'restricted' }).reconcile(obj, ctx(obj));
     }
@@ -213,7 +291,21 @@ describe('Kustomization reconciler', () => {
   it('waits for dependencies that are not ready, for the requeue-dependency interval', async () => {
     const obj = kustomization({ dependsOn: [{ name: 'infra' }] });
     const { steps, calls } = fakeSteps([cm('a')]);
-    const infra = kustomization({}, { conditions: [{ type: 'Ready', status: 'False', reason: 'BuildFailed', message: 'x', lastTransitionTime: 't', observedGeneration: 1 }] });
+    const infra = kustomization(
+      {},
+      {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'BuildFailed',
+            message: 'x',
+            lastTransitionTime: 't',
+            observedGeneration: 1,
+          },
+        ],
+      },
+    );
     const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra }).reconcile(obj, ctx(obj)));
     expect(err).to.include({ outcome: 'waiting', reason: 'DependencyNotReady', requeueAfterMs: 30_000 });
     expect(err?.message).to.equal("dependency 'ns/infra' is not ready");
@@ -224,10 +316,22 @@ describe('Kustomization reconciler', () => {
 
   it('proceeds once the dependency is ready and has applied its source revision', async () => {
     const obj = kustomization({ dependsOn: [{ name: 'infra' }] });
-    const readyInfra = kustomization({}, {
-      conditions: [{ type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok', lastTransitionTime: 't', observedGeneration: 1 }],
-      lastAppliedRevision: REV,
-    });
+    const readyInfra = kustomization(
+      {},
+      {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'ReconciliationSucceeded',
+            message: 'ok',
+            lastTransitionTime: 't',
+            observedGeneration: 1,
+          },
+        ],
+        lastAppliedRevision: REV,
+      },
+    );
     const { steps } = fakeSteps([cm('a')]);
     expect((await reconciler(steps, { 'ns/infra': readyInfra }).reconcile(obj, ctx(obj))).type).to.equal('success');
   });
@@ -237,10 +341,17 @@ describe('Kustomization reconciler', () => {
     const obj = kustomization({ dependsOn: [{ name: 'infra', readyExpr: expr }] });
     obj.metadata!.labels = { version: '2' };
     // Not Ready at all: the expression alone decides.
-    const infra = (version: string) => ({ ...kustomization({}, {}), metadata: { name: 'infra', namespace: 'ns', generation: 1, labels: { version } } });
+    const infra = (version: string) => ({
+      ...kustomization({}, {}),
+      metadata: { name: 'infra', namespace: 'ns', generation: 1, labels: { version } },
+    });
     const { steps } = fakeSteps([cm('a')]);
     const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'waiting', reason: 'DependencyNotReady', message: "dependency 'ns/infra' is not ready: readyExpr is false" });
+    expect(err).to.include({
+      outcome: 'waiting',
+      reason: 'DependencyNotReady',
+      message: "dependency 'ns/infra' is not ready: readyExpr is false",
+    });
     expect((await reconciler(steps, { 'ns/infra': infra('2') }).reconcile(obj, ctx(obj))).type).to.equal('success');
   });
 
@@ -262,11 +373,16 @@ describe('Kustomization reconciler', () => {
   });
 
   it('stalls with InvalidCELExpression on an expression that does not parse', async () => {
-    for (const spec of [{ dependsOn: [{ name: 'infra', readyExpr: 'dep.(' }] }, { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] }]) {
+    for (const spec of [
+      { dependsOn: [{ name: 'infra', readyExpr: 'dep.(' }] },
+      { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] },
+    ]) {
       const obj = kustomization(spec);
       const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
       expect(err).to.include({ outcome: 'stalled', reason: 'InvalidCELExpression' });
-      expect(err?.message).to.match(/^spec\.(dependsOn\[0\]\.readyExpr|healthCheckExprs\[0\]\.current): invalid CEL expression/);
+      expect(err?.message).to.match(
+        /^spec\.(dependsOn\[0\]\.readyExpr|healthCheckExprs\[0\]\.current): invalid CEL expression/,
+      );
     }
   });
 
@@ -288,10 +404,21 @@ describe('Kustomization reconciler', () => {
 
   it('waits for a source without an artifact, and for a missing one, like for a dependency', async () => {
     const obj = kustomization();
-    const err = await outcomeOf(reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'waiting', reason: 'ArtifactFailed', message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet", requeueAfterMs: 30_000 });
+    const err = await outcomeOf(
+      reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(obj, ctx(obj)),
+    );
+    expect(err).to.include({
+      outcome: 'waiting',
+      reason: 'ArtifactFailed',
+      message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet",
+      requeueAfterMs: 30_000,
+    });
     const other = kustomization({ sourceRef: { kind: 'GitRepository', name: 'elsewhere' } });
     const missing = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(other, ctx(other)));
-    expect(missing).to.include({ outcome: 'waiting', reason: 'ArtifactFailed', message: "source 'GitRepository/ns/elsewhere' not found" });
+    expect(missing).to.include({
+      outcome: 'waiting',
+      reason: 'ArtifactFailed',
+      message: "source 'GitRepository/ns/elsewhere' not found",
+    });
   });
 });

@@ -16,7 +16,14 @@ import { digestOf, recordSnapshot } from '../runtime/history.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
 import { compileIgnoreRules, IgnoreRuleError, type IgnoreRules } from '../runtime/apply/ignore.ts';
-import { readyExpressions, sourceKey, unreadyDependency, type Kustomization, type Readiness, type Source } from './dependencies.ts';
+import {
+  readyExpressions,
+  sourceKey,
+  unreadyDependency,
+  type Kustomization,
+  type Readiness,
+  type Source,
+} from './dependencies.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
 export type { InventoryEntry, Action };
@@ -43,7 +50,11 @@ export interface KustomizeSteps {
    * `observed`: objects just read or written, so that those already healthy need no request;
    * `custom`: spec.healthCheckExprs, in place of kstatus for their kinds.
    */
-  waitForHealth(entries: InventoryEntry[], timeoutMs: number, opts: { observed?: ReadonlyMap<string, KubernetesObject>; custom?: CustomHealth }): Promise<void>;
+  waitForHealth(
+    entries: InventoryEntry[],
+    timeoutMs: number,
+    opts: { observed?: ReadonlyMap<string, KubernetesObject>; custom?: CustomHealth },
+  ): Promise<void>;
 }
 
 export interface Applied {
@@ -93,7 +104,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   sourceOf = (k: Kustomization): Source | undefined => {
     const ref = k.spec?.sourceRef;
-    if (!ref || ref.kind !== 'GitRepository') return undefined;
+    if (ref?.kind !== 'GitRepository') return undefined;
     return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
   };
 
@@ -132,9 +143,15 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const [sourceName] = sourceKey(obj);
     // Not a failure of this object: like Flux, wait for the source (its first artifact re-queues
     // this Kustomization at once, through the source informer).
-    if (!source) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' not found`, this.deps.requeueDependencyMs);
+    if (!source)
+      throw waiting(Reason.ArtifactFailed, `source '${sourceName}' not found`, this.deps.requeueDependencyMs);
     const artifact = source.status?.artifact;
-    if (!artifact) throw waiting(Reason.ArtifactFailed, `source '${sourceName}' is not ready: it has no artifact yet`, this.deps.requeueDependencyMs);
+    if (!artifact)
+      throw waiting(
+        Reason.ArtifactFailed,
+        `source '${sourceName}' is not ready: it has no artifact yet`,
+        this.deps.requeueDependencyMs,
+      );
     const revision = artifact.revision;
     ctx.status.lastAttemptedRevision = revision;
     // The cluster and account to act as (a kubeconfig Secret is read here, not while waiting).
@@ -156,7 +173,13 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const origin = artifact.metadata?.['org.opencontainers.image.revision'];
     const record = (status: string) => {
       const metadata = { revision, ...(origin ? { originRevision: origin } : {}) };
-      ctx.status.history = recordSnapshot(ctx.status.history, { digest, status, at: ctx.now(), durationMs: ctx.now().getTime() - started.getTime(), metadata });
+      ctx.status.history = recordSnapshot(ctx.status.history, {
+        digest,
+        status,
+        at: ctx.now(),
+        durationMs: ctx.now().getTime() - started.getTime(),
+        metadata,
+      });
     };
     try {
       const outcome = await this.applyAndCheck(obj, checked, ctx, steps, objects, owner, timeoutMs);
@@ -179,7 +202,11 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     owner: Record<string, string>,
     timeoutMs: number,
   ): Promise<Outcome> {
-    const { changes, inventory: entries, observed } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore }));
+    const {
+      changes,
+      inventory: entries,
+      observed,
+    } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore }));
     const previous = ctx.status.inventory?.entries ?? [];
     const current = new Set(entries.map((e) => e.id));
     const stale = previous.filter((e) => !current.has(e.id));
@@ -200,10 +227,30 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
         await steps.waitForHealth(checks, timeoutMs, { observed, custom: customHealth });
       } catch (err) {
         const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
-        ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'False', reason: Reason.HealthCheckFailed, message, observedGeneration: obj.metadata?.generation }, ctx.now());
+        ctx.status.conditions = setCondition(
+          ctx.status.conditions,
+          {
+            type: 'Healthy',
+            status: 'False',
+            reason: Reason.HealthCheckFailed,
+            message,
+            observedGeneration: obj.metadata?.generation,
+          },
+          ctx.now(),
+        );
         throw failed(Reason.HealthCheckFailed, message);
       }
-      ctx.status.conditions = setCondition(ctx.status.conditions, { type: 'Healthy', status: 'True', reason: Reason.Succeeded, message: 'Health check passed', observedGeneration: obj.metadata?.generation }, ctx.now());
+      ctx.status.conditions = setCondition(
+        ctx.status.conditions,
+        {
+          type: 'Healthy',
+          status: 'True',
+          reason: Reason.Succeeded,
+          message: 'Health check passed',
+          observedGeneration: obj.metadata?.generation,
+        },
+        ctx.now(),
+      );
     } else {
       ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
     }
@@ -215,15 +262,23 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const { spec, errors } = checkSpec<KustomizationSpec>(KustomizationKind, obj.spec);
     if (errors.length > 0) throw stalled(Reason.InvalidSpec, `invalid spec: ${errors.join('; ')}`);
     if (!SUPPORTED_SOURCES.includes(spec.sourceRef.kind)) {
-      throw stalled(Reason.UnsupportedFeature, `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository`);
+      throw stalled(
+        Reason.UnsupportedFeature,
+        `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository`,
+      );
     }
     const unsupported: [unknown, string][] = [
       [spec.kubeConfig && !spec.kubeConfig.secretRef, 'spec.kubeConfig.configMapRef (cloud provider authentication)'],
       [spec.decryption?.serviceAccountName, 'spec.decryption.serviceAccountName (KMS workload identity)'],
     ];
-    for (const [value, field] of unsupported) if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
+    for (const [value, field] of unsupported)
+      if (value) throw stalled(Reason.UnsupportedFeature, `${field} is not supported yet`);
     const crossing = this.crossNamespaceRef(obj, spec);
-    if (crossing) throw stalled(Reason.AccessDenied, `${crossing} is in another namespace, and cross-namespace references are not allowed on this controller`);
+    if (crossing)
+      throw stalled(
+        Reason.AccessDenied,
+        `${crossing} is in another namespace, and cross-namespace references are not allowed on this controller`,
+      );
     try {
       return {
         spec,
@@ -255,7 +310,9 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   private healthCheckEntries(obj: Kustomization, spec: KustomizationSpec): InventoryEntry[] {
     return (spec.healthChecks ?? []).map((h) => {
-      const [group, version] = (h.apiVersion ?? '').includes('/') ? h.apiVersion!.split('/') : ['', h.apiVersion ?? 'v1'];
+      const [group, version] = (h.apiVersion ?? '').includes('/')
+        ? h.apiVersion!.split('/')
+        : ['', h.apiVersion ?? 'v1'];
       return { id: `${h.namespace ?? obj.metadata?.namespace}_${h.name}_${group}_${h.kind}`, v: version! };
     });
   }
@@ -268,13 +325,21 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
    */
   private async finalize(obj: Kustomization, ctx: Ctx, owner: Record<string, string>): Promise<Outcome> {
     const policy = obj.spec?.deletionPolicy ?? 'MirrorPrune';
-    const remove = policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
+    const remove =
+      policy === 'Delete' || policy === 'WaitForTermination' || (policy === 'MirrorPrune' && obj.spec?.prune);
     const entries = obj.status?.inventory?.entries ?? [];
     // Like Flux: when the cluster or account to act as is gone, the objects cannot be reached; say
     // which were left and let the Kustomization go.
-    const steps = remove && !obj.spec?.suspend && entries.length > 0 ? await this.deps.stepsFor(this.targetOf(obj)).catch((err: unknown) => err as Error) : undefined;
+    const steps =
+      remove && !obj.spec?.suspend && entries.length > 0
+        ? await this.deps.stepsFor(this.targetOf(obj)).catch((err: unknown) => err as Error)
+        : undefined;
     if (steps instanceof Error) {
-      ctx.event('Warning', Reason.PruneFailed, `objects not pruned: ${steps.message}; left: ${entries.map((e) => e.id).join(', ')}`);
+      ctx.event(
+        'Warning',
+        Reason.PruneFailed,
+        `objects not pruned: ${steps.message}; left: ${entries.map((e) => e.id).join(', ')}`,
+      );
     } else if (steps) {
       const deleted = await steps.prune(entries, owner);
       if (deleted.length > 0) ctx.event('Normal', 'Progressing', deleted.map((id) => `${id} deleted`).join('\n'));
@@ -283,7 +348,11 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
         try {
           await steps.waitForTermination(entries, parseDuration(timeout));
         } catch (err) {
-          ctx.event('Warning', Reason.PruneFailed, `failed to wait for resources termination: ${err instanceof Error ? err.message : String(err)}`);
+          ctx.event(
+            'Warning',
+            Reason.PruneFailed,
+            `failed to wait for resources termination: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
       }
     }
@@ -295,7 +364,11 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
 function withoutSecretValues(o: KubernetesObject): KubernetesObject {
   if (o.kind !== 'Secret' || o.apiVersion !== 'v1') return o;
-  const { data: _data, stringData: _stringData, ...rest } = o as KubernetesObject & { data?: unknown; stringData?: unknown };
+  const {
+    data: _data,
+    stringData: _stringData,
+    ...rest
+  } = o as KubernetesObject & { data?: unknown; stringData?: unknown };
   return rest;
 }
 

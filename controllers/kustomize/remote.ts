@@ -37,7 +37,8 @@ function refusal(doc: unknown): string | undefined {
     }
   }
   for (const entry of config.clusters ?? []) {
-    if (entry?.cluster?.['certificate-authority']) return `cluster '${entry.name}' refers to a CA file on disk; use certificate-authority-data`;
+    if (entry?.cluster?.['certificate-authority'])
+      return `cluster '${entry.name}' refers to a CA file on disk; use certificate-authority-data`;
   }
   return undefined;
 }
@@ -53,9 +54,11 @@ export class RemoteClusters {
 
   async kubeConfigFor(namespace: string, ref: KubeConfigSecretRef): Promise<KubeConfig> {
     const where = `kubeconfig Secret '${namespace}/${ref.name}'`;
-    const secret = await unlessNotFound(this.core.readNamespacedSecret({ name: ref.name, namespace })).catch((err: unknown) => {
-      throw new KubeConfigError(`reading ${where}: HTTP ${statusCode(err) ?? 'error'}`);
-    });
+    const secret = await unlessNotFound(this.core.readNamespacedSecret({ name: ref.name, namespace })).catch(
+      (err: unknown) => {
+        throw new KubeConfigError(`reading ${where}: HTTP ${statusCode(err) ?? 'error'}`);
+      },
+    );
     if (!secret) throw new KubeConfigError(`${where} not found`);
     const id = `${namespace}/${ref.name}/${ref.key ?? ''}`;
     const cached = this.cache.get(id);
@@ -63,7 +66,8 @@ export class RemoteClusters {
 
     const data = secret.data ?? {};
     const key = ref.key ?? DEFAULT_KEYS.find((k) => data[k] !== undefined);
-    if (!key || data[key] === undefined) throw new KubeConfigError(`${where} has no key ${ref.key ? `'${ref.key}'` : "'value' or 'value.yaml'"}`);
+    if (!key || data[key] === undefined)
+      throw new KubeConfigError(`${where} has no key ${ref.key ? `'${ref.key}'` : "'value' or 'value.yaml'"}`);
     const text = Buffer.from(data[key], 'base64').toString('utf8');
     const invalid = new KubeConfigError(`${where} key '${key}' does not hold a valid kubeconfig`);
     let doc: unknown;
@@ -80,7 +84,8 @@ export class RemoteClusters {
     } catch {
       throw invalid;
     }
-    if (!kc.getCurrentCluster()) throw new KubeConfigError(`${where} key '${key}': it has no current context with a cluster`);
+    if (!kc.getCurrentCluster())
+      throw new KubeConfigError(`${where} key '${key}': it has no current context with a cluster`);
     shareConnections(kc);
     this.cache.set(id, { resourceVersion: secret.metadata?.resourceVersion ?? '', kc });
     return kc;

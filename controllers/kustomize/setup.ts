@@ -17,12 +17,19 @@ import { isTrue } from '../runtime/conditions.ts';
 import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { keyOf } from '../runtime/resource.ts';
-import { ArtifactError } from './build/errors.ts';
-import { ArtifactCache } from './build/cache.ts';
-import { keysFromSecret, type DecryptionKeys } from './build/decrypt.ts';
-import { buildManifests } from './build/manifests.ts';
-import type { VariableSource } from './build/substitute.ts';
-import { configKeys, dependencyKey, dependencyKeys, sourceKey, type Kustomization, type Source } from './dependencies.ts';
+import { ArtifactError } from './render/errors.ts';
+import { ArtifactCache } from './render/cache.ts';
+import { keysFromSecret, type DecryptionKeys } from './render/decrypt.ts';
+import { buildManifests } from './render/manifests.ts';
+import type { VariableSource } from './render/substitute.ts';
+import {
+  configKeys,
+  dependencyKey,
+  dependencyKeys,
+  sourceKey,
+  type Kustomization,
+  type Source,
+} from './dependencies.ts';
 import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
 import { RemoteClusters } from './remote.ts';
 
@@ -36,7 +43,9 @@ function variables(kc: KubeConfig, namespace: string): VariableSource {
   const core = kc.makeApiClient(CoreV1Api);
   return async (kind, name) => {
     const obj = await unlessNotFound<{ data?: Record<string, string> }>(
-      kind === 'ConfigMap' ? core.readNamespacedConfigMap({ name, namespace }) : core.readNamespacedSecret({ name, namespace }),
+      kind === 'ConfigMap'
+        ? core.readNamespacedConfigMap({ name, namespace })
+        : core.readNamespacedSecret({ name, namespace }),
     );
     return obj && (obj.data ?? {});
   };
@@ -55,7 +64,10 @@ const impersonated = new WeakMap<KubeConfig, Map<string, KubeConfig>>();
 function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
   const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
   let accounts = impersonated.get(kc);
-  if (!accounts) impersonated.set(kc, (accounts = new Map()));
+  if (!accounts) {
+    accounts = new Map();
+    impersonated.set(kc, accounts);
+  }
   let copy = accounts.get(user);
   if (!copy) {
     copy = new KubeConfig();
@@ -81,14 +93,24 @@ export interface StepsOptions {
 }
 
 /** Steps that apply, prune and check health through `kc` (this cluster or a remote one). */
-export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifacts, local }: StepsOptions): KustomizeSteps {
+export function kustomizeSteps(
+  kc: KubeConfig,
+  { kustomizePath, sopsPath, artifacts, local }: StepsOptions,
+): KustomizeSteps {
   return {
     fetch: (url, digest, timeoutMs) => artifacts.acquire(url, digest ?? '', timeoutMs),
     async build(dir, obj, spec, timeoutMs) {
       const namespace = obj.metadata!.namespace!;
-      const keys = spec.decryption ? await decryptionKeys(local, namespace, spec.decryption.secretRef?.name) : undefined;
+      const keys = spec.decryption
+        ? await decryptionKeys(local, namespace, spec.decryption.secretRef?.name)
+        : undefined;
       try {
-        return await buildManifests(dir, spec, { kustomizePath, timeoutMs, readVariables: variables(local, namespace), decryption: { sopsPath, keys } });
+        return await buildManifests(dir, spec, {
+          kustomizePath,
+          timeoutMs,
+          readVariables: variables(local, namespace),
+          decryption: { sopsPath, keys },
+        });
       } catch (err) {
         if (err instanceof ArtifactError) throw failed(Reason.ArtifactFailed, err.message);
         throw err;
@@ -97,7 +119,11 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifa
     async apply(objects, { force, ignore }) {
       const changeSet = await applyAll(kc, objects, { fieldManager: FIELD_MANAGER, force, ignore });
       const observed = new Map(changeSet.flatMap((e) => (e.object ? [[e.id, e.object] as const] : [])));
-      return { changes: changeSet.map((e) => ({ id: e.subject, action: e.action })), inventory: inventoryOf(changeSet), observed };
+      return {
+        changes: changeSet.map((e) => ({ id: e.subject, action: e.action })),
+        inventory: inventoryOf(changeSet),
+        observed,
+      };
     },
     async prune(stale, owner) {
       const changes = await prune(kc, stale, { ownerLabels: owner });
@@ -111,7 +137,9 @@ export function kustomizeSteps(kc: KubeConfig, { kustomizePath, sopsPath, artifa
 export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
   const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
   // Made on the first download, not at start-up; per process, and removed on stop.
-  const artifacts = new ArtifactCache(join(tmpdir(), `tide-artifacts-${process.pid}`), { maxBytes: MAX_ARTIFACT_BYTES });
+  const artifacts = new ArtifactCache(join(tmpdir(), `tide-artifacts-${process.pid}`), {
+    maxBytes: MAX_ARTIFACT_BYTES,
+  });
   manager.onStop(() => artifacts.clear());
   const base = { kustomizePath: args['kustomize-path']!, sopsPath: args['sops-path']!, artifacts };
   const local = manager.kubeConfig;
@@ -169,7 +197,13 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
   if (selector) {
     kustomizations.addIndex(CONFIG_INDEX, configKeys);
     for (const kind of ['ConfigMap', 'Secret'] as const) {
-      const rt = { group: '', version: 'v1', kind, plural: kind === 'ConfigMap' ? 'configmaps' : 'secrets', namespaced: true };
+      const rt = {
+        group: '',
+        version: 'v1',
+        kind,
+        plural: kind === 'ConfigMap' ? 'configmaps' : 'secrets',
+        namespaced: true,
+      };
       type Config = KubernetesObject & { data?: Record<string, string> };
       const changed = (c: Config) => {
         for (const k of kustomizations.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) controller.enqueue(keyOf(k));

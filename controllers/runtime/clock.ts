@@ -30,7 +30,11 @@ export class FakeClock implements Clock {
   setTimeout(fn: () => void, ms: number) {
     const timer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
-    return { cancel: () => { timer.cancelled = true; } };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
   advance(ms: number): void {

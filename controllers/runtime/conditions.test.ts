@@ -8,7 +8,11 @@ describe('conditions', () => {
   it('stamps lastTransitionTime in seconds precision and keeps it while nothing changes', () => {
     let c = setCondition([], { type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok' }, t0);
     expect(c[0]!.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
-    c = setCondition(c, { type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', observedGeneration: 2 }, t1);
+    c = setCondition(
+      c,
+      { type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', observedGeneration: 2 },
+      t1,
+    );
     expect(c[0]!.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
     expect(c[0]!.observedGeneration).to.equal(2);
   });
@@ -22,7 +26,11 @@ describe('conditions', () => {
   });
 
   it('trims messages to what the API server accepts', () => {
-    const c = setCondition([], { type: 'Ready', status: 'False', reason: 'X', message: `  ${'x'.repeat(MAX_MESSAGE_LENGTH + 10)}\n` }, t0);
+    const c = setCondition(
+      [],
+      { type: 'Ready', status: 'False', reason: 'X', message: `  ${'x'.repeat(MAX_MESSAGE_LENGTH + 10)}\n` },
+      t0,
+    );
     expect(c[0]!.message.length).to.equal(MAX_MESSAGE_LENGTH);
     expect(c[0]!.message.endsWith('...')).to.equal(true);
   });

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { REQUESTED_AT_ANNOTATION, specOrRequestChanged } from './controller.ts';
 
-const base = { metadata: { name: 'a', generation: 1, resourceVersion: '1', annotations: {}, finalizers: ['finalizers.fluxcd.io'] } };
+const base = {
+  metadata: { name: 'a', generation: 1, resourceVersion: '1', annotations: {}, finalizers: ['finalizers.fluxcd.io'] },
+};
 const changed = (metadata: object) => ({ metadata: { ...base.metadata, resourceVersion: '2', ...metadata } });
 
 describe('own-kind predicate', () => {

@@ -15,7 +15,10 @@ import type { StatusPatcher } from './status.ts';
 
 export const REQUESTED_AT_ANNOTATION = 'reconcile.fluxcd.io/requestedAt';
 
-export type ManagedObject<S extends ObservedStatus = ObservedStatus> = KubernetesObject & { spec?: unknown; status?: S };
+export type ManagedObject<S extends ObservedStatus = ObservedStatus> = KubernetesObject & {
+  spec?: unknown;
+  status?: S;
+};
 
 export interface ReconcileContext<S extends ObservedStatus = ObservedStatus> {
   key: string;
@@ -65,7 +68,11 @@ export class Controller<T extends ManagedObject> {
     this.opts = opts;
     this.name = opts.name;
     this.clock = opts.clock ?? realClock;
-    this.queue = new WorkQueue(this.clock, defaultControllerRateLimiter(this.clock, opts.retry), opts.metrics.queueObserver(opts.name));
+    this.queue = new WorkQueue(
+      this.clock,
+      defaultControllerRateLimiter(this.clock, opts.retry),
+      opts.metrics.queueObserver(opts.name),
+    );
     opts.informer.on({
       add: (obj) => this.enqueue(keyOf(obj)),
       update: (oldObj, newObj) => {
@@ -146,7 +153,10 @@ export class Controller<T extends ManagedObject> {
       outcome = outcomeOf(err, reconciler.failureReason);
     }
     const seconds = (this.clock.now() - started) / 1000;
-    metrics.reconcileDuration.observe({ kind: resource.kind, name: obj.metadata?.name ?? '', namespace: obj.metadata?.namespace ?? '' }, seconds);
+    metrics.reconcileDuration.observe(
+      { kind: resource.kind, name: obj.metadata?.name ?? '', namespace: obj.metadata?.namespace ?? '' },
+      seconds,
+    );
 
     let status = applyOutcome(ctx.status, outcome, obj.metadata?.generation ?? 0, ctx.now());
     const requestedAt = obj.metadata?.annotations?.[REQUESTED_AT_ANNOTATION];
@@ -166,7 +176,12 @@ export class Controller<T extends ManagedObject> {
       logger.error('Reconciler error', { reason: outcome.reason, error: outcome.message });
       if (!ctx.skipStatus) ctx.event('Warning', outcome.reason, outcome.message);
     } else {
-      logger.debug('reconciled', { outcome: outcome.type, reason: outcome.reason, durationSeconds: seconds, at: rfc3339(ctx.now()) });
+      logger.debug('reconciled', {
+        outcome: outcome.type,
+        reason: outcome.reason,
+        durationSeconds: seconds,
+        at: rfc3339(ctx.now()),
+      });
     }
     const decision = queueDecision(outcome, this.opts.random);
     switch (decision.action) {

@@ -1,6 +1,12 @@
 // core/v1 Events about the objects a controller reconciles. Repeats within a window are folded
 // into one Event with a count, as client-go's recorder does, to spare the API server.
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realClock, type Clock } from './clock.ts';
@@ -28,7 +34,7 @@ export class EventRecorder {
   /** Records an Event; failures are logged, never thrown: an Event is not worth failing a reconcile. */
   async record(obj: KubernetesObject, type: EventType, reason: string, message: string): Promise<void> {
     const namespace = obj.metadata?.namespace || 'default';
-    const text = message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE - 3) + '...' : message;
+    const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
     const foldKey = `${obj.metadata?.uid}|${type}|${reason}|${text}`;
     const now = this.clock.now();
     const nowIso = new Date(now).toISOString();

@@ -12,7 +12,12 @@ export function hasFinalizer(obj: KubernetesObject, name: string = FLUX_FINALIZE
  * Adds or removes a finalizer. The merge patch carries the resourceVersion that was read, so a
  * concurrent change to the list fails with a conflict instead of being overwritten.
  */
-export async function setFinalizer(kc: KubeConfig, obj: KubernetesObject, present: boolean, name: string = FLUX_FINALIZER): Promise<void> {
+export async function setFinalizer(
+  kc: KubeConfig,
+  obj: KubernetesObject,
+  present: boolean,
+  name: string = FLUX_FINALIZER,
+): Promise<void> {
   const current = obj.metadata?.finalizers ?? [];
   if (current.includes(name) === present) return;
   const finalizers = present ? [...current, name] : current.filter((f) => f !== name);
@@ -20,7 +25,12 @@ export async function setFinalizer(kc: KubeConfig, obj: KubernetesObject, presen
     {
       apiVersion: obj.apiVersion,
       kind: obj.kind,
-      metadata: { name: obj.metadata?.name, namespace: obj.metadata?.namespace, resourceVersion: obj.metadata?.resourceVersion, finalizers },
+      metadata: {
+        name: obj.metadata?.name,
+        namespace: obj.metadata?.namespace,
+        resourceVersion: obj.metadata?.resourceVersion,
+        finalizers,
+      },
     },
     undefined,
     undefined,

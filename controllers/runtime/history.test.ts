@@ -5,19 +5,47 @@ describe('status.history', () => {
   const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
 
   it('adds an entry per digest and result, newest first, and counts repeats in place', () => {
-    let h = recordSnapshot(undefined, { digest: 'sha256:a', status: 'ReconciliationSucceeded', at: at(1), durationMs: 1500, metadata: { revision: 'main@sha1:1' } });
+    let h = recordSnapshot(undefined, {
+      digest: 'sha256:a',
+      status: 'ReconciliationSucceeded',
+      at: at(1),
+      durationMs: 1500,
+      metadata: { revision: 'main@sha1:1' },
+    });
     h = recordSnapshot(h, { digest: 'sha256:b', status: 'HealthCheckFailed', at: at(2), durationMs: 250 });
-    h = recordSnapshot(h, { digest: 'sha256:a', status: 'ReconciliationSucceeded', at: at(3), durationMs: 2000, metadata: { revision: 'main@sha1:1' } });
+    h = recordSnapshot(h, {
+      digest: 'sha256:a',
+      status: 'ReconciliationSucceeded',
+      at: at(3),
+      durationMs: 2000,
+      metadata: { revision: 'main@sha1:1' },
+    });
     expect(h).to.deep.equal([
       {
-        digest: 'sha256:a', firstReconciled: '2026-01-01T00:00:01Z', lastReconciled: '2026-01-01T00:00:03Z',
-        lastReconciledDuration: '2s', lastReconciledStatus: 'ReconciliationSucceeded', totalReconciliations: 2, metadata: { revision: 'main@sha1:1' },
+        digest: 'sha256:a',
+        firstReconciled: '2026-01-01T00:00:01Z',
+        lastReconciled: '2026-01-01T00:00:03Z',
+        lastReconciledDuration: '2s',
+        lastReconciledStatus: 'ReconciliationSucceeded',
+        totalReconciliations: 2,
+        metadata: { revision: 'main@sha1:1' },
       },
-      { digest: 'sha256:b', firstReconciled: '2026-01-01T00:00:02Z', lastReconciled: '2026-01-01T00:00:02Z', lastReconciledDuration: '250ms', lastReconciledStatus: 'HealthCheckFailed', totalReconciliations: 1 },
+      {
+        digest: 'sha256:b',
+        firstReconciled: '2026-01-01T00:00:02Z',
+        lastReconciled: '2026-01-01T00:00:02Z',
+        lastReconciledDuration: '250ms',
+        lastReconciledStatus: 'HealthCheckFailed',
+        totalReconciliations: 1,
+      },
     ]);
     // The same manifests with another result are another entry.
     h = recordSnapshot(h, { digest: 'sha256:a', status: 'PruneFailed', at: at(4), durationMs: 10 });
-    expect(h.map((s) => `${s.digest} ${s.lastReconciledStatus}`)).to.deep.equal(['sha256:a PruneFailed', 'sha256:a ReconciliationSucceeded', 'sha256:b HealthCheckFailed']);
+    expect(h.map((s) => `${s.digest} ${s.lastReconciledStatus}`)).to.deep.equal([
+      'sha256:a PruneFailed',
+      'sha256:a ReconciliationSucceeded',
+      'sha256:b HealthCheckFailed',
+    ]);
   });
 
   it(`keeps the last ${HISTORY_LENGTH}`, () => {
@@ -30,6 +58,13 @@ describe('status.history', () => {
     expect(digestOf([{ a: 1 }, { b: 2 }])).to.equal(digestOf([{ a: 1 }, { b: 2 }]));
     expect(digestOf([{ a: 1 }, { b: 2 }])).to.not.equal(digestOf([{ b: 2 }, { a: 1 }]));
     expect(digestOf([])).to.match(/^sha256:[0-9a-f]{64}$/);
-    expect([0, 999, 1000, 1500, 61_250, 3_723_000].map(formatDuration)).to.deep.equal(['0ms', '999ms', '1s', '1.5s', '1m1.25s', '1h2m3s']);
+    expect([0, 999, 1000, 1500, 61_250, 3_723_000].map(formatDuration)).to.deep.equal([
+      '0ms',
+      '999ms',
+      '1s',
+      '1.5s',
+      '1m1.25s',
+      '1h2m3s',
+    ]);
   });
 });

@@ -15,7 +15,12 @@ export function parseAddress(flag: string, addr: string): { host: string | undef
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /** Serves `routes` by exact path, anything else with `fallback` (or 404). */
-export async function listen(flag: string, addr: string, routes: Record<string, Handler>, fallback?: Handler): Promise<Server> {
+export async function listen(
+  flag: string,
+  addr: string,
+  routes: Record<string, Handler>,
+  fallback?: Handler,
+): Promise<Server> {
   const { host, port } = parseAddress(flag, addr);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;

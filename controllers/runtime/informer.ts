@@ -107,7 +107,16 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     const path = collectionPath(this.resource, this.opts.namespace);
     const api = this.kc.makeApiClient(KubernetesObjectApi);
     const listFn = () =>
-      api.list<T>(apiVersionOf(this.resource), this.resource.kind, this.opts.namespace, undefined, undefined, undefined, undefined, this.opts.labelSelector);
+      api.list<T>(
+        apiVersionOf(this.resource),
+        this.resource.kind,
+        this.opts.namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        this.opts.labelSelector,
+      );
     const lw = new ListWatch<T>(path, new Watch(this.kc), listFn, false, this.opts.labelSelector);
     // Events of a ListWatch we have replaced must not reach the store.
     const current = () => this.lw === lw && !this.stopped;
@@ -188,6 +197,9 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
 
 function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
   let set = index.get(value);
-  if (!set) index.set(value, (set = new Set()));
+  if (!set) {
+    set = new Set();
+    index.set(value, set);
+  }
   set.add(key);
 }

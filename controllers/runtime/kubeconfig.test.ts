@@ -15,7 +15,10 @@ describe('shareConnections', () => {
     });
     const unpatched = kc as unknown as WithDispatcher;
     const cluster = kc.getCurrentCluster();
-    expect(unpatched.createDispatcher(cluster, { ca: 'ca1' })).to.not.equal(unpatched.createDispatcher(cluster, { ca: 'ca1' }), 'client-node alone builds one per call');
+    expect(unpatched.createDispatcher(cluster, { ca: 'ca1' })).to.not.equal(
+      unpatched.createDispatcher(cluster, { ca: 'ca1' }),
+      'client-node alone builds one per call',
+    );
     const shared = shareConnections(shareConnections(kc)) as unknown as WithDispatcher;
     const a = shared.createDispatcher(cluster, { ca: 'ca1', cert: 'c1', key: 'k1' });
     expect(shared.createDispatcher(cluster, { ca: 'ca1', cert: 'c1', key: 'k1' })).to.equal(a);

@@ -94,7 +94,12 @@ export class LeaderElector {
       try {
         const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
         if (lease.spec?.holderIdentity !== this.opts.identity) return;
-        lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) as unknown as Date };
+        lease.spec = {
+          ...lease.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: microTime(new Date()) as unknown as Date,
+        };
         await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
         this.logger.info('released leader lease');
         return;

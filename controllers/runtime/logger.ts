@@ -15,7 +15,7 @@ export class Logger {
   private readonly fields: Record<string, unknown>;
 
   constructor(opts: LoggerOptions, fields: Record<string, unknown> = {}) {
-    this.opts = { ...opts, write: opts.write ?? ((line) => void process.stderr.write(line + '\n')) };
+    this.opts = { ...opts, write: opts.write ?? ((line) => void process.stderr.write(`${line}\n`)) };
     this.fields = fields;
   }
 
@@ -51,7 +51,7 @@ export class Logger {
     const kv = Object.entries(all)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`)
       .join(' ');
-    this.opts.write(`${ts}\t${level.toUpperCase()}\t${msg}${kv ? '\t' + kv : ''}`);
+    this.opts.write(`${ts}\t${level.toUpperCase()}\t${msg}${kv ? `\t${kv}` : ''}`);
   }
 }
 

@@ -1,7 +1,13 @@
 // Holds what the controllers of one process share: the API connection, informers (one per kind),
 // metrics and health endpoints, and leader election. Informers run on every replica so that a
 // standby is warm; controllers run only on the leader.
-import { ApiextensionsV1Api, CoreV1Api, VersionApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  VersionApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import { Controller, type ManagedObject, type Reconciler } from './controller.ts';
 import { EventRecorder } from './events.ts';
@@ -128,7 +134,9 @@ export class Manager {
       this.servers.push(
         await listen('--metrics-addr', metricsAddr, {
           '/metrics': async (_req, res) => {
-            res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType }).end(await this.metrics.registry.metrics());
+            res
+              .writeHead(200, { 'Content-Type': this.metrics.registry.contentType })
+              .end(await this.metrics.registry.metrics());
           },
         }),
       );
@@ -191,12 +199,14 @@ export class Manager {
     try {
       await this.kubeConfig.makeApiClient(VersionApi).getCode();
     } catch (err) {
-      throw new Error(`cannot reach the Kubernetes API server at ${server}: ${errorMessage(err)}; check --kubeconfig or that the cluster is running`);
+      throw new Error(
+        `cannot reach the Kubernetes API server at ${server}: ${errorMessage(err)}; check --kubeconfig or that the cluster is running`,
+      );
     }
     const crds = this.kubeConfig.makeApiClient(ApiextensionsV1Api);
     for (const inf of this.informers.values()) {
       const rt = inf.resource;
-      if (!rt.group || !rt.group.includes('.') || rt.group.endsWith('.k8s.io')) continue;
+      if (!rt.group?.includes('.') || rt.group.endsWith('.k8s.io')) continue;
       const name = `${rt.plural}.${rt.group}`;
       const fix = 'apply the CRDs first: kubectl apply --server-side -f crds/';
       let served = false;
@@ -204,7 +214,8 @@ export class Manager {
         const crd = await crds.readCustomResourceDefinition({ name });
         served = crd.spec.versions.some((v) => v.name === rt.version && v.served);
       } catch (err) {
-        if (statusCode(err) !== 404) throw new Error(`cannot read CustomResourceDefinition ${name}: ${errorMessage(err)}`);
+        if (statusCode(err) !== 404)
+          throw new Error(`cannot read CustomResourceDefinition ${name}: ${errorMessage(err)}`);
         throw new Error(`the CustomResourceDefinition ${name} is not installed; ${fix}`);
       }
       if (!served) throw new Error(`the CustomResourceDefinition ${name} does not serve ${rt.version}; ${fix}`);
@@ -214,7 +225,9 @@ export class Manager {
       try {
         await this.kubeConfig.makeApiClient(CoreV1Api).readNamespace({ name: ns });
       } catch (err) {
-        throw new Error(`leader election namespace "${ns}" is not readable: ${errorMessage(err)}; create it or pass --leader-election-namespace`);
+        throw new Error(
+          `leader election namespace "${ns}" is not readable: ${errorMessage(err)}; create it or pass --leader-election-namespace`,
+        );
       }
     }
   }

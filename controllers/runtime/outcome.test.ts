@@ -1,14 +1,32 @@
 import { expect } from 'chai';
 import { findCondition } from './conditions.ts';
-import { JITTER_FRACTION, applyOutcome, failed, jitter, outcomeOf, queueDecision, stalled, waiting } from './outcome.ts';
+import {
+  JITTER_FRACTION,
+  applyOutcome,
+  failed,
+  jitter,
+  outcomeOf,
+  queueDecision,
+  stalled,
+  waiting,
+} from './outcome.ts';
 
 const now = new Date('2026-01-01T00:00:00Z');
 
 describe('outcome table', () => {
   it('success: Ready=True, no Reconciling/Stalled, observedGeneration stamped, requeue after interval ±5%', () => {
     const before = applyOutcome({}, { type: 'error', reason: 'GitOperationFailed', message: 'boom' }, 3, now);
-    const s = applyOutcome(before, { type: 'success', reason: 'Succeeded', message: 'stored', requeueAfterMs: 60_000 }, 3, now);
-    expect(findCondition(s.conditions, 'Ready')).to.include({ status: 'True', reason: 'Succeeded', observedGeneration: 3 });
+    const s = applyOutcome(
+      before,
+      { type: 'success', reason: 'Succeeded', message: 'stored', requeueAfterMs: 60_000 },
+      3,
+      now,
+    );
+    expect(findCondition(s.conditions, 'Ready')).to.include({
+      status: 'True',
+      reason: 'Succeeded',
+      observedGeneration: 3,
+    });
     expect(findCondition(s.conditions, 'Reconciling')).to.equal(undefined);
     expect(findCondition(s.conditions, 'Stalled')).to.equal(undefined);
     expect(s.observedGeneration).to.equal(3);
@@ -19,11 +37,18 @@ describe('outcome table', () => {
   it('error: Ready=False with the step reason, Reconciling=True, generation not observed, backoff', () => {
     const o = outcomeOf(failed('GitOperationFailed', 'connection refused'));
     const s = applyOutcome({ observedGeneration: 1 }, o, 2, now);
-    expect(findCondition(s.conditions, 'Ready')).to.include({ status: 'False', reason: 'GitOperationFailed', message: 'connection refused' });
+    expect(findCondition(s.conditions, 'Ready')).to.include({
+      status: 'False',
+      reason: 'GitOperationFailed',
+      message: 'connection refused',
+    });
     expect(findCondition(s.conditions, 'Reconciling')).to.include({ status: 'True', reason: 'ProgressingWithRetry' });
     expect(s.observedGeneration).to.equal(1);
     expect(queueDecision(o)).to.deep.equal({ action: 'backoff' });
-    expect(queueDecision(outcomeOf(failed('BuildFailed', 'x', 60_000)))).to.deep.equal({ action: 'backoff', maxMs: 60_000 }, 'capped by a retry interval');
+    expect(queueDecision(outcomeOf(failed('BuildFailed', 'x', 60_000)))).to.deep.equal(
+      { action: 'backoff', maxMs: 60_000 },
+      'capped by a retry interval',
+    );
   });
 
   it('stalled: Ready=False and Stalled=True, generation observed, no requeue', () => {
@@ -43,7 +68,11 @@ describe('outcome table', () => {
   });
 
   it('unclassified errors become error outcomes with the fallback reason', () => {
-    expect(outcomeOf(new Error('x'), 'BuildFailed')).to.deep.equal({ type: 'error', reason: 'BuildFailed', message: 'x' });
+    expect(outcomeOf(new Error('x'), 'BuildFailed')).to.deep.equal({
+      type: 'error',
+      reason: 'BuildFailed',
+      message: 'x',
+    });
     expect(outcomeOf('plain')).to.include({ type: 'error', reason: 'ReconciliationFailed' });
   });
 

@@ -80,20 +80,38 @@ export function applyOutcome<S extends ObservedStatus>(
   const row = OUTCOME_TABLE[outcome.type];
   let conditions = setCondition(
     status.conditions,
-    { type: ConditionType.Ready, status: row.ready, reason: outcome.reason, message: outcome.message, observedGeneration: generation },
+    {
+      type: ConditionType.Ready,
+      status: row.ready,
+      reason: outcome.reason,
+      message: outcome.message,
+      observedGeneration: generation,
+    },
     now,
   );
   conditions = row.reconciling
     ? setCondition(
         conditions,
-        { type: ConditionType.Reconciling, status: 'True', reason: Reason.ProgressingWithRetry, message: outcome.message, observedGeneration: generation },
+        {
+          type: ConditionType.Reconciling,
+          status: 'True',
+          reason: Reason.ProgressingWithRetry,
+          message: outcome.message,
+          observedGeneration: generation,
+        },
         now,
       )
     : removeCondition(conditions, ConditionType.Reconciling);
   conditions = row.stalled
     ? setCondition(
         conditions,
-        { type: ConditionType.Stalled, status: 'True', reason: outcome.reason, message: outcome.message, observedGeneration: generation },
+        {
+          type: ConditionType.Stalled,
+          status: 'True',
+          reason: outcome.reason,
+          message: outcome.message,
+          observedGeneration: generation,
+        },
         now,
       )
     : removeCondition(conditions, ConditionType.Stalled);
@@ -120,7 +138,9 @@ export function queueDecision(outcome: Outcome, random: () => number = Math.rand
   const row = OUTCOME_TABLE[outcome.type];
   switch (row.queue) {
     case 'after-jittered':
-      return outcome.requeueAfterMs ? { action: 'requeue-after', afterMs: jitter(outcome.requeueAfterMs, random) } : { action: 'none' };
+      return outcome.requeueAfterMs
+        ? { action: 'requeue-after', afterMs: jitter(outcome.requeueAfterMs, random) }
+        : { action: 'none' };
     case 'after':
       return { action: 'requeue-after', afterMs: outcome.requeueAfterMs ?? 30_000 };
     case 'backoff':

@@ -92,7 +92,7 @@ export class WorkQueue {
     if (started !== undefined) this.observer.worked(this.clock.now() - started);
     this.startedAt.delete(key);
     if (this.dirty.has(key)) this.push(key);
-    if (this.processing.size === 0) this.drainWaiters.splice(0).forEach((fn) => fn());
+    if (this.processing.size === 0) for (const fn of this.drainWaiters.splice(0)) fn();
   }
 
   len(): number {
@@ -108,7 +108,7 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const d of this.delayed.values()) d.cancel();
     this.delayed.clear();
-    this.waiters.splice(0).forEach((w) => w(undefined));
+    for (const w of this.waiters.splice(0)) w(undefined);
     if (this.processing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }

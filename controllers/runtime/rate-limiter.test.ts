@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { FakeClock } from './clock.ts';
-import { ExponentialFailureLimiter, MaxOfLimiter, TokenBucketLimiter, defaultControllerRateLimiter } from './rate-limiter.ts';
+import {
+  ExponentialFailureLimiter,
+  MaxOfLimiter,
+  TokenBucketLimiter,
+  defaultControllerRateLimiter,
+} from './rate-limiter.ts';
 
 describe('rate limiters', () => {
   it('doubles per key from the base up to the cap, independently per key', () => {

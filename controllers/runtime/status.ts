@@ -1,5 +1,11 @@
 // Writes the status subresource with server-side apply under the controller's field manager.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { apiVersionOf, type ResourceType } from './resource.ts';
 
@@ -17,9 +23,22 @@ export class StatusPatcher {
     if (isDeepStrictEqual(obj.status ?? {}, status)) return false;
     const name = obj.metadata!.name!;
     const namespace = obj.metadata?.namespace;
-    const body = { apiVersion: apiVersionOf(rt), kind: rt.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status };
+    const body = {
+      apiVersion: apiVersionOf(rt),
+      kind: rt.kind,
+      metadata: { name, ...(namespace ? { namespace } : {}) },
+      status,
+    };
     const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
-    const common = { group: rt.group, version: rt.version, plural: rt.plural, name, body, fieldManager: this.fieldManager, force: true };
+    const common = {
+      group: rt.group,
+      version: rt.version,
+      plural: rt.plural,
+      name,
+      body,
+      fieldManager: this.fieldManager,
+      force: true,
+    };
     if (rt.namespaced) await this.api.patchNamespacedCustomObjectStatus({ ...common, namespace: namespace! }, options);
     else await this.api.patchClusterCustomObjectStatus(common, options);
     return true;

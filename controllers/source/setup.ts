@@ -15,11 +15,19 @@ const INCLUDE_INDEX = 'spec.include';
 export async function setupSource({ manager, args }: SetupContext): Promise<void> {
   const retention = Number(args['artifact-retention-records']);
   const maxSize = Number(args['git-max-size']);
-  if (!Number.isInteger(retention) || retention < 1) throw new Error(`invalid --artifact-retention-records="${args['artifact-retention-records']}": expected a positive integer`);
-  if (!Number.isInteger(maxSize) || maxSize < 1) throw new Error(`invalid --git-max-size="${args['git-max-size']}": expected a number of bytes`);
+  if (!Number.isInteger(retention) || retention < 1)
+    throw new Error(
+      `invalid --artifact-retention-records="${args['artifact-retention-records']}": expected a positive integer`,
+    );
+  if (!Number.isInteger(maxSize) || maxSize < 1)
+    throw new Error(`invalid --git-max-size="${args['git-max-size']}": expected a number of bytes`);
   const addr = args['storage-addr']!;
   const { port } = parseAddress('--storage-addr', addr);
-  const storage = new Storage({ root: args['storage-path']!, advertisedBase: `http://${args['storage-adv-addr'] ?? `${hostname()}:${port}`}`, retention });
+  const storage = new Storage({
+    root: args['storage-path']!,
+    advertisedBase: `http://${args['storage-adv-addr'] ?? `${hostname()}:${port}`}`,
+    retention,
+  });
   let server: Server | undefined;
   manager.onStart(async () => {
     server = await storage.listen(addr);
@@ -28,7 +36,9 @@ export async function setupSource({ manager, args }: SetupContext): Promise<void
 
   const rt = resourceTypeOf(GitRepositoryKind);
   const informer = manager.informer<GitRepository>(rt);
-  informer.addIndex(INCLUDE_INDEX, (o) => (o.spec?.include ?? []).map((i) => `${o.metadata?.namespace}/${i.repository.name}`));
+  informer.addIndex(INCLUDE_INDEX, (o) =>
+    (o.spec?.include ?? []).map((i) => `${o.metadata?.namespace}/${i.repository.name}`),
+  );
   const controller = manager.addController<GitRepository>({
     name: 'gitrepository',
     resource: rt,

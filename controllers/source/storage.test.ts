@@ -24,10 +24,12 @@ describe('artifact storage', () => {
   it('writes atomically: a failed write leaves the previous file and no temp file', async () => {
     const rel = 'gitrepository/ns/app/a.tar.gz';
     await storage.writeAtomic(rel, async (tmp) => writeFileSync(tmp, 'first'));
-    await storage.writeAtomic(rel, async (tmp) => {
-      writeFileSync(tmp, 'partial');
-      throw new Error('disk full');
-    }).catch(() => undefined);
+    await storage
+      .writeAtomic(rel, async (tmp) => {
+        writeFileSync(tmp, 'partial');
+        throw new Error('disk full');
+      })
+      .catch(() => undefined);
     expect(readFileSync(join(root, rel), 'utf8')).to.equal('first');
     expect(readdirSync(join(root, 'gitrepository/ns/app'))).to.deep.equal(['a.tar.gz']);
   });

@@ -34,7 +34,8 @@ export class Storage {
 
   absolute(relPath: string): string {
     const abs = resolve(this.root, normalize(relPath));
-    if (abs !== this.root && !abs.startsWith(this.root + sep)) throw new Error(`path '${relPath}' escapes the storage root`);
+    if (abs !== this.root && !abs.startsWith(this.root + sep))
+      throw new Error(`path '${relPath}' escapes the storage root`);
     return abs;
   }
 
@@ -73,9 +74,13 @@ export class Storage {
       return [];
     }
     const files = await Promise.all(
-      names.filter((n) => !n.endsWith('.tmp')).map(async (n) => ({ rel: `${dir}/${n}`, mtime: (await stat(join(abs, n))).mtimeMs })),
+      names
+        .filter((n) => !n.endsWith('.tmp'))
+        .map(async (n) => ({ rel: `${dir}/${n}`, mtime: (await stat(join(abs, n))).mtimeMs })),
     );
-    const others = files.filter((f) => f.rel !== current).sort((a, b) => b.mtime - a.mtime || b.rel.localeCompare(a.rel));
+    const others = files
+      .filter((f) => f.rel !== current)
+      .sort((a, b) => b.mtime - a.mtime || b.rel.localeCompare(a.rel));
     const doomed = others.slice(Math.max(0, this.opts.retention - 1));
     await Promise.all(doomed.map((f) => rm(this.absolute(f.rel), { force: true })));
     return doomed.map((f) => f.rel);
@@ -109,7 +114,9 @@ export class Storage {
           res.end();
           return;
         }
-        createReadStream(abs).on('error', () => res.destroy()).pipe(res);
+        createReadStream(abs)
+          .on('error', () => res.destroy())
+          .pipe(res);
       },
       () => res.writeHead(404).end('not found\n'),
     );

@@ -59,7 +59,9 @@ spec:
 }
 
 async function kubectl(cluster: LocalCluster, args: string[]): Promise<string> {
-  const { stdout } = await exec(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args], { maxBuffer: 1 << 28 });
+  const { stdout } = await exec(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args], {
+    maxBuffer: 1 << 28,
+  });
   return stdout;
 }
 
@@ -69,17 +71,36 @@ async function requests(cluster: LocalCluster): Promise<number> {
   let total = 0;
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    if (/resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) && !line.includes('verb="APPLY"')) continue;
+    if (
+      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
+      !line.includes('verb="APPLY"')
+    )
+      continue;
     total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }
 
 async function allReady(api: CustomObjectsApi, n: number): Promise<boolean> {
-  const list = (await api.listNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: 'default', plural: 'kustomizations' })) as {
-    items: { metadata: { generation: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; lastHandledReconcileAt?: string } }[];
+  const list = (await api.listNamespacedCustomObject({
+    group: 'kustomize.toolkit.fluxcd.io',
+    version: 'v1',
+    namespace: 'default',
+    plural: 'kustomizations',
+  })) as {
+    items: {
+      metadata: { generation: number };
+      status?: {
+        conditions?: { type: string; status: string; observedGeneration?: number }[];
+        lastHandledReconcileAt?: string;
+      };
+    }[];
   };
-  const ready = list.items.filter((k) => k.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === k.metadata.generation));
+  const ready = list.items.filter((k) =>
+    k.status?.conditions?.some(
+      (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === k.metadata.generation,
+    ),
+  );
   return ready.length === n;
 }
 
@@ -100,24 +121,54 @@ async function runSize(n: number): Promise<void> {
 
     // Baseline: one server-side apply of everything with kubectl, then wait for the Deployments.
     const all = join(root, 'all.yaml');
-    writeFileSync(all, Array.from({ length: n }, (_, i) => manifests(i).replaceAll(`bench-${i}`, `base-${i}`)).join('---\n'));
+    writeFileSync(
+      all,
+      Array.from({ length: n }, (_, i) => manifests(i).replaceAll(`bench-${i}`, `base-${i}`)).join('---\n'),
+    );
     let t = performance.now();
     await kubectl(cluster, ['apply', '--server-side', '--field-manager=bench', '-f', all]);
-    await kubectl(cluster, ['wait', '--for=condition=Available', 'deployment', '--all', '--all-namespaces', '--timeout=600s']);
+    await kubectl(cluster, [
+      'wait',
+      '--for=condition=Available',
+      'deployment',
+      '--all',
+      '--all-namespaces',
+      '--timeout=600s',
+    ]);
     const baselineMs = performance.now() - t;
 
     await api.createNamespacedCustomObject({
-      group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories', namespace: 'default',
-      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', metadata: { name: 'fleet' }, spec: { url: git.url('fleet'), interval: '1h', ref: { branch: 'main' } } },
+      group: 'source.toolkit.fluxcd.io',
+      version: 'v1',
+      plural: 'gitrepositories',
+      namespace: 'default',
+      body: {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: { name: 'fleet' },
+        spec: { url: git.url('fleet'), interval: '1h', ref: { branch: 'main' } },
+      },
     });
     for (let i = 0; i < n; i += 50) {
       await Promise.all(
         Array.from({ length: Math.min(50, n - i) }, (_, j) =>
           api.createNamespacedCustomObject({
-            group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations', namespace: 'default',
+            group: 'kustomize.toolkit.fluxcd.io',
+            version: 'v1',
+            plural: 'kustomizations',
+            namespace: 'default',
             body: {
-              apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name: `app-${i + j}` },
-              spec: { interval: '1h', prune: true, wait: true, timeout: '10m', path: `./apps/app-${i + j}`, sourceRef: { kind: 'GitRepository', name: 'fleet' } },
+              apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+              kind: 'Kustomization',
+              metadata: { name: `app-${i + j}` },
+              spec: {
+                interval: '1h',
+                prune: true,
+                wait: true,
+                timeout: '10m',
+                path: `./apps/app-${i + j}`,
+                sourceRef: { kind: 'GitRepository', name: 'fleet' },
+              },
             },
           }),
         ),
@@ -127,11 +178,23 @@ async function runSize(n: number): Promise<void> {
     const storage = await freePort();
     const before = await requests(cluster);
     t = performance.now();
-    const controller = spawn(process.execPath, [
-      join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'), `--kubeconfig=${cluster.kubeconfigPath}`, '--controllers=source,kustomize',
-      '--metrics-addr=0', '--health-addr=0', `--storage-addr=127.0.0.1:${storage}`, `--storage-adv-addr=127.0.0.1:${storage}`,
-      `--storage-path=${join(stateDir, 'storage')}`, `--kustomize-path=${join(cluster.binDir, 'kustomize')}`, '--concurrent=10', `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
-    ], { stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'] });
+    const controller = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        '--controllers=source,kustomize',
+        '--metrics-addr=0',
+        '--health-addr=0',
+        `--storage-addr=127.0.0.1:${storage}`,
+        `--storage-adv-addr=127.0.0.1:${storage}`,
+        `--storage-path=${join(stateDir, 'storage')}`,
+        `--kustomize-path=${join(cluster.binDir, 'kustomize')}`,
+        '--concurrent=10',
+        `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
+      ],
+      { stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'] },
+    );
     if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
     const exited = once(controller, 'exit');
     while (!(await allReady(api, n))) await new Promise((r) => setTimeout(r, 2000));
@@ -146,14 +209,26 @@ async function runSize(n: number): Promise<void> {
       await Promise.all(
         Array.from({ length: Math.min(50, n - i) }, (_, j) =>
           api.patchNamespacedCustomObject(
-            { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations', namespace: 'default', name: `app-${i + j}`, body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } } },
+            {
+              group: 'kustomize.toolkit.fluxcd.io',
+              version: 'v1',
+              plural: 'kustomizations',
+              namespace: 'default',
+              name: `app-${i + j}`,
+              body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } },
+            },
             setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
           ),
         ),
       );
     }
     for (;;) {
-      const list = (await api.listNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: 'default', plural: 'kustomizations' })) as { items: { status?: { lastHandledReconcileAt?: string } }[] };
+      const list = (await api.listNamespacedCustomObject({
+        group: 'kustomize.toolkit.fluxcd.io',
+        version: 'v1',
+        namespace: 'default',
+        plural: 'kustomizations',
+      })) as { items: { status?: { lastHandledReconcileAt?: string } }[] };
       if (list.items.every((k) => k.status?.lastHandledReconcileAt === at)) break;
       // Listing N objects is itself load on a 2-core API server; poll gently.
       await new Promise((r) => setTimeout(r, 2000));
@@ -176,5 +251,7 @@ async function runSize(n: number): Promise<void> {
   }
 }
 
-console.log(`tide kustomize benchmark: kube-apiserver 1.36.3 + kwok on 127.0.0.1, Node ${process.version}, --concurrent=10`);
+console.log(
+  `tide kustomize benchmark: kube-apiserver 1.36.3 + kwok on 127.0.0.1, Node ${process.version}, --concurrent=10`,
+);
 for (const n of SIZES) await runSize(n);

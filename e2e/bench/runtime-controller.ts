@@ -12,12 +12,17 @@ const kc = new KubeConfig();
 kc.loadFromFile(process.argv[2]!);
 const n = Number(process.argv[3]);
 let reconciles = 0;
-const manager = new Manager({ kubeConfig: kc, logger: new Logger({ level: 'error', encoding: 'json' }), metrics: new Metrics(), concurrency: 4 });
+const manager = new Manager({
+  kubeConfig: kc,
+  logger: new Logger({ level: 'error', encoding: 'json' }),
+  metrics: new Metrics(),
+  concurrency: 4,
+});
 manager.addController({
   name: 'gitrepository',
   resource: resourceTypeOf(GitRepositoryKind),
   fieldManager: 'source-controller',
-    reconciler: {
+  reconciler: {
     async reconcile() {
       if (++reconciles === n) process.stdout.write('reconciled-all\n');
       return { type: 'success' as const, reason: 'Succeeded', message: 'stored artifact', requeueAfterMs: 3_600_000 };
@@ -28,7 +33,9 @@ process.stdout.write('loaded\n');
 await manager.start();
 process.on('SIGTERM', () => {
   void manager.stop().then(() => {
-    process.stdout.write(JSON.stringify({ reconciles, maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n');
+    process.stdout.write(
+      `${JSON.stringify({ reconciles, maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`,
+    );
     process.exit(0);
   });
 });

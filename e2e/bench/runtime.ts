@@ -29,11 +29,17 @@ type Repo = ManagedObject<{ conditions?: Condition[] }>;
 
 /** The API server's count of requests on the resources the runtime uses (not /metrics itself). */
 function requestCount(cluster: LocalCluster): number {
-  const metrics = execFileSync(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'], { maxBuffer: 64 << 20 }).toString();
+  const metrics = execFileSync(
+    join(cluster.binDir, 'kubectl'),
+    ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'],
+    { maxBuffer: 64 << 20 },
+  ).toString();
   let total = 0;
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    const ours = (line.includes(`group="${rt.group}"`) && line.includes('resource="gitrepositories"')) || line.includes('resource="events"');
+    const ours =
+      (line.includes(`group="${rt.group}"`) && line.includes('resource="gitrepositories"')) ||
+      line.includes('resource="events"');
     if (ours) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
@@ -41,7 +47,10 @@ function requestCount(cluster: LocalCluster): number {
 
 function allReady(inf: Informer<Repo>, generation = 1): boolean {
   const items = inf.list();
-  return items.length === N && items.every((o) => findCondition(o.status?.conditions, 'Ready')?.observedGeneration === generation);
+  return (
+    items.length === N &&
+    items.every((o) => findCondition(o.status?.conditions, 'Ready')?.observedGeneration === generation)
+  );
 }
 
 async function until(cond: () => boolean): Promise<void> {
@@ -52,9 +61,13 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
 
 /** Runs runtime-controller.ts in its own process, so that its memory is measured alone. */
 function startController(cluster: LocalCluster) {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'runtime-controller.ts'), cluster.kubeconfigPath, String(N)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, 'runtime-controller.ts'), cluster.kubeconfigPath, String(N)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   let markAll!: () => void;
   const reconciledAll = new Promise<void>((r) => (markAll = r));
@@ -95,24 +108,40 @@ async function main(): Promise<void> {
       await Promise.all(
         names.slice(i, i + 50).map((name) =>
           api.createNamespacedCustomObject({
-            group: rt.group, version: rt.version, plural: rt.plural, namespace: ns,
-            body: { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: { name }, spec: { url: `https://example.com/${name}.git`, interval: '1h' } },
+            group: rt.group,
+            version: rt.version,
+            plural: rt.plural,
+            namespace: ns,
+            body: {
+              apiVersion: `${rt.group}/${rt.version}`,
+              kind: rt.kind,
+              metadata: { name },
+              spec: { url: `https://example.com/${name}.git`, interval: '1h' },
+            },
           }),
         ),
       );
     }
-    console.log(`tide runtime benchmark: ${N} GitRepositories, kube-apiserver 1.36.3 on 127.0.0.1, Node ${process.version}`);
+    console.log(
+      `tide runtime benchmark: ${N} GitRepositories, kube-apiserver 1.36.3 on 127.0.0.1, Node ${process.version}`,
+    );
 
     // Baseline 1: one LIST with kubectl.
     let t = performance.now();
-    execFileSync(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, 'get', 'gitrepositories', '-A', '-o', 'json'], { maxBuffer: 256 << 20 });
+    execFileSync(
+      join(cluster.binDir, 'kubectl'),
+      ['--kubeconfig', cluster.kubeconfigPath, 'get', 'gitrepositories', '-A', '-o', 'json'],
+      { maxBuffer: 256 << 20 },
+    );
     const kubectlMs = performance.now() - t;
     t = performance.now();
     const probe = new Informer<Repo>(kc, rt, { logger: silent });
     await probe.start();
     await probe.synced;
     const syncMs = performance.now() - t;
-    console.log(`informer sync        ${fmt(syncMs)}   baseline kubectl get -o json ${fmt(kubectlMs)}   ratio ${(syncMs / kubectlMs).toFixed(2)}`);
+    console.log(
+      `informer sync        ${fmt(syncMs)}   baseline kubectl get -o json ${fmt(kubectlMs)}   ratio ${(syncMs / kubectlMs).toFixed(2)}`,
+    );
 
     // Baseline 2: N status patches, 4 in flight, without the runtime.
     const patch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -120,7 +149,17 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i += 4) {
       await Promise.all(
         names.slice(i, i + 4).map((name) =>
-          api.patchNamespacedCustomObjectStatus({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name, body: { status: { observedGeneration: -1 } } }, patch),
+          api.patchNamespacedCustomObjectStatus(
+            {
+              group: rt.group,
+              version: rt.version,
+              plural: rt.plural,
+              namespace: ns,
+              name,
+              body: { status: { observedGeneration: -1 } },
+            },
+            patch,
+          ),
         ),
       );
     }
@@ -136,7 +175,9 @@ async function main(): Promise<void> {
     const readyMs = performance.now() - t;
     const readyCalls = requestCount(cluster) - before;
     const first = await controller.stop();
-    console.log(`reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ratio ${(readyMs / bareMs).toFixed(2)}   API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   controller peak RSS ${first.maxRssMB} MB`);
+    console.log(
+      `reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ratio ${(readyMs / bareMs).toFixed(2)}   API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   controller peak RSS ${first.maxRssMB} MB`,
+    );
 
     // No-op resync: a fresh controller reconciles every object again; nothing changed, so no writes.
     const before2 = requestCount(cluster);
@@ -147,7 +188,9 @@ async function main(): Promise<void> {
     const resyncMs = performance.now() - t;
     const second = await controller.stop();
     const resyncCalls = requestCount(cluster) - before2;
-    console.log(`no-op resync         ${fmt(resyncMs)}   ${second.reconciles} reconciles   API requests ${resyncCalls} (list + watch; status writes skipped)   controller peak RSS ${second.maxRssMB} MB`);
+    console.log(
+      `no-op resync         ${fmt(resyncMs)}   ${second.reconciles} reconciles   API requests ${resyncCalls} (list + watch; status writes skipped)   controller peak RSS ${second.maxRssMB} MB`,
+    );
     await probe.stop();
   } finally {
     await cluster.stop();

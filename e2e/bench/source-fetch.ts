@@ -20,14 +20,14 @@ try {
   const fetchMs = performance.now() - fetchedAt;
   const summary = await writeArtifact({ fs, gitdir: join(work, 'git'), commit, out: join(work, 'artifact.tar.gz') });
   process.stdout.write(
-    JSON.stringify({
+    `${JSON.stringify({
       ms: performance.now() - started,
       fetchMs,
       maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       digest: summary.digest,
       files: summary.files,
       size: summary.size,
-    }) + '\n',
+    })}\n`,
   );
 } finally {
   transport.close();

@@ -15,7 +15,17 @@ const COMMITS = 5;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 function sh(cmd: string, args: string[], cwd?: string): string {
-  return execFileSync(cmd, args, { cwd, maxBuffer: 1 << 28, env: { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' } }).toString();
+  return execFileSync(cmd, args, {
+    cwd,
+    maxBuffer: 1 << 28,
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'b',
+      GIT_AUTHOR_EMAIL: 'b@b',
+      GIT_COMMITTER_NAME: 'b',
+      GIT_COMMITTER_EMAIL: 'b@b',
+    },
+  }).toString();
 }
 
 /** A deterministic repository: FILES files of ~1 KiB in 100 directories, COMMITS commits. */
@@ -62,7 +72,10 @@ async function peakRssOf(cmd: string, args: string[]): Promise<{ ms: number; rss
   return { ms: performance.now() - t, rssMB: Math.round(Number(stderr.trim().split('\n').at(-1)) / 1024) };
 }
 
-const root = join(process.env.TIDE_CACHE ?? join(process.env.HOME ?? tmpdir(), '.cache', 'tide'), `bench-source-${FILES}`);
+const root = join(
+  process.env.TIDE_CACHE ?? join(process.env.HOME ?? tmpdir(), '.cache', 'tide'),
+  `bench-source-${FILES}`,
+);
 mkdirSync(root, { recursive: true });
 buildRepo(root);
 const server = await startGitHttpServer({ root });
@@ -72,8 +85,25 @@ try {
   const tide: { ms: number; fetchMs: number; maxRssMB: number; files: number; size: number }[] = [];
   for (let run = 0; run < RUNS; run++) {
     const dir = mkdtempSync(join(tmpdir(), 'tide-bench-git-'));
-    const clone = await peakRssOf('git', ['clone', '-q', '--depth', '1', '--single-branch', '--branch', 'main', url, join(dir, 'checkout')]);
-    const pack = await peakRssOf('tar', ['czf', join(dir, 'out.tar.gz'), '--exclude=.git', '-C', join(dir, 'checkout'), '.']);
+    const clone = await peakRssOf('git', [
+      'clone',
+      '-q',
+      '--depth',
+      '1',
+      '--single-branch',
+      '--branch',
+      'main',
+      url,
+      join(dir, 'checkout'),
+    ]);
+    const pack = await peakRssOf('tar', [
+      'czf',
+      join(dir, 'out.tar.gz'),
+      '--exclude=.git',
+      '-C',
+      join(dir, 'checkout'),
+      '.',
+    ]);
     git.push({ ms: clone.ms + pack.ms, rssMB: Math.max(clone.rssMB, pack.rssMB) });
     rmSync(dir, { recursive: true, force: true });
     const { stdout } = await exec(process.execPath, [join(import.meta.dirname, 'source-fetch.ts'), url, 'main']);
@@ -81,9 +111,15 @@ try {
   }
   const g = median(git.map((r) => r.ms));
   const t = median(tide.map((r) => r.ms));
-  console.log(`tide source benchmark: ${FILES} files, ${COMMITS} commits, git http-backend on 127.0.0.1, median of ${RUNS} runs, Node ${process.version}`);
-  console.log(`baseline git clone --depth 1 + tar czf   ${(g / 1000).toFixed(2)}s   peak RSS ${Math.max(...git.map((r) => r.rssMB))} MB (largest process)`);
-  console.log(`tide fetch + package                     ${(t / 1000).toFixed(2)}s   peak RSS ${Math.max(...tide.map((r) => r.maxRssMB))} MB (whole process)   fetch ${(median(tide.map((r) => r.fetchMs)) / 1000).toFixed(2)}s   ${tide[0]!.files} files, ${(tide[0]!.size / 1048576).toFixed(1)} MiB artifact`);
+  console.log(
+    `tide source benchmark: ${FILES} files, ${COMMITS} commits, git http-backend on 127.0.0.1, median of ${RUNS} runs, Node ${process.version}`,
+  );
+  console.log(
+    `baseline git clone --depth 1 + tar czf   ${(g / 1000).toFixed(2)}s   peak RSS ${Math.max(...git.map((r) => r.rssMB))} MB (largest process)`,
+  );
+  console.log(
+    `tide fetch + package                     ${(t / 1000).toFixed(2)}s   peak RSS ${Math.max(...tide.map((r) => r.maxRssMB))} MB (whole process)   fetch ${(median(tide.map((r) => r.fetchMs)) / 1000).toFixed(2)}s   ${tide[0]!.files} files, ${(tide[0]!.size / 1048576).toFixed(1)} MiB artifact`,
+  );
   console.log(`ratio tide / git                         ${(t / g).toFixed(2)}x   (target: at most 1.5x, under 100 MB)`);
 } finally {
   await server.close();

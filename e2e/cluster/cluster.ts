@@ -14,7 +14,13 @@ export const repoRoot = path.resolve(import.meta.dirname, '../..');
 const binaries = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
 
 /** Stop order: everything that talks to the apiserver first, etcd last. */
-export const componentStopOrder = [['kwok'], ['kube-scheduler'], ['kube-controller-manager'], ['kube-apiserver'], ['etcd']];
+export const componentStopOrder = [
+  ['kwok'],
+  ['kube-scheduler'],
+  ['kube-controller-manager'],
+  ['kube-apiserver'],
+  ['etcd'],
+];
 
 const serviceRange = '10.96.0.0/16';
 const serviceIP = '10.96.0.1';
@@ -23,10 +29,15 @@ const serviceIP = '10.96.0.1';
 export function resolveBinDir(): string {
   if (process.env.TIDE_BIN_DIR) return process.env.TIDE_BIN_DIR;
   try {
-    const out = execFileSync(path.join(repoRoot, 'e2e/controlplane/build.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = execFileSync(path.join(repoRoot, 'e2e/controlplane/build.sh'), {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     return out.trim().split('\n').at(-1) ?? '';
   } catch {
-    throw new Error('e2e/controlplane/build.sh failed (its error is printed above); fix it and run `make controlplane`, or set TIDE_BIN_DIR');
+    throw new Error(
+      'e2e/controlplane/build.sh failed (its error is printed above); fix it and run `make controlplane`, or set TIDE_BIN_DIR',
+    );
   }
 }
 
@@ -50,6 +61,7 @@ interface Ports {
 
 interface Response {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: an API answer of any shape, read by the caller
   body: any;
 }
 
@@ -88,27 +100,43 @@ export class LocalCluster {
   async start(): Promise<void> {
     const started = Date.now();
     for (const b of binaries) {
-      if (!fs.existsSync(path.join(this.binDir, b))) throw new Error(`${b} not found in ${this.binDir}; run \`make controlplane\``);
+      if (!fs.existsSync(path.join(this.binDir, b)))
+        throw new Error(`${b} not found in ${this.binDir}; run \`make controlplane\``);
     }
     const running = binaries.filter((b) => recordedPid(this.stateDir, b) !== undefined);
     if (running.length > 0) {
-      throw new Error(`a cluster from ${this.stateDir} is still running (${running.join(', ')}); stop it first (make down)`);
+      throw new Error(
+        `a cluster from ${this.stateDir} is still running (${running.join(', ')}); stop it first (make down)`,
+      );
     }
-    for (const d of ['etcd', 'pki', 'pids', 'logs', 'config']) fs.rmSync(path.join(this.stateDir, d), { recursive: true, force: true });
+    for (const d of ['etcd', 'pki', 'pids', 'logs', 'config'])
+      fs.rmSync(path.join(this.stateDir, d), { recursive: true, force: true });
 
     const [etcdClient, etcdPeer, apiserver] = await freePorts(3);
     this.#ports = { etcdClient, etcdPeer, apiserver };
     const pki = generatePki(path.join(this.stateDir, 'pki'), serviceIP);
     this.#pki = pki;
-    this.#tls = { ca: fs.readFileSync(pki.ca.cert), cert: fs.readFileSync(pki.admin.cert), key: fs.readFileSync(pki.admin.key) };
+    this.#tls = {
+      ca: fs.readFileSync(pki.ca.cert),
+      cert: fs.readFileSync(pki.admin.cert),
+      key: fs.readFileSync(pki.admin.key),
+    };
     const config = path.join(this.stateDir, 'config');
     fs.mkdirSync(config, { recursive: true });
     fs.mkdirSync(path.dirname(this.kubeconfigPath), { recursive: true });
     fs.writeFileSync(this.kubeconfigPath, this.#kubeconfig('tide-admin', pki.admin), { mode: 0o600 });
     // kwok gets its own copy of the admin kubeconfig so every command line names the state dir.
     fs.writeFileSync(path.join(config, 'kwok.kubeconfig'), this.#kubeconfig('tide-admin', pki.admin), { mode: 0o600 });
-    fs.writeFileSync(path.join(config, 'kube-controller-manager.kubeconfig'), this.#kubeconfig('kube-controller-manager', pki.controllerManager), { mode: 0o600 });
-    fs.writeFileSync(path.join(config, 'kube-scheduler.kubeconfig'), this.#kubeconfig('kube-scheduler', pki.scheduler), { mode: 0o600 });
+    fs.writeFileSync(
+      path.join(config, 'kube-controller-manager.kubeconfig'),
+      this.#kubeconfig('kube-controller-manager', pki.controllerManager),
+      { mode: 0o600 },
+    );
+    fs.writeFileSync(
+      path.join(config, 'kube-scheduler.kubeconfig'),
+      this.#kubeconfig('kube-scheduler', pki.scheduler),
+      { mode: 0o600 },
+    );
 
     const deadline = started + this.#timeoutMs;
     try {
@@ -147,13 +175,17 @@ export class LocalCluster {
   /** Starts kube-apiserver again on the same port and etcd, and waits until it is ready. */
   async startApiServer(): Promise<void> {
     if (!this.#ports) throw new Error('startApiServer() needs a cluster started with start()');
-    if (recordedPid(this.stateDir, 'kube-apiserver') !== undefined) throw new Error('kube-apiserver is already running; call stopApiServer() first');
+    if (recordedPid(this.stateDir, 'kube-apiserver') !== undefined)
+      throw new Error('kube-apiserver is already running; call stopApiServer() first');
     this.#launch('kube-apiserver', this.#apiserverArgs());
     await this.#waitFor('kube-apiserver /readyz', Date.now() + this.#timeoutMs, () => this.#apiserverReady());
   }
 
   #launch(name: string, args: string[]): void {
-    const proc = spawnLogged(name, path.join(this.binDir, name), args, { stateDir: this.stateDir, detached: this.#detached });
+    const proc = spawnLogged(name, path.join(this.binDir, name), args, {
+      stateDir: this.stateDir,
+      detached: this.#detached,
+    });
     this.#procs.set(name, proc);
   }
 
@@ -162,7 +194,9 @@ export class LocalCluster {
       for (const p of this.#procs.values()) if (p.exit) throw p.exitError(`while waiting for ${what}`);
       if (await ready().catch(() => false)) return;
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${this.#timeoutMs / 1000}s waiting for ${what}; see the logs in ${this.logsDir}`);
+        throw new Error(
+          `timed out after ${this.#timeoutMs / 1000}s waiting for ${what}; see the logs in ${this.logsDir}`,
+        );
       }
       await sleep(200);
     }
@@ -181,11 +215,17 @@ export class LocalCluster {
         name,
         // kwok manages only nodes carrying this annotation (--manage-nodes-with-annotation-selector).
         annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-        labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+        labels: {
+          'kubernetes.io/hostname': name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          type: 'kwok',
+        },
       },
     };
     const res = await this.#request('POST', '/api/v1/nodes', node);
-    if (res.status !== 201) throw new Error(`registering node ${name} failed with HTTP ${res.status}: ${res.body?.message ?? ''}`);
+    if (res.status !== 201)
+      throw new Error(`registering node ${name} failed with HTTP ${res.status}: ${res.body?.message ?? ''}`);
   }
 
   async #nodeReady(): Promise<boolean> {
@@ -234,7 +274,9 @@ export class LocalCluster {
     return YAML.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'tide', cluster: { server: this.server, 'certificate-authority-data': b64(this.#pki!.ca.cert) } }],
+      clusters: [
+        { name: 'tide', cluster: { server: this.server, 'certificate-authority-data': b64(this.#pki!.ca.cert) } },
+      ],
       users: [{ name: user, user: { 'client-certificate-data': b64(pair.cert), 'client-key-data': b64(pair.key) } }],
       contexts: [{ name: 'tide', context: { cluster: 'tide', user } }],
       'current-context': 'tide',

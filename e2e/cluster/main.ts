@@ -25,7 +25,10 @@ async function up(): Promise<void> {
   if (running.length > 0) throw new Error(`already running (${running.join(', ')}); run \`make down\` first`);
   // Checked before anything starts, so a clash leaves nothing to clean up.
   for (const { port, use } of controllerPorts) {
-    if (!(await portIsFree(port))) throw new Error(`port ${port} (${controller} ${use}) is in use; stop whatever listens on it (ss -ltnp 'sport = :${port}')`);
+    if (!(await portIsFree(port)))
+      throw new Error(
+        `port ${port} (${controller} ${use}) is in use; stop whatever listens on it (ss -ltnp 'sport = :${port}')`,
+      );
   }
 
   // The components are detached from the terminal, so Ctrl-C during `up` must stop them itself.
@@ -88,16 +91,32 @@ async function startController(binDir: string): Promise<void> {
   // An absolute kubeconfig path puts the state dir in the command line, which is how `down`
   // recognises the process as ours.
   // The default ports, bound to loopback: the local control plane is for this machine only.
-  const args = [entry, '--kubeconfig', kubeconfig, '--controllers=all', '--metrics-addr=127.0.0.1:8080', '--health-addr=127.0.0.1:9440',
-    `--storage-path=${path.join(stateDir, 'storage')}`, '--storage-addr=127.0.0.1:9090', '--storage-adv-addr=127.0.0.1:9090',
-    `--kustomize-path=${path.join(binDir, 'kustomize')}`, `--sops-path=${path.join(binDir, 'sops')}`];
+  const args = [
+    entry,
+    '--kubeconfig',
+    kubeconfig,
+    '--controllers=all',
+    '--metrics-addr=127.0.0.1:8080',
+    '--health-addr=127.0.0.1:9440',
+    `--storage-path=${path.join(stateDir, 'storage')}`,
+    '--storage-addr=127.0.0.1:9090',
+    '--storage-adv-addr=127.0.0.1:9090',
+    `--kustomize-path=${path.join(binDir, 'kustomize')}`,
+    `--sops-path=${path.join(binDir, 'sops')}`,
+  ];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exit) throw proc.exitError('before answering http://127.0.0.1:9440/readyz');
-    const ok = await fetch('http://127.0.0.1:9440/readyz', { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    const ok = await fetch('http://127.0.0.1:9440/readyz', { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${controller} did not answer http://127.0.0.1:9440/readyz with 200 within 60s; see ${rel(proc.logPath)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${controller} did not answer http://127.0.0.1:9440/readyz with 200 within 60s; see ${rel(proc.logPath)}`,
+      );
     await sleep(250);
   }
 }

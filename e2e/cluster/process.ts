@@ -29,7 +29,9 @@ export class Proc {
   /** An error naming the process, how it ended and the tail of its log. */
   exitError(during: string): Error {
     const how = this.exit?.signal ? `signal ${this.exit.signal}` : `code ${this.exit?.code}`;
-    const tail = lastLines(this.logPath, 8).map((l) => `  | ${l}`).join('\n');
+    const tail = lastLines(this.logPath, 8)
+      .map((l) => `  | ${l}`)
+      .join('\n');
     return new Error(`${this.name} exited with ${how} ${during}; see ${this.logPath}\n${tail}`);
   }
 }

@@ -1,6 +1,15 @@
 // The server-side apply engine against a real API server: staging, no-op detection, ssa policies,
 // immutable fields, validation, prune and health.
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, KubernetesObjectApi, PatchStrategy, KubeConfig, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+  KubeConfig,
+  setHeaderOptions,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { applyAll, type ApplyOptions } from '../../controllers/runtime/apply/apply.ts';
 import type { ChangeSet } from '../../controllers/runtime/apply/changeset.ts';
@@ -18,11 +27,20 @@ const opts: ApplyOptions = { fieldManager };
 
 type Obj = KubernetesObject & Record<string, unknown>;
 
-function configMap(namespace: string, name: string, data: Record<string, string>, meta: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}): Obj {
+function configMap(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  meta: { labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+): Obj {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...meta }, data };
 }
 
-function deployment(namespace: string, name: string, spec: { image?: string; nodeSelector?: Record<string, string>; progressDeadlineSeconds?: number } = {}): Obj {
+function deployment(
+  namespace: string,
+  name: string,
+  spec: { image?: string; nodeSelector?: Record<string, string>; progressDeadlineSeconds?: number } = {},
+): Obj {
   const labels = { app: name };
   return {
     apiVersion: 'apps/v1',
@@ -34,13 +52,25 @@ function deployment(namespace: string, name: string, spec: { image?: string; nod
       selector: { matchLabels: labels },
       template: {
         metadata: { labels },
-        spec: { containers: [{ name: 'app', image: spec.image ?? 'example.invalid/app:1' }], ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}) },
+        spec: {
+          containers: [{ name: 'app', image: spec.image ?? 'example.invalid/app:1' }],
+          ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+        },
       },
     },
   };
 }
 
-function job(namespace: string, name: string, image: string, extra: { annotations?: Record<string, string>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string> } = {}): Obj {
+function job(
+  namespace: string,
+  name: string,
+  image: string,
+  extra: {
+    annotations?: Record<string, string>;
+    activeDeadlineSeconds?: number;
+    nodeSelector?: Record<string, string>;
+  } = {},
+): Obj {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -49,7 +79,11 @@ function job(namespace: string, name: string, image: string, extra: { annotation
       backoffLimit: 0,
       ...(extra.activeDeadlineSeconds ? { activeDeadlineSeconds: extra.activeDeadlineSeconds } : {}),
       template: {
-        spec: { restartPolicy: 'Never', containers: [{ name: 'job', image }], ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}) },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: 'job', image }],
+          ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}),
+        },
       },
     },
   };
@@ -69,7 +103,12 @@ function widgetCRD(group: string): Obj {
           name: 'v1',
           served: true,
           storage: true,
-          schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } } } },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } },
+            },
+          },
         },
       ],
     },
@@ -89,7 +128,11 @@ describe('apply engine', function () {
 
   async function read(obj: KubernetesObject): Promise<Obj | undefined> {
     try {
-      return (await api.read({ apiVersion: obj.apiVersion!, kind: obj.kind!, metadata: { name: obj.metadata!.name!, namespace: obj.metadata?.namespace } })) as Obj;
+      return (await api.read({
+        apiVersion: obj.apiVersion!,
+        kind: obj.kind!,
+        metadata: { name: obj.metadata!.name!, namespace: obj.metadata?.namespace },
+      })) as Obj;
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw err;
@@ -113,13 +156,20 @@ describe('apply engine', function () {
   it('applies CRDs and Namespaces first, then the rest; a re-apply writes nothing; one change configures one object', async () => {
     const group = `${namespace}.tide.test`;
     const extraNs = `${namespace}-x`;
-    cleanup.push(() => kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }));
+    cleanup.push(() =>
+      kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }),
+    );
     cleanup.push(() => deleteNamespace(kc, extraNs));
     const objects: Obj[] = [
       deployment(namespace, 'web'),
       { apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'w1', namespace }, spec: { size: 3 } },
       configMap(extraNs, 'settings', { a: '1' }),
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web', namespace },
+        spec: { selector: { app: 'web' }, ports: [{ port: 80 }] },
+      },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: extraNs } },
       widgetCRD(group),
     ];
@@ -138,7 +188,12 @@ describe('apply engine', function () {
     expect(((await read(objects[1]!)) as { spec?: { size?: number } }).spec?.size).to.equal(3);
 
     // Steady state first, so controllers' own status writes cannot move a resourceVersion.
-    await waitForHealth(kc, first.map((e) => ({ id: e.id, v: e.version })), 60_000, 500);
+    await waitForHealth(
+      kc,
+      first.map((e) => ({ id: e.id, v: e.version })),
+      60_000,
+      500,
+    );
     const before = await Promise.all(objects.map(async (o) => (await read(o))!.metadata!.resourceVersion));
 
     const again = await applyAll(kc, objects, opts);
@@ -148,13 +203,20 @@ describe('apply engine', function () {
 
     objects[2] = configMap(extraNs, 'settings', { a: '2' });
     const changed = await applyAll(kc, objects, opts);
-    expect(changed.filter((e) => e.action !== 'unchanged').map((e) => `${e.subject} ${e.action}`)).to.deep.equal([`ConfigMap/${extraNs}/settings configured`]);
+    expect(changed.filter((e) => e.action !== 'unchanged').map((e) => `${e.subject} ${e.action}`)).to.deep.equal([
+      `ConfigMap/${extraNs}/settings configured`,
+    ]);
     expect(((await read(objects[2]!)) as { data?: Record<string, string> }).data).to.deep.equal({ a: '2' });
   });
 
   it('reverts kubectl edits under Override and keeps them under Merge', async () => {
     const override = configMap(namespace, 'override', { a: '1' });
-    const merge = configMap(namespace, 'merge', { a: '1' }, { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'Merge' } });
+    const merge = configMap(
+      namespace,
+      'merge',
+      { a: '1' },
+      { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'Merge' } },
+    );
     await applyAll(kc, [override, merge], opts);
     for (const name of ['override', 'merge']) {
       // What `kubectl edit` sends: an update under the kubectl-edit manager.
@@ -169,7 +231,10 @@ describe('apply engine', function () {
     }
 
     const cs = await applyAll(kc, [override, merge], opts);
-    expect(actions(cs)).to.deep.equal({ [`ConfigMap/${namespace}/override`]: 'configured', [`ConfigMap/${namespace}/merge`]: 'unchanged' });
+    expect(actions(cs)).to.deep.equal({
+      [`ConfigMap/${namespace}/override`]: 'configured',
+      [`ConfigMap/${namespace}/merge`]: 'unchanged',
+    });
     expect((await read(override))!.metadata!.labels ?? {}).to.not.have.property('edited');
     expect((await read(merge))!.metadata!.labels).to.have.property('edited', 'true');
     expect(actions(await applyAll(kc, [override, merge], opts))).to.deep.equal({
@@ -179,7 +244,12 @@ describe('apply engine', function () {
   });
 
   it('adopts objects created by other tools: takes over kubectl fields, owns the declared ones', async () => {
-    await api.create(configMap(namespace, 'by-kubectl', { a: '1' }, { labels: { extra: 'x' } }), undefined, undefined, 'kubectl-create');
+    await api.create(
+      configMap(namespace, 'by-kubectl', { a: '1' }, { labels: { extra: 'x' } }),
+      undefined,
+      undefined,
+      'kubectl-create',
+    );
     await api.create(configMap(namespace, 'by-other', { a: '1' }), undefined, undefined, 'some-operator');
     const manifests = [configMap(namespace, 'by-kubectl', { a: '1' }), configMap(namespace, 'by-other', { a: '1' })];
 
@@ -188,30 +258,54 @@ describe('apply engine', function () {
       [`ConfigMap/${namespace}/by-other`]: 'configured',
     });
     expect((await read(manifests[0]!))!.metadata!.labels ?? {}).to.not.have.property('extra');
-    const managers = ((await read(manifests[1]!))!.metadata!.managedFields ?? []).map((e) => `${e.manager}/${e.operation}`);
+    const managers = ((await read(manifests[1]!))!.metadata!.managedFields ?? []).map(
+      (e) => `${e.manager}/${e.operation}`,
+    );
     expect(managers).to.include(`${fieldManager}/Apply`);
     expect(new Set((await applyAll(kc, manifests, opts)).map((e) => e.action))).to.deep.equal(new Set(['unchanged']));
   });
 
   it('validates objects that need a CRD of the same set once it is established', async () => {
     const group = `${namespace}.tide.test`;
-    cleanup.push(() => kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }));
+    cleanup.push(() =>
+      kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }),
+    );
     const cm = configMap(namespace, 'with-widget', { a: '1' });
-    const widget = { apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'w1', namespace }, spec: { size: 'big' } };
+    const widget = {
+      apiVersion: `${group}/v1`,
+      kind: 'Widget',
+      metadata: { name: 'w1', namespace },
+      spec: { size: 'big' },
+    };
     const err = await applyAll(kc, [widgetCRD(group), cm, widget], opts).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).to.be.instanceOf(ValidationError);
-    expect((err as Error).message).to.contain(`Widget/${namespace}/w1 dry-run failed: `).and.to.contain('spec.size');
-    expect((err as ValidationError).changeSet.map((e) => `${e.subject} ${e.action}`)).to.deep.equal([`CustomResourceDefinition/widgets.${group} created`]);
+    expect((err as Error).message)
+      .to.contain(`Widget/${namespace}/w1 dry-run failed: `)
+      .and.to.contain('spec.size');
+    expect((err as ValidationError).changeSet.map((e) => `${e.subject} ${e.action}`)).to.deep.equal([
+      `CustomResourceDefinition/widgets.${group} created`,
+    ]);
     expect(await read(cm)).to.equal(undefined);
   });
 
   it('honours IfNotPresent, Ignore and reconcile: disabled', async () => {
-    const once = (data: Record<string, string>) => configMap(namespace, 'once', data, { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'IfNotPresent' } });
-    const ignored = configMap(namespace, 'ignored', { a: '1' }, { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'Ignore' } });
-    const disabled = configMap(namespace, 'disabled', { a: '1' }, { annotations: { 'kustomize.toolkit.fluxcd.io/reconcile': 'disabled' } });
+    const once = (data: Record<string, string>) =>
+      configMap(namespace, 'once', data, { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'IfNotPresent' } });
+    const ignored = configMap(
+      namespace,
+      'ignored',
+      { a: '1' },
+      { annotations: { 'kustomize.toolkit.fluxcd.io/ssa': 'Ignore' } },
+    );
+    const disabled = configMap(
+      namespace,
+      'disabled',
+      { a: '1' },
+      { annotations: { 'kustomize.toolkit.fluxcd.io/reconcile': 'disabled' } },
+    );
 
     expect(actions(await applyAll(kc, [once({ a: '1' }), ignored, disabled], opts))).to.deep.equal({
       [`ConfigMap/${namespace}/once`]: 'created',
@@ -221,27 +315,42 @@ describe('apply engine', function () {
     expect(await read(ignored)).to.equal(undefined);
     expect(await read(disabled)).to.equal(undefined);
 
-    expect(actions(await applyAll(kc, [once({ a: '2' })], opts))).to.deep.equal({ [`ConfigMap/${namespace}/once`]: 'skipped' });
+    expect(actions(await applyAll(kc, [once({ a: '2' })], opts))).to.deep.equal({
+      [`ConfigMap/${namespace}/once`]: 'skipped',
+    });
     expect((await read(once({})))!.data).to.deep.equal({ a: '1' });
 
     // A live object annotated in the cluster is left alone even when the manifest is not.
     const pinned = configMap(namespace, 'pinned', { a: '1' });
     await applyAll(kc, [pinned], opts);
     await api.patch(
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pinned', namespace, annotations: { 'kustomize.toolkit.fluxcd.io/reconcile': 'disabled' } } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'pinned', namespace, annotations: { 'kustomize.toolkit.fluxcd.io/reconcile': 'disabled' } },
+      },
       undefined,
       undefined,
       'kubectl-annotate',
       undefined,
       PatchStrategy.MergePatch,
     );
-    expect(actions(await applyAll(kc, [configMap(namespace, 'pinned', { a: '2' })], opts))).to.deep.equal({ [`ConfigMap/${namespace}/pinned`]: 'skipped' });
+    expect(actions(await applyAll(kc, [configMap(namespace, 'pinned', { a: '2' })], opts))).to.deep.equal({
+      [`ConfigMap/${namespace}/pinned`]: 'skipped',
+    });
     expect((await read(pinned))!.data).to.deep.equal({ a: '1' });
   });
 
   it('recreates an object whose immutable field changed only when forced', async () => {
     const pinned = { nodeSelector: { 'tide.test/nowhere': 'true' } };
-    await applyAll(kc, [job(namespace, 'migrate', 'example.invalid/m:1', pinned), job(namespace, 'annotated', 'example.invalid/m:1', pinned)], opts);
+    await applyAll(
+      kc,
+      [
+        job(namespace, 'migrate', 'example.invalid/m:1', pinned),
+        job(namespace, 'annotated', 'example.invalid/m:1', pinned),
+      ],
+      opts,
+    );
     const uid1 = (await read(job(namespace, 'migrate', '')))!.metadata!.uid;
     const uid2 = (await read(job(namespace, 'annotated', '')))!.metadata!.uid;
 
@@ -251,15 +360,25 @@ describe('apply engine', function () {
       (e: unknown) => e,
     );
     expect(err).to.be.instanceOf(ValidationError);
-    expect((err as Error).message).to.contain(`Job/${namespace}/migrate`).and.to.match(/immutable/);
+    expect((err as Error).message)
+      .to.contain(`Job/${namespace}/migrate`)
+      .and.to.match(/immutable/);
     expect((await read(changed))!.metadata!.uid).to.equal(uid1);
 
-    expect(actions(await applyAll(kc, [changed], { ...opts, force: true }))).to.deep.equal({ [`Job/${namespace}/migrate`]: 'created' });
-    const recreated = (await read(changed)) as { metadata: { uid: string }; spec: { template: { spec: { containers: Array<{ image: string }> } } } };
+    expect(actions(await applyAll(kc, [changed], { ...opts, force: true }))).to.deep.equal({
+      [`Job/${namespace}/migrate`]: 'created',
+    });
+    const recreated = (await read(changed)) as {
+      metadata: { uid: string };
+      spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    };
     expect(recreated.metadata.uid).to.not.equal(uid1);
     expect(recreated.spec.template.spec.containers[0]!.image).to.equal('example.invalid/m:2');
 
-    const annotated = job(namespace, 'annotated', 'example.invalid/m:2', { ...pinned, annotations: { 'kustomize.toolkit.fluxcd.io/force': 'enabled' } });
+    const annotated = job(namespace, 'annotated', 'example.invalid/m:2', {
+      ...pinned,
+      annotations: { 'kustomize.toolkit.fluxcd.io/force': 'enabled' },
+    });
     expect(actions(await applyAll(kc, [annotated], opts))).to.deep.equal({ [`Job/${namespace}/annotated`]: 'created' });
     expect((await read(annotated))!.metadata!.uid).to.not.equal(uid2);
   });
@@ -279,9 +398,13 @@ describe('apply engine', function () {
       () => undefined,
       (e: unknown) => e,
     );
-    expect((err as Error).message).to.contain(`Service/${namespace}/db dry-run failed`).and.to.match(/may not change once set|immutable/);
+    expect((err as Error).message)
+      .to.contain(`Service/${namespace}/db dry-run failed`)
+      .and.to.match(/may not change once set|immutable/);
 
-    expect(actions(await applyAll(kc, [service('None')], { ...opts, force: true }))).to.deep.equal({ [`Service/${namespace}/db`]: 'created' });
+    expect(actions(await applyAll(kc, [service('None')], { ...opts, force: true }))).to.deep.equal({
+      [`Service/${namespace}/db`]: 'created',
+    });
     const after = (await read(service())) as { metadata: { uid: string }; spec: { clusterIP: string } };
     expect(after.metadata.uid).to.not.equal(before.metadata.uid);
     expect(after.spec.clusterIP).to.equal('None');
@@ -289,7 +412,10 @@ describe('apply engine', function () {
 
   it('applies nothing when any object is invalid, and names each one', async () => {
     const good = configMap(namespace, 'good', { a: '1' });
-    const bad = { ...deployment(namespace, 'bad'), spec: { ...(deployment(namespace, 'bad').spec as object), replicas: -1 } };
+    const bad = {
+      ...deployment(namespace, 'bad'),
+      spec: { ...(deployment(namespace, 'bad').spec as object), replicas: -1 },
+    };
     const unknown = { apiVersion: 'nowhere.tide.test/v1', kind: 'Gadget', metadata: { name: 'g', namespace } };
     const err = await applyAll(kc, [good, bad, unknown], opts).then(
       () => undefined,
@@ -306,10 +432,14 @@ describe('apply engine', function () {
 
   it('writes nothing in dry-run mode but reports what it would do', async () => {
     const cm = configMap(namespace, 'dry', { a: '1' });
-    expect(actions(await applyAll(kc, [cm], { ...opts, dryRun: true }))).to.deep.equal({ [`ConfigMap/${namespace}/dry`]: 'created' });
+    expect(actions(await applyAll(kc, [cm], { ...opts, dryRun: true }))).to.deep.equal({
+      [`ConfigMap/${namespace}/dry`]: 'created',
+    });
     expect(await read(cm)).to.equal(undefined);
     await applyAll(kc, [cm], opts);
-    expect(actions(await applyAll(kc, [configMap(namespace, 'dry', { a: '2' })], { ...opts, dryRun: true }))).to.deep.equal({ [`ConfigMap/${namespace}/dry`]: 'configured' });
+    expect(
+      actions(await applyAll(kc, [configMap(namespace, 'dry', { a: '2' })], { ...opts, dryRun: true })),
+    ).to.deep.equal({ [`ConfigMap/${namespace}/dry`]: 'configured' });
     expect((await read(cm))!.data).to.deep.equal({ a: '1' });
   });
 
@@ -320,8 +450,18 @@ describe('apply engine', function () {
     const objects = [
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: extraNs, labels: owner } },
       configMap(namespace, 'stale', { a: '1' }, { labels: owner }),
-      configMap(namespace, 'kept', { a: '1' }, { labels: owner, annotations: { 'kustomize.toolkit.fluxcd.io/prune': 'disabled' } }),
-      configMap(namespace, 'foreign', { a: '1' }, { labels: { ...owner, 'kustomize.toolkit.fluxcd.io/name': 'other' } }),
+      configMap(
+        namespace,
+        'kept',
+        { a: '1' },
+        { labels: owner, annotations: { 'kustomize.toolkit.fluxcd.io/prune': 'disabled' } },
+      ),
+      configMap(
+        namespace,
+        'foreign',
+        { a: '1' },
+        { labels: { ...owner, 'kustomize.toolkit.fluxcd.io/name': 'other' } },
+      ),
       configMap(namespace, 'unlabelled', { a: '1' }),
     ];
     await applyAll(kc, objects, opts);
@@ -338,7 +478,10 @@ describe('apply engine', function () {
     ]);
     expect(await read(objects[1]!)).to.equal(undefined);
     for (const o of objects.slice(2)) expect(await read(o), o.metadata!.name).to.not.equal(undefined);
-    const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: extraNs }).catch(() => undefined);
+    const ns = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespace({ name: extraNs })
+      .catch(() => undefined);
     expect(ns === undefined || ns.metadata?.deletionTimestamp !== undefined).to.equal(true);
 
     // Already gone or going: nothing more to report.
@@ -348,7 +491,12 @@ describe('apply engine', function () {
   it('waits for a Deployment to become Available and names what is not healthy', async () => {
     const nowhere = { 'tide.test/nowhere': 'true' };
     const healthy = await applyAll(kc, [deployment(namespace, 'web')], opts);
-    await waitForHealth(kc, healthy.map((e) => ({ id: e.id, v: e.version })), 60_000, 500);
+    await waitForHealth(
+      kc,
+      healthy.map((e) => ({ id: e.id, v: e.version })),
+      60_000,
+      500,
+    );
 
     // A re-apply returns the live objects; health read from them needs no request at all (this
     // KubeConfig points at a closed port).
@@ -356,11 +504,25 @@ describe('apply engine', function () {
     expect(again.map((e) => e.action)).to.deep.equal(['unchanged']);
     const observed = new Map(again.map((e) => [e.id, e.object!]));
     const unreachable = new KubeConfig();
-    unreachable.loadFromClusterAndUser({ name: 'closed', server: 'https://127.0.0.1:9', skipTLSVerify: true }, { name: 'nobody' });
-    await waitForHealth(unreachable, again.map((e) => ({ id: e.id, v: e.version })), 2_000, 100, { observed });
+    unreachable.loadFromClusterAndUser(
+      { name: 'closed', server: 'https://127.0.0.1:9', skipTLSVerify: true },
+      { name: 'nobody' },
+    );
+    await waitForHealth(
+      unreachable,
+      again.map((e) => ({ id: e.id, v: e.version })),
+      2_000,
+      100,
+      { observed },
+    );
 
     const stuck = await applyAll(kc, [deployment(namespace, 'stuck', { nodeSelector: nowhere })], opts);
-    const err = await waitForHealth(kc, stuck.map((e) => ({ id: e.id, v: e.version })), 3_000, 500).then(
+    const err = await waitForHealth(
+      kc,
+      stuck.map((e) => ({ id: e.id, v: e.version })),
+      3_000,
+      500,
+    ).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -369,7 +531,10 @@ describe('apply engine', function () {
 
     const failing = await applyAll(
       kc,
-      [job(namespace, 'doomed', 'example.invalid/j:1', { activeDeadlineSeconds: 1, nodeSelector: nowhere }), deployment(namespace, 'late', { nodeSelector: nowhere, progressDeadlineSeconds: 1 })],
+      [
+        job(namespace, 'doomed', 'example.invalid/j:1', { activeDeadlineSeconds: 1, nodeSelector: nowhere }),
+        deployment(namespace, 'late', { nodeSelector: nowhere, progressDeadlineSeconds: 1 }),
+      ],
       opts,
     );
     for (const [kind, reason] of [
@@ -402,20 +567,32 @@ describe('apply engine', function () {
     const again = await applyAll(kc, [deployment(namespace, 'scaled')], { ...opts, ignore });
     expect(again.map((e) => e.action)).to.deep.equal(['unchanged']);
     expect(await replicas()).to.equal(4);
-    const newImage = await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], { ...opts, ignore });
+    const newImage = await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], {
+      ...opts,
+      ignore,
+    });
     expect(newImage.map((e) => e.action)).to.deep.equal(['configured']);
     const live = await apps.readNamespacedDeployment({ name: 'scaled', namespace });
     expect(live.spec?.template.spec?.containers[0]?.image).to.equal('example.invalid/app:2');
     expect(live.spec?.replicas, 'the ignored field kept its live value').to.equal(4);
     // Without the rule, the declared value wins again.
-    expect((await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], opts)).map((e) => e.action)).to.deep.equal(['configured']);
+    expect(
+      (await applyAll(kc, [deployment(namespace, 'scaled', { image: 'example.invalid/app:2' })], opts)).map(
+        (e) => e.action,
+      ),
+    ).to.deep.equal(['configured']);
     expect(await replicas()).to.equal(1);
   });
 
   it('reports a write that fails part way with what was written before it', async () => {
     // The namespace already holds kube-root-ca.crt: a quota of two ConfigMaps passes the dry-run
     // of each object alone, and rejects the second create.
-    const quota = { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'q', namespace }, spec: { hard: { 'count/configmaps': '2' } } };
+    const quota = {
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: 'q', namespace },
+      spec: { hard: { 'count/configmaps': '2' } },
+    };
     await applyAll(kc, [quota], opts);
     await eventually(async () => {
       const used = ((await read(quota)) as { status?: { used?: Record<string, string> } }).status?.used;
@@ -427,10 +604,14 @@ describe('apply engine', function () {
     );
     expect(err).to.be.instanceOf(ApplyError);
     // The two are written concurrently: either may be the one the quota refuses.
-    const refused = /^ConfigMap\/[^/]+\/(a|b) apply failed: Forbidden: .*exceeded quota/.exec((err as ApplyError).message)?.[1];
+    const refused = /^ConfigMap\/[^/]+\/(a|b) apply failed: Forbidden: .*exceeded quota/.exec(
+      (err as ApplyError).message,
+    )?.[1];
     expect(refused, (err as ApplyError).message).to.be.oneOf(['a', 'b']);
     const written = refused === 'a' ? 'b' : 'a';
-    expect((err as ApplyError).changeSet.map((e) => `${e.subject} ${e.action}`)).to.deep.equal([`ConfigMap/${namespace}/${written} created`]);
+    expect((err as ApplyError).changeSet.map((e) => `${e.subject} ${e.action}`)).to.deep.equal([
+      `ConfigMap/${namespace}/${written} created`,
+    ]);
     expect(await read(configMap(namespace, written, {}))).to.not.equal(undefined);
     expect(await read(configMap(namespace, refused!, {}))).to.equal(undefined);
   });

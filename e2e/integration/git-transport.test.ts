@@ -11,7 +11,12 @@ import git from 'isomorphic-git';
 import ssh2 from 'ssh2';
 import { fingerprint } from '../../controllers/source/git/known-hosts.ts';
 import { openTransport } from '../../controllers/source/git/transport.ts';
-import { TransportError, type GitCredentials, type Transport, type TransportErrorKind } from '../../controllers/source/git/types.ts';
+import {
+  TransportError,
+  type GitCredentials,
+  type Transport,
+  type TransportErrorKind,
+} from '../../controllers/source/git/types.ts';
 import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
 import { branch, commit, createRepo, tag } from '../support/git/repos.ts';
 import { startGitSshServer, type GitSshServer } from '../support/git/ssh-server.ts';
@@ -46,7 +51,16 @@ async function fetchShallow(t: Transport, ref: string): Promise<{ gitdir: string
   await git.init({ fs, gitdir, bare: true });
   // git.fetch needs a fetch refspec, which only a configured remote provides.
   await git.addRemote({ fs, gitdir, remote: 'origin', url: t.url });
-  const res = await git.fetch({ fs, http: t.http, gitdir, remote: 'origin', ref, singleBranch: true, depth: 1, tags: false });
+  const res = await git.fetch({
+    fs,
+    http: t.http,
+    gitdir,
+    remote: 'origin',
+    ref,
+    singleBranch: true,
+    depth: 1,
+    tags: false,
+  });
   return { gitdir, fetchHead: res.fetchHead! };
 }
 
@@ -74,15 +88,22 @@ describe('git transports', function () {
   let bigCommit: string;
 
   before(async () => {
-    const created = await createRepo(root, 'app', { files: { 'README.md': '# app\n', 'deploy/app.yaml': 'kind: ConfigMap\n' } });
-    const main = await commit(created.path, { branch: 'main', files: { 'deploy/app.yaml': 'kind: ConfigMap\nversion: 2\n' }, message: 'version 2' });
+    const created = await createRepo(root, 'app', {
+      files: { 'README.md': '# app\n', 'deploy/app.yaml': 'kind: ConfigMap\n' },
+    });
+    const main = await commit(created.path, {
+      branch: 'main',
+      files: { 'deploy/app.yaml': 'kind: ConfigMap\nversion: 2\n' },
+      message: 'version 2',
+    });
     await branch(created.path, 'dev', created.commit);
     const dev = await commit(created.path, { branch: 'dev', files: { 'DEV.md': 'dev\n' }, message: 'dev work' });
     const annotatedTag = await tag(created.path, 'v1.0.0', { target: created.commit, message: 'release 1.0.0' });
     const lightweightTag = await tag(created.path, 'v1.1.0', { target: main });
     repo = { first: created.commit, main, dev, annotatedTag, lightweightTag };
     // base64 of random bytes hardly compresses: the pack stays well above the 64 KiB limit below.
-    bigCommit = (await createRepo(root, 'big', { files: { 'blob.txt': randomBytes(256 * 1024).toString('base64') } })).commit;
+    bigCommit = (await createRepo(root, 'big', { files: { 'blob.txt': randomBytes(256 * 1024).toString('base64') } }))
+      .commit;
   });
 
   after(() => {
@@ -127,7 +148,10 @@ describe('git transports', function () {
     });
 
     it('fails with kind auth for a wrong password, without repeating it', async () => {
-      const err = await expectTransportError(listRefs(server.url('app'), { username: 'flux', password: 'wrong-guess-17' }), 'auth');
+      const err = await expectTransportError(
+        listRefs(server.url('app'), { username: 'flux', password: 'wrong-guess-17' }),
+        'auth',
+      );
       expect(err.message).to.contain(`127.0.0.1:${new URL(server.baseUrl).port}`);
       expect(err.message).not.to.contain('wrong-guess-17');
       expect(err.message).not.to.contain(Buffer.from('flux:wrong-guess-17').toString('base64'));
@@ -138,7 +162,10 @@ describe('git transports', function () {
     });
 
     it('fails with kind not-found for a repository that does not exist', async () => {
-      await expectTransportError(listRefs(server.url('missing'), { username: 'flux', password: 'open-sesame-42' }), 'not-found');
+      await expectTransportError(
+        listRefs(server.url('missing'), { username: 'flux', password: 'open-sesame-42' }),
+        'not-found',
+      );
     });
 
     it('stops a fetch whose pack passes maxBytes', async () => {
@@ -185,7 +212,10 @@ describe('git transports', function () {
     });
 
     it('fails with a message naming the untrusted certificate when the CA is not given', async () => {
-      const err = await expectTransportError(listRefs(server.url('app'), { username: 'flux', password: 'open-sesame-42' }), 'unreachable');
+      const err = await expectTransportError(
+        listRefs(server.url('app'), { username: 'flux', password: 'open-sesame-42' }),
+        'unreachable',
+      );
       expect(err.message).to.match(/TLS certificate of 127\.0\.0\.1:\d+ is not trusted/);
       expect(err.message).to.contain('ca.crt');
       expect(err.message).not.to.contain('open-sesame-42');
@@ -194,7 +224,10 @@ describe('git transports', function () {
     it('fails when the given CA did not sign the certificate', async () => {
       const other = await startGitHttpServer({ root, tls: true });
       try {
-        const err = await expectTransportError(listRefs(server.url('app'), { username: 'flux', password: 'open-sesame-42', caPem: other.caPem }), 'unreachable');
+        const err = await expectTransportError(
+          listRefs(server.url('app'), { username: 'flux', password: 'open-sesame-42', caPem: other.caPem }),
+          'unreachable',
+        );
         expect(err.message).to.contain('did not sign it');
       } finally {
         await other.close();
@@ -228,7 +261,9 @@ describe('git transports', function () {
       expect(annotated.fetchHead).to.equal(repo.annotatedTag);
       const { tag: tagObject } = await git.readTag({ fs, gitdir: annotated.gitdir, oid: annotated.fetchHead });
       expect(tagObject.object).to.equal(repo.first);
-      expect((await git.readCommit({ fs, gitdir: annotated.gitdir, oid: repo.first })).commit.message).to.equal('initial commit\n');
+      expect((await git.readCommit({ fs, gitdir: annotated.gitdir, oid: repo.first })).commit.message).to.equal(
+        'initial commit\n',
+      );
       const lightweight = await fetchShallow(t, 'v1.1.0');
       expect(lightweight.fetchHead).to.equal(repo.main);
     });
@@ -279,8 +314,13 @@ describe('git transports', function () {
 
     it('uses an encrypted key with the right passphrase and refuses a wrong one', async () => {
       const { privateKey, passphrase } = server.encryptedClientKey;
-      expectAppRefs(await refsOf(open(server.url('app'), { ...creds, identity: privateKey, identityPassphrase: passphrase })));
-      const err = await expectTransportError(listRefs(server.url('app'), { ...creds, identity: privateKey, identityPassphrase: 'not it' }), 'auth');
+      expectAppRefs(
+        await refsOf(open(server.url('app'), { ...creds, identity: privateKey, identityPassphrase: passphrase })),
+      );
+      const err = await expectTransportError(
+        listRefs(server.url('app'), { ...creds, identity: privateKey, identityPassphrase: 'not it' }),
+        'auth',
+      );
       expect(err.message).to.contain('passphrase');
       expect(err.message).not.to.contain('not it');
     });
@@ -316,7 +356,9 @@ describe('git transports', function () {
       const http = await expectTransportError(listRefs(`http://127.0.0.1:${port}/app.git`, {}), 'unreachable');
       expect(http.message).to.contain('connection refused');
       const ssh = await expectTransportError(
-        listRefs(`ssh://git@127.0.0.1:${port}/app.git`, { knownHosts: `[127.0.0.1]:${port} ${ssh2.utils.generateKeyPairSync('ed25519').public}` }),
+        listRefs(`ssh://git@127.0.0.1:${port}/app.git`, {
+          knownHosts: `[127.0.0.1]:${port} ${ssh2.utils.generateKeyPairSync('ed25519').public}`,
+        }),
         'unreachable',
       );
       expect(ssh.message).to.contain('connection refused');
@@ -328,4 +370,3 @@ describe('git transports', function () {
     });
   });
 });
-

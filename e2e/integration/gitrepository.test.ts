@@ -27,7 +27,11 @@ import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 import { freePort } from '../support/net.ts';
 
 const rt = resourceTypeOf(GitRepositoryKind);
-const logger = new Logger({ level: 'debug', encoding: 'console', write: process.env.TIDE_TEST_LOG ? undefined : () => {} });
+const logger = new Logger({
+  level: 'debug',
+  encoding: 'console',
+  write: process.env.TIDE_TEST_LOG ? undefined : () => {},
+});
 const PASSWORD = 'sw0rdf1sh-secret';
 const TOKEN = 'bearer-t0ken-secret';
 const SHARD = 'sharding.fluxcd.io/key';
@@ -38,7 +42,11 @@ function untar(buf: Buffer): Map<string, string> {
   for (let off = 0; off + 512 <= buf.length; ) {
     const header = buf.subarray(off, off + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) => header.subarray(start, start + len).toString('utf8').replace(/\0.*$/s, '');
+    const field = (start: number, len: number) =>
+      header
+        .subarray(start, start + len)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const name = (field(345, 155) ? `${field(345, 155)}/` : '') + field(0, 100);
     const size = parseInt(field(124, 12).trim() || '0', 8);
     const type = field(156, 1);
@@ -80,12 +88,20 @@ describe('GitRepository', function () {
       },
     });
     appPath = app.path;
-    mainCommit = await commit(app.path, { branch: 'main', parent: app.commit, files: { 'deploy/main.yaml': 'main\n' }, message: 'main work' });
+    mainCommit = await commit(app.path, {
+      branch: 'main',
+      parent: app.commit,
+      files: { 'deploy/main.yaml': 'main\n' },
+      message: 'main work',
+    });
     await tag(app.path, 'v1.0.0', { target: app.commit, message: 'release 1.0.0' });
     await tag(app.path, 'v1.1.0', { target: mainCommit });
     await tag(app.path, 'v2.0.0-rc.1', { target: mainCommit, message: 'rc' });
     await git(['update-ref', 'refs/pull/7/head', mainCommit], { cwd: app.path });
-    await createRepo(root, 'lib', { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' } });
+    await createRepo(root, 'lib', {
+      branch: 'master',
+      files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' },
+    });
 
     [anon, basic, bearer, https, ssh] = await Promise.all([
       startGitHttpServer({ root }),
@@ -98,17 +114,38 @@ describe('GitRepository', function () {
 
     storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
     const port = await freePort();
-    const args = parseFlags([`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${port}`, `--storage-adv-addr=127.0.0.1:${port}`]);
+    const args = parseFlags([
+      `--storage-path=${storagePath}`,
+      `--storage-addr=127.0.0.1:${port}`,
+      `--storage-adv-addr=127.0.0.1:${port}`,
+    ]);
     // Two shards: most objects go to `manager`; those labelled for the small shard go to a manager
     // whose size limit is tiny.
-    manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), labelSelector: `${SHARD}!=small`, retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
+    manager = new Manager({
+      kubeConfig: kc,
+      logger,
+      metrics: new Metrics(false),
+      labelSelector: `${SHARD}!=small`,
+      retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 },
+    });
     await setupSource({ manager, args });
     await manager.start();
     const smallPort = await freePort();
-    small = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), labelSelector: `${SHARD}=small`, retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 } });
+    small = new Manager({
+      kubeConfig: kc,
+      logger,
+      metrics: new Metrics(false),
+      labelSelector: `${SHARD}=small`,
+      retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 },
+    });
     await setupSource({
       manager: small,
-      args: parseFlags([`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${smallPort}`, `--storage-adv-addr=127.0.0.1:${smallPort}`, '--git-max-size=2000']),
+      args: parseFlags([
+        `--storage-path=${storagePath}`,
+        `--storage-addr=127.0.0.1:${smallPort}`,
+        `--storage-adv-addr=127.0.0.1:${smallPort}`,
+        '--git-max-size=2000',
+      ]),
     });
     await small.start();
   });
@@ -130,10 +167,22 @@ describe('GitRepository', function () {
   const api = () => kc.makeApiClient(CustomObjectsApi);
   const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name });
 
-  async function create(name: string, spec: Partial<GitRepositorySpec>, labels?: Record<string, string>): Promise<void> {
+  async function create(
+    name: string,
+    spec: Partial<GitRepositorySpec>,
+    labels?: Record<string, string>,
+  ): Promise<void> {
     await api().createNamespacedCustomObject({
-      group: rt.group, version: rt.version, plural: rt.plural, namespace: ns,
-      body: { apiVersion: `${rt.group}/${rt.version}`, kind: rt.kind, metadata: { name, labels }, spec: { interval: '1h', ...spec } },
+      group: rt.group,
+      version: rt.version,
+      plural: rt.plural,
+      namespace: ns,
+      body: {
+        apiVersion: `${rt.group}/${rt.version}`,
+        kind: rt.kind,
+        metadata: { name, labels },
+        spec: { interval: '1h', ...spec },
+      },
     });
   }
 
@@ -143,7 +192,10 @@ describe('GitRepository', function () {
 
   async function patchSpec(name: string, spec: object): Promise<void> {
     const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-    await api().patchNamespacedCustomObject({ ...ref(name), body: { spec } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await api().patchNamespacedCustomObject(
+      { ...ref(name), body: { spec } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 
   async function requestReconcile(name: string): Promise<string> {
@@ -168,25 +220,31 @@ describe('GitRepository', function () {
 
   /** Waits until Ready is True for the current generation (and, if given, the request was handled). */
   async function ready(name: string, requestedAt?: string): Promise<GitRepository> {
-    return eventually(async () => {
-      const o = await get(name);
-      const c = findCondition(o.status?.conditions, 'Ready');
-      expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
-      if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
-      expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
-      return o;
-    }, { timeoutMs: 60_000 });
+    return eventually(
+      async () => {
+        const o = await get(name);
+        const c = findCondition(o.status?.conditions, 'Ready');
+        expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
+        if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
+        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
+        return o;
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   /** Waits until Ready is False with `reason` (after `requestedAt`, if given). */
   async function failing(name: string, reason: string, requestedAt?: string): Promise<GitRepository> {
-    return eventually(async () => {
-      const o = await get(name);
-      if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
-      const c = findCondition(o.status?.conditions, 'Ready');
-      expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'False', reason });
-      return o;
-    }, { timeoutMs: 60_000 });
+    return eventually(
+      async () => {
+        const o = await get(name);
+        if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
+        const c = findCondition(o.status?.conditions, 'Ready');
+        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'False', reason });
+        return o;
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   async function download(o: GitRepository): Promise<Map<string, string>> {
@@ -207,15 +265,30 @@ describe('GitRepository', function () {
         revision: `master@sha1:${commitSha}`,
         path: `gitrepository/${ns}/app/${commitSha}.tar.gz`,
       });
-      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.equal(`stored artifact for revision 'master@sha1:${commitSha}'`);
-      expect(findCondition(o.status?.conditions, 'ArtifactInStorage')).to.include({ status: 'True', reason: 'Succeeded' });
+      expect(findCondition(o.status?.conditions, 'Ready')?.message).to.equal(
+        `stored artifact for revision 'master@sha1:${commitSha}'`,
+      );
+      expect(findCondition(o.status?.conditions, 'ArtifactInStorage')).to.include({
+        status: 'True',
+        reason: 'Succeeded',
+      });
       expect(o.metadata?.finalizers).to.deep.equal(['finalizers.fluxcd.io']);
       const files = await download(o);
       // As in Flux, a .sourceignore with patterns replaces the default exclusions (images, CI
       // files) instead of adding to them; docs/ is what it excludes.
-      expect([...files.keys()].sort()).to.deep.equal(['.github/workflows/ci.yaml', '.sourceignore', 'deploy/app.yaml', 'logo.png']);
+      expect([...files.keys()].sort()).to.deep.equal([
+        '.github/workflows/ci.yaml',
+        '.sourceignore',
+        'deploy/app.yaml',
+        'logo.png',
+      ]);
       const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
-      expect(events.items.map((e) => `${e.reason}: ${e.message}`)).to.include("NewArtifact: stored artifact for commit 'initial commit'".replace('initial commit', await git(['log', '-1', '--format=%s', commitSha], { cwd: appPath })));
+      expect(events.items.map((e) => `${e.reason}: ${e.message}`)).to.include(
+        "NewArtifact: stored artifact for commit 'initial commit'".replace(
+          'initial commit',
+          await git(['log', '-1', '--format=%s', commitSha], { cwd: appPath }),
+        ),
+      );
     });
 
     it('resolves branch, tag, semver, name and commit refs with Flux revisions', async () => {
@@ -239,7 +312,10 @@ describe('GitRepository', function () {
     });
 
     it('follows new commits, keeps the previous artifact within the retention, and honours spec.ignore', async () => {
-      const repo = await createRepo(root, `moving-${ns}`, { branch: 'master', files: { 'a.yaml': 'one\n', 'pic.png': 'x' } });
+      const repo = await createRepo(root, `moving-${ns}`, {
+        branch: 'master',
+        files: { 'a.yaml': 'one\n', 'pic.png': 'x' },
+      });
       await create('moving', { url: anon.url(`moving-${ns}`) });
       const first = await ready('moving');
       expect([...(await download(first)).keys()], 'default exclusions drop images').to.deep.equal(['a.yaml']);
@@ -247,30 +323,46 @@ describe('GitRepository', function () {
       const second = await ready('moving', await requestReconcile('moving'));
       expect(second.status?.artifact?.revision).to.equal(`master@sha1:${next}`);
       expect((await download(second)).get('a.yaml')).to.equal('two\n');
-      expect(existsSync(join(storagePath, first.status!.artifact!.path)), 'previous artifact kept (retention 2)').to.equal(true);
+      expect(
+        existsSync(join(storagePath, first.status!.artifact!.path)),
+        'previous artifact kept (retention 2)',
+      ).to.equal(true);
 
       await patchSpec('moving', { ignore: '/a.yaml\n' });
       const third = await ready('moving');
       expect(third.status?.observedIgnore).to.equal('/a.yaml\n');
-      expect([...(await download(third)).keys()], 'spec.ignore replaces the default exclusions').to.deep.equal(['pic.png']);
+      expect([...(await download(third)).keys()], 'spec.ignore replaces the default exclusions').to.deep.equal([
+        'pic.png',
+      ]);
     });
 
     it('copies included repositories into toPath and rebuilds when they change', async () => {
-      const lib = await createRepo(root, `lib-${ns}`, { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' } });
+      const lib = await createRepo(root, `lib-${ns}`, {
+        branch: 'master',
+        files: { 'deploy/k8s/lib.yaml': 'lib v1\n', 'README.md': 'lib\n' },
+      });
       await create('lib', { url: anon.url(`lib-${ns}`) });
-      await create('main', { url: anon.url('app'), include: [{ repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' }] });
+      await create('main', {
+        url: anon.url('app'),
+        include: [{ repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' }],
+      });
       const o = await ready('main');
       expect((await download(o)).get('vendor/lib/lib.yaml')).to.equal('lib v1\n');
       expect(o.status?.includedArtifacts).to.have.length(1);
-      expect(o.status?.observedInclude).to.deep.equal([{ repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' }]);
+      expect(o.status?.observedInclude).to.deep.equal([
+        { repository: { name: 'lib' }, fromPath: 'deploy/k8s', toPath: 'vendor/lib' },
+      ]);
 
       await commit(lib.path, { branch: 'master', files: { 'deploy/k8s/lib.yaml': 'lib v2\n' } });
       await requestReconcile('lib');
-      const rebuilt = await eventually(async () => {
-        const m = await get('main');
-        expect((await download(m)).get('vendor/lib/lib.yaml')).to.equal('lib v2\n');
-        return m;
-      }, { timeoutMs: 60_000, message: 'the including repository was not rebuilt' });
+      const rebuilt = await eventually(
+        async () => {
+          const m = await get('main');
+          expect((await download(m)).get('vendor/lib/lib.yaml')).to.equal('lib v2\n');
+          return m;
+        },
+        { timeoutMs: 60_000, message: 'the including repository was not rebuilt' },
+      );
       expect(rebuilt.status?.artifact?.digest).to.not.equal(o.status?.artifact?.digest);
     });
   });
@@ -282,10 +374,15 @@ describe('GitRepository', function () {
       const good = await ready('private');
       await secret('creds', { username: 'git', password: 'wrong-password' });
       const bad = await failing('private', 'AuthenticationFailed', await requestReconcile('private'));
-      expect(findCondition(bad.status?.conditions, 'FetchFailed')).to.include({ status: 'True', reason: 'AuthenticationFailed' });
+      expect(findCondition(bad.status?.conditions, 'FetchFailed')).to.include({
+        status: 'True',
+        reason: 'AuthenticationFailed',
+      });
       expect(bad.status?.artifact, 'the last good artifact stays in status').to.deep.equal(good.status?.artifact);
       expect((await download(bad)).size).to.be.greaterThan(0);
-      const text = JSON.stringify(bad) + JSON.stringify((await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns })).items);
+      const text =
+        JSON.stringify(bad) +
+        JSON.stringify((await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns })).items);
       expect(text).to.not.include('wrong-password');
       expect(text).to.not.include(PASSWORD);
     });
@@ -311,7 +408,11 @@ describe('GitRepository', function () {
       await secret('ssh', { identity: ssh.clientKey.privateKey, known_hosts: ssh.knownHosts });
       await create('ssh', { url: ssh.url('app'), secretRef: { name: 'ssh' }, ref: { branch: 'main' } });
       expect((await ready('ssh')).status?.artifact?.revision).to.equal(`main@sha1:${mainCommit}`);
-      await secret('ssh-enc', { identity: ssh.encryptedClientKey.privateKey, password: ssh.encryptedClientKey.passphrase, known_hosts: ssh.knownHosts });
+      await secret('ssh-enc', {
+        identity: ssh.encryptedClientKey.privateKey,
+        password: ssh.encryptedClientKey.passphrase,
+        known_hosts: ssh.knownHosts,
+      });
       await create('ssh-enc', { url: ssh.url('app'), secretRef: { name: 'ssh-enc' }, ref: { tag: 'v1.0.0' } });
       await ready('ssh-enc');
       const stranger = `[127.0.0.1]:${ssh.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl`;
@@ -343,7 +444,10 @@ describe('GitRepository', function () {
       await create('down', { url: `http://127.0.0.1:${port}/app.git` });
       const o = await failing('down', 'GitOperationFailed');
       expect(findCondition(o.status?.conditions, 'Stalled')).to.equal(undefined);
-      expect(findCondition(o.status?.conditions, 'Reconciling')).to.include({ status: 'True', reason: 'ProgressingWithRetry' });
+      expect(findCondition(o.status?.conditions, 'Reconciling')).to.include({
+        status: 'True',
+        reason: 'ProgressingWithRetry',
+      });
     });
 
     it('an invalid semver range is Stalled; an unsupported scheme is refused by the API server', async () => {
@@ -361,7 +465,10 @@ describe('GitRepository', function () {
       await create('big', { url: anon.url(`big-${ns}`) }, { [SHARD]: 'small' });
       const o = await failing('big', 'ArchiveOperationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/failed to archive artifact: .*2000/);
-      expect(findCondition(o.status?.conditions, 'StorageOperationFailed')).to.include({ status: 'True', reason: 'ArchiveOperationFailed' });
+      expect(findCondition(o.status?.conditions, 'StorageOperationFailed')).to.include({
+        status: 'True',
+        reason: 'ArchiveOperationFailed',
+      });
       expect(o.status?.artifact).to.equal(undefined);
       const dir = join(storagePath, 'gitrepository', ns, 'big');
       expect(existsSync(dir) ? readdirSync(dir) : [], 'no partial artifact left behind').to.deep.equal([]);
@@ -385,11 +492,21 @@ describe('GitRepository', function () {
       await secret('trusted', { 'bot.asc': gpgKey.armoredPublicKey });
       await secret('untrusted', { 'stranger.asc': stranger.armoredPublicKey });
       await create('head', { url: anon.url(`signed-${ns}`), verify: { mode: 'HEAD', secretRef: { name: 'trusted' } } });
-      await create('tag', { url: anon.url(`signed-${ns}`), ref: { tag: 'v1.0.0' }, verify: { mode: 'TagAndHEAD', secretRef: { name: 'trusted' } } });
-      await create('wrong-key', { url: anon.url(`signed-${ns}`), verify: { mode: 'HEAD', secretRef: { name: 'untrusted' } } });
+      await create('tag', {
+        url: anon.url(`signed-${ns}`),
+        ref: { tag: 'v1.0.0' },
+        verify: { mode: 'TagAndHEAD', secretRef: { name: 'trusted' } },
+      });
+      await create('wrong-key', {
+        url: anon.url(`signed-${ns}`),
+        verify: { mode: 'HEAD', secretRef: { name: 'untrusted' } },
+      });
       for (const name of ['head', 'tag']) {
         const o = await ready(name);
-        expect(findCondition(o.status?.conditions, 'SourceVerified'), name).to.include({ status: 'True', reason: 'Succeeded' });
+        expect(findCondition(o.status?.conditions, 'SourceVerified'), name).to.include({
+          status: 'True',
+          reason: 'Succeeded',
+        });
       }
       const bad = await failing('wrong-key', 'VerificationError');
       expect(findCondition(bad.status?.conditions, 'SourceVerified')).to.include({ status: 'False', reason: 'Failed' });

@@ -1,7 +1,16 @@
 // The GitOps loop end to end: a real git server, tide-controller running the source and kustomize
 // controllers as a process, kwok making Deployments Available. A commit becomes running
 // workloads; removing a file removes them.
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +30,16 @@ import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 
 const exec = promisify(execFile);
 
-type Obj = { metadata?: { generation?: number; name?: string }; status?: { conditions?: Condition[]; lastAppliedRevision?: string; lastAttemptedRevision?: string; inventory?: { entries: { id: string; v: string }[] }; artifact?: { revision: string } } };
+type Obj = {
+  metadata?: { generation?: number; name?: string };
+  status?: {
+    conditions?: Condition[];
+    lastAppliedRevision?: string;
+    lastAttemptedRevision?: string;
+    inventory?: { entries: { id: string; v: string }[] };
+    artifact?: { revision: string };
+  };
+};
 
 const deployment = (ns: string, name: string, image: string) => `apiVersion: apps/v1
 kind: Deployment
@@ -69,7 +87,15 @@ describe('Kustomization: the GitOps loop', function () {
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state === 'failed') console.log(controller.logs().split('\n').filter((l) => l.includes(ns)).slice(-30).join('\n'));
+    if (this.currentTest?.state === 'failed')
+      console.log(
+        controller
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes(ns))
+          .slice(-30)
+          .join('\n'),
+      );
     await deleteNamespace(kc, ns);
     await deleteNamespace(kc, appNs);
   });
@@ -80,51 +106,76 @@ describe('Kustomization: the GitOps loop', function () {
 
   async function createSource(repo: string): Promise<void> {
     await custom().createNamespacedCustomObject({
-      ...gr, namespace: ns,
-      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', metadata: { name: 'fleet' }, spec: { url: git.url(repo), interval: '1h', ref: { branch: 'main' } } },
+      ...gr,
+      namespace: ns,
+      body: {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: { name: 'fleet' },
+        spec: { url: git.url(repo), interval: '1h', ref: { branch: 'main' } },
+      },
     });
   }
 
   async function createKustomization(name: string, spec: Record<string, unknown>): Promise<void> {
     await custom().createNamespacedCustomObject({
-      ...ks, namespace: ns,
+      ...ks,
+      namespace: ns,
       body: {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name },
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name },
         spec: { interval: '1h', prune: true, sourceRef: { kind: 'GitRepository', name: 'fleet' }, ...spec },
       },
     });
   }
 
-  const getKs = async (name: string) => (await custom().getNamespacedCustomObject({ ...ks, namespace: ns, name })) as Obj;
-  const getSource = async () => (await custom().getNamespacedCustomObject({ ...gr, namespace: ns, name: 'fleet' })) as Obj;
+  const getKs = async (name: string) =>
+    (await custom().getNamespacedCustomObject({ ...ks, namespace: ns, name })) as Obj;
+  const getSource = async () =>
+    (await custom().getNamespacedCustomObject({ ...gr, namespace: ns, name: 'fleet' })) as Obj;
 
   async function refreshSource(): Promise<string> {
     await custom().patchNamespacedCustomObject(
-      { ...gr, namespace: ns, name: 'fleet', body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } } },
+      {
+        ...gr,
+        namespace: ns,
+        name: 'fleet',
+        body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     return '';
   }
 
   async function applied(name: string, revision?: string): Promise<Obj> {
-    return eventually(async () => {
-      const o = await getKs(name);
-      const ready = findCondition(o.status?.conditions, 'Ready');
-      expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({ status: 'True', reason: 'ReconciliationSucceeded' });
-      expect(ready?.observedGeneration).to.equal(o.metadata?.generation);
-      if (revision) expect(o.status?.lastAppliedRevision).to.equal(revision);
-      return o;
-    }, { timeoutMs: 120_000 });
+    return eventually(
+      async () => {
+        const o = await getKs(name);
+        const ready = findCondition(o.status?.conditions, 'Ready');
+        expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({
+          status: 'True',
+          reason: 'ReconciliationSucceeded',
+        });
+        expect(ready?.observedGeneration).to.equal(o.metadata?.generation);
+        if (revision) expect(o.status?.lastAppliedRevision).to.equal(revision);
+        return o;
+      },
+      { timeoutMs: 120_000 },
+    );
   }
 
   async function failed(name: string, reason: string, revision?: string): Promise<Condition> {
-    return eventually(async () => {
-      const o = await getKs(name);
-      if (revision) expect(o.status?.lastAttemptedRevision).to.equal(revision);
-      const ready = findCondition(o.status?.conditions, 'Ready');
-      expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({ status: 'False', reason });
-      return ready!;
-    }, { timeoutMs: 60_000 });
+    return eventually(
+      async () => {
+        const o = await getKs(name);
+        if (revision) expect(o.status?.lastAttemptedRevision).to.equal(revision);
+        const ready = findCondition(o.status?.conditions, 'Ready');
+        expect(ready, `${name}: ${ready?.reason}: ${ready?.message}`).to.include({ status: 'False', reason });
+        return ready!;
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   async function revisionOfSource(): Promise<string> {
@@ -164,7 +215,9 @@ describe('Kustomization: the GitOps loop', function () {
     const appReady = findCondition(app.status?.conditions, 'Ready')!.lastTransitionTime;
     expect(appReady >= infraReady, 'app became ready after infra').to.equal(true);
     expect(findCondition(app.status?.conditions, 'Healthy')).to.include({ status: 'True' });
-    expect((app.status as { history?: { lastReconciledStatus: string; metadata?: Record<string, string> }[] }).history?.[0]).to.deep.include({
+    expect(
+      (app.status as { history?: { lastReconciledStatus: string; metadata?: Record<string, string> }[] }).history?.[0],
+    ).to.deep.include({
       lastReconciledStatus: 'ReconciliationSucceeded',
       metadata: { revision },
     });
@@ -178,27 +231,52 @@ describe('Kustomization: the GitOps loop', function () {
     const core = kc.makeApiClient(CoreV1Api);
     const dep = await apps.readNamespacedDeployment({ name: 'web', namespace: appNs });
     expect(dep.status?.availableReplicas).to.equal(2);
-    expect(dep.metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'app', 'kustomize.toolkit.fluxcd.io/namespace': ns });
+    expect(dep.metadata?.labels).to.include({
+      'kustomize.toolkit.fluxcd.io/name': 'app',
+      'kustomize.toolkit.fluxcd.io/namespace': ns,
+    });
     expect(dep.metadata?.managedFields?.some((f) => f.manager === 'kustomize-controller')).to.equal(true);
     const kubectl = join(testCluster().binDir, 'kubectl');
-    const { stdout } = await exec(kubectl, ['--kubeconfig', testCluster().kubeconfigPath, '-n', ns, 'wait', '--for=condition=Ready', 'kustomization/app', '--timeout=10s']);
+    const { stdout } = await exec(kubectl, [
+      '--kubeconfig',
+      testCluster().kubeconfigPath,
+      '-n',
+      ns,
+      'wait',
+      '--for=condition=Ready',
+      'kustomization/app',
+      '--timeout=10s',
+    ]);
     expect(stdout).to.include('condition met');
     const listing = await exec(kubectl, ['--kubeconfig', testCluster().kubeconfigPath, '-n', ns, 'get', 'ks']);
     expect(listing.stdout).to.match(/app\s+\S+\s+True\s+Applied revision: main@sha1:/);
 
     // A new image in git rolls out.
-    const second = await commit(repo.path, { branch: 'main', files: { 'apps/app/deployment.yaml': deployment(appNs, 'web', 'registry.example/web:2.0.0') } });
+    const second = await commit(repo.path, {
+      branch: 'main',
+      files: { 'apps/app/deployment.yaml': deployment(appNs, 'web', 'registry.example/web:2.0.0') },
+    });
     await refreshSource();
     await applied('app', `main@sha1:${second}`);
-    await eventually(async () => {
-      const d = await apps.readNamespacedDeployment({ name: 'web', namespace: appNs });
-      expect(d.spec?.template.spec?.containers[0]?.image).to.equal('registry.example/web:2.0.0');
-      expect(d.status?.updatedReplicas).to.equal(2);
-      expect(d.status?.availableReplicas).to.equal(2);
-    }, { timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: 'web', namespace: appNs });
+        expect(d.spec?.template.spec?.containers[0]?.image).to.equal('registry.example/web:2.0.0');
+        expect(d.status?.updatedReplicas).to.equal(2);
+        expect(d.status?.availableReplicas).to.equal(2);
+      },
+      { timeoutMs: 60_000 },
+    );
 
     // Removing files prunes what they declared, except where prune is off.
-    const third = await commit(repo.path, { branch: 'main', files: { 'apps/app/config.yaml': null, 'keep/config.yaml': null, 'keep/other.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: ${appNs}\n` } });
+    const third = await commit(repo.path, {
+      branch: 'main',
+      files: {
+        'apps/app/config.yaml': null,
+        'keep/config.yaml': null,
+        'keep/other.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: ${appNs}\n`,
+      },
+    });
     await refreshSource();
     await applied('app', `main@sha1:${third}`);
     await applied('keep', `main@sha1:${third}`);
@@ -224,10 +302,33 @@ describe('Kustomization: the GitOps loop', function () {
     const core = kc.makeApiClient(CoreV1Api);
 
     const cases: [string, Record<string, string | null>, string, RegExp][] = [
-      ['broken YAML', { 'app/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n' }, 'BuildFailed', /a\.yaml|yaml/i],
-      ['invalid object', { 'app/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ${appNs}\ndata: {v: "2"}\n`, 'app/bad.yaml': `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\n  namespace: ${appNs}\nspec: {}\n` }, 'ReconciliationFailed', /Deployment\/.*bad/],
-      ['unknown kind', { 'app/bad.yaml': `apiVersion: example.com/v1\nkind: Nope\nmetadata:\n  name: x\n  namespace: ${appNs}\n` }, 'ReconciliationFailed', /Nope/],
-      ['failing kustomization.yaml', { 'app/bad.yaml': null, 'app/kustomization.yaml': 'resources:\n- missing.yaml\n' }, 'BuildFailed', /missing\.yaml/],
+      [
+        'broken YAML',
+        { 'app/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n' },
+        'BuildFailed',
+        /a\.yaml|yaml/i,
+      ],
+      [
+        'invalid object',
+        {
+          'app/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ${appNs}\ndata: {v: "2"}\n`,
+          'app/bad.yaml': `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\n  namespace: ${appNs}\nspec: {}\n`,
+        },
+        'ReconciliationFailed',
+        /Deployment\/.*bad/,
+      ],
+      [
+        'unknown kind',
+        { 'app/bad.yaml': `apiVersion: example.com/v1\nkind: Nope\nmetadata:\n  name: x\n  namespace: ${appNs}\n` },
+        'ReconciliationFailed',
+        /Nope/,
+      ],
+      [
+        'failing kustomization.yaml',
+        { 'app/bad.yaml': null, 'app/kustomization.yaml': 'resources:\n- missing.yaml\n' },
+        'BuildFailed',
+        /missing\.yaml/,
+      ],
     ];
     for (const [what, files, reason, message] of cases) {
       const sha = await commit(repo.path, { branch: 'main', files });
@@ -251,7 +352,11 @@ describe('Kustomization: the GitOps loop', function () {
     await rbac.createNamespacedRole({ namespace: appNs, body: role(['configmaps']) });
     await rbac.createNamespacedRoleBinding({
       namespace: appNs,
-      body: { metadata: { name: 'deployer', namespace: appNs }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'deployer' }, subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: ns }] },
+      body: {
+        metadata: { name: 'deployer', namespace: appNs },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'deployer' },
+        subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: ns }],
+      },
     });
     const repoName = `rbac-${ns}`;
     await createRepo(root, repoName, {
@@ -271,23 +376,41 @@ describe('Kustomization: the GitOps loop', function () {
 
     await rbac.replaceNamespacedRole({ name: 'deployer', namespace: appNs, body: role(['configmaps', 'secrets']) });
     await custom().patchNamespacedCustomObject(
-      { ...ks, namespace: ns, name: 'limited', body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': 'rbac-fixed' } } } },
+      {
+        ...ks,
+        namespace: ns,
+        name: 'limited',
+        body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': 'rbac-fixed' } } },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     await applied('limited');
-    expect((await core.readNamespacedSecret({ name: 'forbidden', namespace: appNs })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'limited' });
+    expect((await core.readNamespacedSecret({ name: 'forbidden', namespace: appNs })).metadata?.labels).to.include({
+      'kustomize.toolkit.fluxcd.io/name': 'limited',
+    });
   });
 
   it('applies through spec.kubeConfig: the cluster of the Secret, and a clear answer for a kubeconfig it cannot use', async () => {
     const repoName = `remote-${ns}`;
-    await createRepo(root, repoName, { branch: 'main', files: { 'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\n  namespace: ${ns}\n` } });
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: { 'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\n  namespace: ${ns}\n` },
+    });
     await createSource(repoName);
     const admin = readFileSync(testCluster().kubeconfigPath, 'utf8');
     const closed = admin.replace(/server: .*/, `server: https://127.0.0.1:${await freePort()}`);
     const withExec = `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
-    const tokenFile = withExec.replace('{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}', '{token-file: /var/run/secrets/kubernetes.io/serviceaccount/token}');
+    const tokenFile = withExec.replace(
+      '{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}',
+      '{token-file: /var/run/secrets/kubernetes.io/serviceaccount/token}',
+    );
     const core = kc.makeApiClient(CoreV1Api);
-    for (const [name, value, key] of [['good', admin, 'value'], ['closed', closed, 'value.yaml'], ['exec', withExec, 'value'], ['tokenfile', tokenFile, 'value']] as const) {
+    for (const [name, value, key] of [
+      ['good', admin, 'value'],
+      ['closed', closed, 'value.yaml'],
+      ['exec', withExec, 'value'],
+      ['tokenfile', tokenFile, 'value'],
+    ] as const) {
       await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: { [key]: value } } });
     }
     await createKustomization('good', { path: './app', kubeConfig: { secretRef: { name: 'good' } } });
@@ -296,11 +419,19 @@ describe('Kustomization: the GitOps loop', function () {
     await createKustomization('tokenfile', { path: './app', kubeConfig: { secretRef: { name: 'tokenfile' } } });
     await createKustomization('missing', { path: './app', kubeConfig: { secretRef: { name: 'nope' } } });
     await applied('good');
-    expect((await core.readNamespacedConfigMap({ name: 'remote', namespace: ns })).metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'good' });
+    expect((await core.readNamespacedConfigMap({ name: 'remote', namespace: ns })).metadata?.labels).to.include({
+      'kustomize.toolkit.fluxcd.io/name': 'good',
+    });
     expect((await failed('closed', 'ReconciliationFailed')).message).to.match(/ECONNREFUSED/);
-    expect((await failed('exec', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/exec' key 'value': user 'u' uses an exec credential plugin, which is not allowed`);
-    expect((await failed('tokenfile', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/tokenfile' key 'value': user 'u' refers to a file on disk (token-file); inline the data instead`);
-    expect((await failed('missing', 'ReconciliationFailed')).message).to.equal(`kubeconfig Secret '${ns}/nope' not found`);
+    expect((await failed('exec', 'ReconciliationFailed')).message).to.equal(
+      `kubeconfig Secret '${ns}/exec' key 'value': user 'u' uses an exec credential plugin, which is not allowed`,
+    );
+    expect((await failed('tokenfile', 'ReconciliationFailed')).message).to.equal(
+      `kubeconfig Secret '${ns}/tokenfile' key 'value': user 'u' refers to a file on disk (token-file); inline the data instead`,
+    );
+    expect((await failed('missing', 'ReconciliationFailed')).message).to.equal(
+      `kubeconfig Secret '${ns}/nope' not found`,
+    );
     // Nothing of the kubeconfigs reaches status or events.
     const events = await core.listNamespacedEvent({ namespace: ns });
     const said = JSON.stringify(events.items.map((e) => e.message)) + JSON.stringify((await getKs('closed')).status);
@@ -311,10 +442,22 @@ describe('Kustomization: the GitOps loop', function () {
   it('applies a CRD and its custom resource, and waits for the resource by healthCheckExprs', async () => {
     const group = `${ns}.tide.test`;
     const crd = {
-      apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `widgets.${group}` },
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `widgets.${group}` },
       spec: {
-        group, scope: 'Namespaced', names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
-        versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+        group,
+        scope: 'Namespaced',
+        names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
       },
     };
     const repoName = `cel-${ns}`;
@@ -328,12 +471,26 @@ describe('Kustomization: the GitOps loop', function () {
     try {
       await createSource(repoName);
       await createKustomization('widgets', {
-        path: './app', wait: true, timeout: '2m',
-        healthCheckExprs: [{ apiVersion: `${group}/v1`, kind: 'Widget', failed: "status.phase == 'Broken'", current: "status.phase == 'Done'" }],
+        path: './app',
+        wait: true,
+        timeout: '2m',
+        healthCheckExprs: [
+          {
+            apiVersion: `${group}/v1`,
+            kind: 'Widget',
+            failed: "status.phase == 'Broken'",
+            current: "status.phase == 'Done'",
+          },
+        ],
       });
       // Applied, but the Widget has no status.phase yet: not ready.
       const widgets = { group, version: 'v1', plural: 'widgets', namespace: ns };
-      await eventually(async () => expect(await custom().getNamespacedCustomObject({ ...widgets, name: 'w' })).to.have.nested.property('spec.size', 1));
+      await eventually(async () =>
+        expect(await custom().getNamespacedCustomObject({ ...widgets, name: 'w' })).to.have.nested.property(
+          'spec.size',
+          1,
+        ),
+      );
       await new Promise((r) => setTimeout(r, 2500));
       expect(findCondition((await getKs('widgets')).status?.conditions, 'Ready')?.status).to.not.equal('True');
       await custom().patchNamespacedCustomObjectStatus(
@@ -343,24 +500,53 @@ describe('Kustomization: the GitOps loop', function () {
       const ready = await applied('widgets');
       expect(findCondition(ready.status?.conditions, 'Healthy')).to.include({ status: 'True' });
     } finally {
-      await kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: `widgets.${group}` }).catch(() => {});
+      await kc
+        .makeApiClient(ApiextensionsV1Api)
+        .deleteCustomResourceDefinition({ name: `widgets.${group}` })
+        .catch(() => {});
     }
   });
 
   it('re-applies at once when a watched substituteFrom ConfigMap changes', async () => {
     const repoName = `vars-${ns}`;
-    await createRepo(root, repoName, { branch: 'main', files: { 'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: ${ns}\ndata:\n  text: \${greeting}\n` } });
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: ${ns}\ndata:\n  text: \${greeting}\n`,
+      },
+    });
     const core = kc.makeApiClient(CoreV1Api);
-    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'vars', labels: { 'reconcile.fluxcd.io/watch': 'Enabled' } }, data: { greeting: 'hello' } } });
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: {
+        metadata: { name: 'vars', labels: { 'reconcile.fluxcd.io/watch': 'Enabled' } },
+        data: { greeting: 'hello' },
+      },
+    });
     await createSource(repoName);
-    await createKustomization('vars', { path: './app', interval: '1h', postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] } });
+    await createKustomization('vars', {
+      path: './app',
+      interval: '1h',
+      postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] },
+    });
     await applied('vars');
-    expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({ text: 'hello' });
+    expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({
+      text: 'hello',
+    });
     // Let retries queued while the source had no artifact (--requeue-dependency=1s) run out; after
     // that the next reconcile is an hour away, and only the watch can bring the new value.
     await new Promise((r) => setTimeout(r, 3000));
-    await core.patchNamespacedConfigMap({ name: 'vars', namespace: ns, body: { data: { greeting: 'bonjour' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    await eventually(async () => expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({ text: 'bonjour' }), { timeoutMs: 20_000 });
+    await core.patchNamespacedConfigMap(
+      { name: 'vars', namespace: ns, body: { data: { greeting: 'bonjour' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await eventually(
+      async () =>
+        expect((await core.readNamespacedConfigMap({ name: 'greeting', namespace: ns })).data).to.deep.equal({
+          text: 'bonjour',
+        }),
+      { timeoutMs: 20_000 },
+    );
   });
 
   it('decrypts SOPS Secrets with the age keys of spec.decryption, and fails clearly without them', async () => {
@@ -371,15 +557,28 @@ describe('Kustomization: the GitOps loop', function () {
     const identity = /AGE-SECRET-KEY-\S+/.exec(keyText)![0];
     const recipient = /public key: (age1\S+)/.exec(keyText)![1]!;
     const plainFile = join(root, `secret-${ns}.yaml`);
-    writeFileSync(plainFile, `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: ${ns}\nstringData:\n  password: hunter2-${ns}\n`);
-    const { stdout: encrypted } = await exec(join(bin, 'sops'), ['--encrypt', '--age', recipient, '--encrypted-regex', '^(data|stringData)$', plainFile], { env: { PATH: process.env.PATH!, HOME: root } });
+    writeFileSync(
+      plainFile,
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: ${ns}\nstringData:\n  password: hunter2-${ns}\n`,
+    );
+    const { stdout: encrypted } = await exec(
+      join(bin, 'sops'),
+      ['--encrypt', '--age', recipient, '--encrypted-regex', '^(data|stringData)$', plainFile],
+      { env: { PATH: process.env.PATH!, HOME: root } },
+    );
     const repoName = `sops-${ns}`;
     await createRepo(root, repoName, { branch: 'main', files: { 'app/db.yaml': encrypted } });
     const core = kc.makeApiClient(CoreV1Api);
-    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'sops-age' }, stringData: { 'identity.agekey': `${identity}\n` } } });
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'sops-age' }, stringData: { 'identity.agekey': `${identity}\n` } },
+    });
     await createSource(repoName);
     await createKustomization('sealed', { path: './app' });
-    await createKustomization('opened', { path: './app', decryption: { provider: 'sops', secretRef: { name: 'sops-age' } } });
+    await createKustomization('opened', {
+      path: './app',
+      decryption: { provider: 'sops', secretRef: { name: 'sops-age' } },
+    });
     const refused = await failed('sealed', 'BuildFailed');
     expect(refused.message).to.equal(`Secret/${ns}/db is encrypted with SOPS, but spec.decryption is not set`);
     await applied('opened');
@@ -388,14 +587,18 @@ describe('Kustomization: the GitOps loop', function () {
     expect(secret.metadata?.labels).to.include({ 'kustomize.toolkit.fluxcd.io/name': 'opened' });
     // Neither the password nor the key shows in events or status.
     const events = await core.listNamespacedEvent({ namespace: ns });
-    const said = JSON.stringify(events.items.map((e) => e.message)) + JSON.stringify((await getKs('opened')).status) + JSON.stringify((await getKs('sealed')).status);
+    const said =
+      JSON.stringify(events.items.map((e) => e.message)) +
+      JSON.stringify((await getKs('opened')).status) +
+      JSON.stringify((await getKs('sealed')).status);
     expect(said).to.not.include(`hunter2-${ns}`);
     expect(said).to.not.include(identity);
   });
 
   it('on deletion: WaitForTermination waits for the objects to be gone, Orphan and suspend leave them', async () => {
     const repoName = `deletion-${ns}`;
-    const cm = (name: string, extra = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n${extra}`;
+    const cm = (name: string, extra = '') =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n${extra}`;
     await createRepo(root, repoName, {
       branch: 'main',
       files: {
@@ -414,27 +617,45 @@ describe('Kustomization: the GitOps loop', function () {
       { ...ks, namespace: ns, name: 'suspended', body: { spec: { suspend: true } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
-    for (const name of ['wait', 'orphan', 'suspended']) await custom().deleteNamespacedCustomObject({ ...ks, namespace: ns, name });
+    for (const name of ['wait', 'orphan', 'suspended'])
+      await custom().deleteNamespacedCustomObject({ ...ks, namespace: ns, name });
 
     const core = kc.makeApiClient(CoreV1Api);
-    const gone = async (name: string) => getKs(name).then(() => false, (err: { code?: number }) => err.code === 404);
+    const gone = async (name: string) =>
+      getKs(name).then(
+        () => false,
+        (err: { code?: number }) => err.code === 404,
+      );
     await eventually(async () => {
       expect(await gone('orphan')).to.equal(true);
       expect(await gone('suspended')).to.equal(true);
-      expect((await core.readNamespacedConfigMap({ name: 'held', namespace: ns })).metadata?.deletionTimestamp, 'held is being deleted').to.not.equal(undefined);
+      expect(
+        (await core.readNamespacedConfigMap({ name: 'held', namespace: ns })).metadata?.deletionTimestamp,
+        'held is being deleted',
+      ).to.not.equal(undefined);
     });
-    expect((await core.readNamespacedConfigMap({ name: 'orphaned', namespace: ns })).metadata?.deletionTimestamp).to.equal(undefined);
-    expect((await core.readNamespacedConfigMap({ name: 'suspended', namespace: ns })).metadata?.deletionTimestamp).to.equal(undefined);
+    expect(
+      (await core.readNamespacedConfigMap({ name: 'orphaned', namespace: ns })).metadata?.deletionTimestamp,
+    ).to.equal(undefined);
+    expect(
+      (await core.readNamespacedConfigMap({ name: 'suspended', namespace: ns })).metadata?.deletionTimestamp,
+    ).to.equal(undefined);
     // While the ConfigMap terminates, the Kustomization keeps its finalizer.
     await new Promise((r) => setTimeout(r, 3000));
     expect(await gone('wait'), 'waits for termination').to.equal(false);
-    await core.patchNamespacedConfigMap({ name: 'held', namespace: ns, body: { metadata: { finalizers: null } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await core.patchNamespacedConfigMap(
+      { name: 'held', namespace: ns, body: { metadata: { finalizers: null } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     await eventually(async () => expect(await gone('wait')).to.equal(true), { timeoutMs: 30_000 });
   });
 
   it('reports a missing path and an unsupported source kind', async () => {
     const repoName = `paths-${ns}`;
-    await createRepo(root, repoName, { branch: 'main', files: { 'x/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n' } });
+    await createRepo(root, repoName, {
+      branch: 'main',
+      files: { 'x/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n' },
+    });
     await createSource(repoName);
     await createKustomization('nopath', { path: './does/not/exist' });
     expect((await failed('nopath', 'ArtifactFailed')).message).to.include('does/not/exist');

@@ -29,11 +29,25 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const logger = new Logger({ level: 'debug', encoding: 'console', write: process.env.TIDE_TEST_LOG ? undefined : () => {} });
-const configMaps: ResourceType = { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true };
+const logger = new Logger({
+  level: 'debug',
+  encoding: 'console',
+  write: process.env.TIDE_TEST_LOG ? undefined : () => {},
+});
+const configMaps: ResourceType = {
+  group: '',
+  version: 'v1',
+  kind: 'ConfigMap',
+  plural: 'configmaps',
+  namespaced: true,
+};
 const gitRepos = resourceTypeOf(GitRepositoryKind);
 
-type Repo = ManagedObject<{ conditions?: Condition[]; observedGeneration?: number; lastHandledReconcileAt?: string }> & {
+type Repo = ManagedObject<{
+  conditions?: Condition[];
+  observedGeneration?: number;
+  lastHandledReconcileAt?: string;
+}> & {
   spec: { url: string; interval: string };
 };
 
@@ -47,7 +61,12 @@ class RecordingReconciler implements Reconciler<Repo> {
   async reconcile(obj: Repo) {
     this.seen.push(obj.metadata!.name!);
     if (obj.spec.url.includes('stall')) throw stalled('InvalidSpec', `url ${obj.spec.url} is not usable`);
-    return { type: 'success' as const, reason: 'Succeeded', message: `reconciled by ${this.id}`, requeueAfterMs: 60 * 60_000 };
+    return {
+      type: 'success' as const,
+      reason: 'Succeeded',
+      message: `reconciled by ${this.id}`,
+      requeueAfterMs: 60 * 60_000,
+    };
   }
 }
 
@@ -108,18 +127,31 @@ describe('controller runtime on a real API server', function () {
   describe('informer', () => {
     it('sees adds, updates with old/new pairs, deletes, and keeps an index', async () => {
       const core = kc.makeApiClient(CoreV1Api);
-      const inf = new Informer<KubernetesObject & { data?: Record<string, string> }>(kc, configMaps, { namespace: ns, logger });
+      const inf = new Informer<KubernetesObject & { data?: Record<string, string> }>(kc, configMaps, {
+        namespace: ns,
+        logger,
+      });
       inf.addIndex('by-app', (o) => (o.metadata?.labels?.app ? [o.metadata.labels.app] : []));
       const updates: [string | undefined, string | undefined][] = [];
       const deleted: string[] = [];
-      inf.on({ update: (o, n) => updates.push([o.data?.v, n.data?.v]), delete: (o) => deleted.push(o.metadata!.name!) });
-      await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'a', labels: { app: 'web' } }, data: { v: '1' } } });
+      inf.on({
+        update: (o, n) => updates.push([o.data?.v, n.data?.v]),
+        delete: (o) => deleted.push(o.metadata!.name!),
+      });
+      await core.createNamespacedConfigMap({
+        namespace: ns,
+        body: { metadata: { name: 'a', labels: { app: 'web' } }, data: { v: '1' } },
+      });
       await inf.start();
       await inf.synced;
       expect(inf.get(`${ns}/a`)?.data?.v).to.equal('1');
       expect(inf.byIndex('by-app', 'web').map((o) => o.metadata!.name)).to.deep.equal(['a']);
 
-      await core.patchNamespacedConfigMap({ name: 'a', namespace: ns, body: [{ op: 'replace', path: '/data/v', value: '2' }] });
+      await core.patchNamespacedConfigMap({
+        name: 'a',
+        namespace: ns,
+        body: [{ op: 'replace', path: '/data/v', value: '2' }],
+      });
       await eventually(async () => expect(updates).to.deep.include(['1', '2']));
       await core.deleteNamespacedConfigMap({ name: 'a', namespace: ns });
       await eventually(async () => expect(deleted).to.deep.equal(['a']));
@@ -175,7 +207,12 @@ describe('controller runtime on a real API server', function () {
     beforeEach(async () => {
       rec = new RecordingReconciler('m1');
       manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns });
-      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: rec });
+      manager.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: rec,
+      });
       await manager.start();
     });
 
@@ -186,18 +223,31 @@ describe('controller runtime on a real API server', function () {
     it('writes Ready, observedGeneration and lastHandledReconcileAt, and ignores its own status writes', async () => {
       await createRepo(kc, repo('app', ns));
       const ready = await eventually(() => readyOf(kc, ns, 'app'));
-      expect(ready).to.include({ status: 'True', reason: 'Succeeded', message: 'reconciled by m1', observedGeneration: 1 });
+      expect(ready).to.include({
+        status: 'True',
+        reason: 'Succeeded',
+        message: 'reconciled by m1',
+        observedGeneration: 1,
+      });
       const obj = await getRepo(kc, ns, 'app');
       expect(obj.status?.observedGeneration).to.equal(1);
-      expect(obj.metadata?.managedFields?.some((f) => f.manager === 'source-controller' && f.subresource === 'status')).to.equal(true);
+      expect(
+        obj.metadata?.managedFields?.some((f) => f.manager === 'source-controller' && f.subresource === 'status'),
+      ).to.equal(true);
       const count = rec.seen.length;
 
       const api = kc.makeApiClient(CustomObjectsApi);
       await api.patchNamespacedCustomObject({
-        group: gitRepos.group, version: gitRepos.version, namespace: ns, plural: gitRepos.plural, name: 'app',
+        group: gitRepos.group,
+        version: gitRepos.version,
+        namespace: ns,
+        plural: gitRepos.plural,
+        name: 'app',
         body: [{ op: 'add', path: '/metadata/annotations', value: { 'reconcile.fluxcd.io/requestedAt': 'now-1' } }],
       });
-      await eventually(async () => expect((await getRepo(kc, ns, 'app')).status?.lastHandledReconcileAt).to.equal('now-1'));
+      await eventually(async () =>
+        expect((await getRepo(kc, ns, 'app')).status?.lastHandledReconcileAt).to.equal('now-1'),
+      );
       expect(rec.seen.length).to.equal(count + 1, 'one reconcile for the request, none for the status write it caused');
     });
 
@@ -251,8 +301,19 @@ describe('controller runtime on a real API server', function () {
   describe('sharding and shutdown', () => {
     it('--watch-label-selector: a manager only sees and reconciles its shard', async () => {
       const rec = new RecordingReconciler('shard-a');
-      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, labelSelector: 'sharding.fluxcd.io/key=a' });
-      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: rec });
+      const manager = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        labelSelector: 'sharding.fluxcd.io/key=a',
+      });
+      manager.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: rec,
+      });
       await manager.start();
       try {
         const mine = repo('mine', ns);
@@ -280,8 +341,19 @@ describe('controller runtime on a real API server', function () {
           return { type: 'success', reason: 'Succeeded', message: 'finished after shutdown began' };
         },
       };
-      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, gracefulShutdownMs: 10_000 });
-      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: slow });
+      const manager = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        gracefulShutdownMs: 10_000,
+      });
+      manager.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: slow,
+      });
       await manager.start();
       await createRepo(kc, repo('slow', ns));
       await inFlight;
@@ -301,8 +373,19 @@ describe('controller runtime on a real API server', function () {
           return { type: 'success', reason: 'Succeeded', message: 'too late' };
         },
       };
-      const manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, gracefulShutdownMs: 500 });
-      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: stuck });
+      const manager = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        gracefulShutdownMs: 500,
+      });
+      manager.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: stuck,
+      });
       await manager.start();
       await createRepo(kc, repo('stuck', ns));
       await inFlight;
@@ -315,14 +398,41 @@ describe('controller runtime on a real API server', function () {
     it('lets exactly one of two managers reconcile, and the other take over within the lease duration', async () => {
       const leaseDurationMs = 4000;
       const election = (identity: string) => ({
-        namespace: ns, name: 'tide-test-leader', identity, leaseDurationMs, renewDeadlineMs: 3000, retryPeriodMs: 500,
+        namespace: ns,
+        name: 'tide-test-leader',
+        identity,
+        leaseDurationMs,
+        renewDeadlineMs: 3000,
+        retryPeriodMs: 500,
       });
       const recA = new RecordingReconciler('a');
       const recB = new RecordingReconciler('b');
-      const a = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, leaderElection: election('a') });
-      const b = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns, leaderElection: election('b') });
-      a.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: recA });
-      b.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: recB });
+      const a = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        leaderElection: election('a'),
+      });
+      const b = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        leaderElection: election('b'),
+      });
+      a.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: recA,
+      });
+      b.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: recB,
+      });
       await a.start();
       await eventually(async () => expect(a.isLeader()).to.equal(true));
       await b.start();
@@ -333,12 +443,17 @@ describe('controller runtime on a real API server', function () {
       expect(recB.seen, 'the standby reconciles nothing').to.deep.equal([]);
 
       await a.stop();
-      await eventually(async () => expect(b.isLeader()).to.equal(true), { timeoutMs: leaseDurationMs, message: 'standby did not take over within the lease duration' });
+      await eventually(async () => expect(b.isLeader()).to.equal(true), {
+        timeoutMs: leaseDurationMs,
+        message: 'standby did not take over within the lease duration',
+      });
       await createRepo(kc, repo('two', ns));
       await eventually(async () => expect((await readyOf(kc, ns, 'two')).message).to.equal('reconciled by b'));
       expect(recA.seen).to.not.include('two');
       await b.stop();
-      const lease = await kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: 'tide-test-leader', namespace: ns });
+      const lease = await kc
+        .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+        .readNamespacedLease({ name: 'tide-test-leader', namespace: ns });
       expect(lease.spec?.holderIdentity, 'released on stop').to.equal('');
     });
   });
@@ -348,10 +463,18 @@ describe('controller runtime on a real API server', function () {
       const metricsPort = await freePort();
       const healthPort = await freePort();
       const manager = new Manager({
-        kubeConfig: kc, logger, namespace: ns,
-        metricsAddr: `127.0.0.1:${metricsPort}`, healthAddr: `127.0.0.1:${healthPort}`,
+        kubeConfig: kc,
+        logger,
+        namespace: ns,
+        metricsAddr: `127.0.0.1:${metricsPort}`,
+        healthAddr: `127.0.0.1:${healthPort}`,
       });
-      manager.addController({ name: 'gitrepository', resource: gitRepos, fieldManager: 'source-controller', reconciler: new RecordingReconciler('m') });
+      manager.addController({
+        name: 'gitrepository',
+        resource: gitRepos,
+        fieldManager: 'source-controller',
+        reconciler: new RecordingReconciler('m'),
+      });
       expect(manager.ready()).to.equal(false);
       await manager.start();
       try {
@@ -359,14 +482,20 @@ describe('controller runtime on a real API server', function () {
         await createRepo(kc, repo('failing', ns, 'https://stall.example.com/'));
         await eventually(() => readyOf(kc, ns, 'failing'));
         expect((await fetch(`http://127.0.0.1:${healthPort}/healthz`)).status).to.equal(200);
-        await eventually(async () => expect((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status).to.equal(200));
+        await eventually(async () =>
+          expect((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status).to.equal(200),
+        );
         expect((await fetch(`http://127.0.0.1:${healthPort}/nope`)).status).to.equal(404);
         const text = await eventually(async () => {
           const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-          expect(body).to.include(`gotk_reconcile_duration_seconds_count{kind="GitRepository",name="metered",namespace="${ns}"} 1`);
+          expect(body).to.include(
+            `gotk_reconcile_duration_seconds_count{kind="GitRepository",name="metered",namespace="${ns}"} 1`,
+          );
           return body;
         });
-        expect(text).to.match(/controller_runtime_reconcile_total\{controller="gitrepository",result="requeue_after"\} 1/);
+        expect(text).to.match(
+          /controller_runtime_reconcile_total\{controller="gitrepository",result="requeue_after"\} 1/,
+        );
         expect(text).to.match(/controller_runtime_reconcile_total\{controller="gitrepository",result="success"\} 1/);
         expect(text).to.match(/workqueue_adds_total\{name="gitrepository"\} [1-9]/);
         expect(text).to.match(/workqueue_depth\{name="gitrepository"\} 0/);
@@ -379,7 +508,13 @@ describe('controller runtime on a real API server', function () {
 
     it('refuses to start when a CRD is not installed, naming it and the fix', async () => {
       const manager = new Manager({ kubeConfig: kc, logger, namespace: ns });
-      manager.informer({ group: 'example.toolkit.fluxcd.io', version: 'v1', kind: 'Nope', plural: 'nopes', namespaced: true });
+      manager.informer({
+        group: 'example.toolkit.fluxcd.io',
+        version: 'v1',
+        kind: 'Nope',
+        plural: 'nopes',
+        namespaced: true,
+      });
       let error: Error | undefined;
       await manager.start().catch((e: Error) => (error = e));
       expect(error?.message).to.equal(

@@ -30,13 +30,21 @@ describe('tide-controller', function () {
     const [metrics, health] = [await freePort(), await freePort()];
     const storage = await freePort();
     const p = run([
-      '--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${metrics}`, `--health-addr=127.0.0.1:${health}`,
-      `--storage-addr=127.0.0.1:${storage}`, `--storage-path=${mkdtempSync(join(tmpdir(), 'tide-storage-'))}`,
+      '--kubeconfig',
+      testCluster().kubeconfigPath,
+      `--metrics-addr=127.0.0.1:${metrics}`,
+      `--health-addr=127.0.0.1:${health}`,
+      `--storage-addr=127.0.0.1:${storage}`,
+      `--storage-path=${mkdtempSync(join(tmpdir(), 'tide-storage-'))}`,
     ]);
     try {
-      await eventually(async () => expect((await fetch(`http://127.0.0.1:${health}/readyz`)).status).to.equal(200), { timeoutMs: 20_000 });
+      await eventually(async () => expect((await fetch(`http://127.0.0.1:${health}/readyz`)).status).to.equal(200), {
+        timeoutMs: 20_000,
+      });
       expect((await fetch(`http://127.0.0.1:${health}/healthz`)).status).to.equal(200);
-      expect(await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text()).to.match(/process_cpu_seconds_total \d/);
+      expect(await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text()).to.match(
+        /process_cpu_seconds_total \d/,
+      );
     } finally {
       p.child.kill('SIGTERM');
     }
@@ -49,9 +57,18 @@ describe('tide-controller', function () {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const p = run(['--kubeconfig', testCluster().kubeconfigPath, `--metrics-addr=127.0.0.1:${port}`, '--health-addr=0', '--controllers=source', '--storage-addr=127.0.0.1:0']);
+      const p = run([
+        '--kubeconfig',
+        testCluster().kubeconfigPath,
+        `--metrics-addr=127.0.0.1:${port}`,
+        '--health-addr=0',
+        '--controllers=source',
+        '--storage-addr=127.0.0.1:0',
+      ]);
       expect(await p.exited).to.equal(1);
-      expect(p.stderr()).to.include(`--metrics-addr 127.0.0.1:${port}: address already in use; stop the process using it or pass another --metrics-addr`);
+      expect(p.stderr()).to.include(
+        `--metrics-addr 127.0.0.1:${port}: address already in use; stop the process using it or pass another --metrics-addr`,
+      );
     } finally {
       blocker.close();
     }
@@ -64,7 +81,9 @@ describe('tide-controller', function () {
     writeFileSync(
       kubeconfig,
       JSON.stringify({
-        apiVersion: 'v1', kind: 'Config', 'current-context': 'x',
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'x',
         clusters: [{ name: 'x', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
         users: [{ name: 'x', user: { token: 'not-a-real-token' } }],
         contexts: [{ name: 'x', context: { cluster: 'x', user: 'x' } }],
@@ -75,14 +94,20 @@ describe('tide-controller', function () {
     const lines = p.stderr().trim().split('\n');
     const last = JSON.parse(lines.at(-1)!) as { level: string; msg: string };
     expect(last.level).to.equal('error');
-    expect(last.msg).to.match(new RegExp(`^cannot reach the Kubernetes API server at https://127.0.0.1:${port}: .*; check --kubeconfig or that the cluster is running$`));
+    expect(last.msg).to.match(
+      new RegExp(
+        `^cannot reach the Kubernetes API server at https://127.0.0.1:${port}: .*; check --kubeconfig or that the cluster is running$`,
+      ),
+    );
     expect(p.stderr()).to.not.include('not-a-real-token');
   });
 
   it('rejects a missing kubeconfig and invalid flags with exit codes 1 and 2', async () => {
     const missing = run(['--kubeconfig', '/nonexistent/kubeconfig']);
     expect(await missing.exited).to.equal(1);
-    expect(missing.stderr()).to.include('kubeconfig /nonexistent/kubeconfig does not exist; pass an existing file to --kubeconfig');
+    expect(missing.stderr()).to.include(
+      'kubeconfig /nonexistent/kubeconfig does not exist; pass an existing file to --kubeconfig',
+    );
     const bad = run(['--concurrent=zero', '--kubeconfig', testCluster().kubeconfigPath]);
     expect(await bad.exited).to.equal(1);
     expect(bad.stderr()).to.include('invalid --concurrent=\\"zero\\": expected a positive integer');

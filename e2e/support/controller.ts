@@ -43,7 +43,8 @@ export async function startController(args: string[] = []): Promise<RunningContr
   const exited = once(child, 'exit');
   await eventually(
     async () => {
-      if (child.exitCode !== null) throw new Error(`tide-controller exited with ${child.exitCode}: ${logs.slice(-2000)}`);
+      if (child.exitCode !== null)
+        throw new Error(`tide-controller exited with ${child.exitCode}: ${logs.slice(-2000)}`);
       const res = await fetch(`http://127.0.0.1:${health}/readyz`);
       if (res.status !== 200) throw new Error(`readyz ${res.status}`);
     },

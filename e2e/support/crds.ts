@@ -1,5 +1,11 @@
 // Installs the committed CRDs (crds/*.yaml) the way a user would: server-side apply.
-import { ApiextensionsV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -21,7 +27,8 @@ export async function installCRDs(kc: KubeConfig): Promise<void> {
   for (const name of names) {
     await eventually(async () => {
       const crd = await ext.readCustomResourceDefinition({ name });
-      if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) throw new Error(`${name} not established`);
+      if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
+        throw new Error(`${name} not established`);
     });
   }
 }

@@ -10,7 +10,9 @@ export async function mochaGlobalSetup(): Promise<void> {
   const cluster = new LocalCluster({ stateDir });
   await cluster.start();
   setTestCluster(cluster);
-  console.log(`test cluster ready at ${cluster.server} in ${(cluster.startupMs / 1000).toFixed(1)}s (state in ${stateDir})`);
+  console.log(
+    `test cluster ready at ${cluster.server} in ${(cluster.startupMs / 1000).toFixed(1)}s (state in ${stateDir})`,
+  );
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {

@@ -4,9 +4,16 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /** Creates `<prefix>-<random>` and returns the name. */
 export async function createTestNamespace(kc: KubeConfig, prefix: string): Promise<string> {
-  const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'test';
+  const base =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 50) || 'test';
   const name = `${base}-${randomBytes(3).toString('hex')}`;
-  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'tide.test/namespace': 'true' } } } });
+  await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name, labels: { 'tide.test/namespace': 'true' } } } });
   return name;
 }
 

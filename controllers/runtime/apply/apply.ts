@@ -63,11 +63,20 @@ async function execute(run: Run, p: Plan): Promise<LiveObject> {
       // 409: the uid precondition failed, so the object was already replaced.
       if ((err as { code?: number }).code !== 409) throw err;
     }
-    await waitUntil('the old object to be deleted', run.waitTimeoutMs, async () => (await client.get(res, item.ref))?.metadata?.uid !== uid);
+    await waitUntil(
+      'the old object to be deleted',
+      run.waitTimeoutMs,
+      async () => (await client.get(res, item.ref))?.metadata?.uid !== uid,
+    );
   } else if (p.takeOver) {
     // No resourceVersion precondition: controllers write status all the time, and an entry lost
     // to a race only leaves its fields unowned, which no apply removes.
-    await client.jsonPatch(res, item.ref, [{ op: 'replace', path: '/metadata/managedFields', value: p.takeOver }], fieldManager);
+    await client.jsonPatch(
+      res,
+      item.ref,
+      [{ op: 'replace', path: '/metadata/managedFields', value: p.takeOver }],
+      fieldManager,
+    );
   }
   return client.apply(res, p.applied ?? item.obj, { fieldManager, force: true });
 }
@@ -112,7 +121,11 @@ function entryOfPlan(p: Plan, object: KubernetesObject | undefined = p.live): Ch
  * objects that depend on a definition in the same set (a new CRD or Namespace) cannot be checked
  * before that definition exists; they are validated before their own stage is written.
  */
-export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<ChangeSet> {
+export async function applyAll(
+  kc: KubeConfig,
+  objects: readonly KubernetesObject[],
+  opts: ApplyOptions,
+): Promise<ChangeSet> {
   const run: Run = {
     planner: {
       client: apiClientFor(kc),
@@ -133,14 +146,25 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
   // served yet belong to a CRD of this set, objects in a Namespace of this set that does not exist
   // yet can only fail: nothing to ask the server about them now.
   const definitions = items.filter((i) => i.stage === 0);
-  const defined = await mapLimit(definitions, planner.concurrency, (item) => (item.res ? plan(planner, item) : Promise.resolve(undefined)));
+  const defined = await mapLimit(definitions, planner.concurrency, (item) =>
+    item.res ? plan(planner, item) : Promise.resolve(undefined),
+  );
   const newNamespaces = new Set(
-    defined.flatMap((o, i) => (o && 'plan' in o && isNamespace(definitions[i]!.ref) && o.plan.action === 'created' ? [definitions[i]!.ref.name] : [])),
+    defined.flatMap((o, i) =>
+      o && 'plan' in o && isNamespace(definitions[i]!.ref) && o.plan.action === 'created'
+        ? [definitions[i]!.ref.name]
+        : [],
+    ),
   );
   const others = items.filter((i) => i.stage !== 0);
   const checkable = (item: Item) => item.res !== undefined && !newNamespaces.has(item.ref.namespace);
-  const planned = await mapLimit(others, planner.concurrency, (item) => (checkable(item) ? plan(planner, item) : Promise.resolve(undefined)));
-  const outcomeOf = new Map<Item, Outcome | undefined>([...definitions.map((d, i) => [d, defined[i]] as const), ...others.map((o, i) => [o, planned[i]] as const)]);
+  const planned = await mapLimit(others, planner.concurrency, (item) =>
+    checkable(item) ? plan(planner, item) : Promise.resolve(undefined),
+  );
+  const outcomeOf = new Map<Item, Outcome | undefined>([
+    ...definitions.map((d, i) => [d, defined[i]] as const),
+    ...others.map((o, i) => [o, planned[i]] as const),
+  ]);
   const outcomes = items.map((i) => outcomeOf.get(i));
   const plans = new Map<Item, Plan>();
   const deferred = new Map<Item, LiveObject | undefined>();
@@ -180,7 +204,9 @@ export async function applyAll(kc: KubeConfig, objects: readonly KubernetesObjec
     const failure = written.find((w) => 'error' in w);
     changeSet.push(...written.filter((w) => !('error' in w)).map((w) => w.entry));
     if (failure) throw new ApplyError(failure.entry.subject, `apply failed: ${reasonOf(failure.error)}`, changeSet);
-    wrote ||= stagePlans.some((p) => !run.dryRun && (p.action === 'created' || p.action === 'configured') && !isNamespace(p.item.ref));
+    wrote ||= stagePlans.some(
+      (p) => !run.dryRun && (p.action === 'created' || p.action === 'configured') && !isNamespace(p.item.ref),
+    );
     if (stage === 0 && !run.dryRun) await waitForCRDs(run, stagePlans, changeSet);
   }
   return changeSet;

@@ -23,7 +23,10 @@ export function inventoryOf(changeSet: ChangeSet): InventoryEntry[] {
 }
 
 /** "Deployment/ns/app configured\nService/ns/app created": the lines Flux puts in events. */
-export function summarize(changeSet: ChangeSet, include: readonly Action[] = ['created', 'configured', 'deleted']): string {
+export function summarize(
+  changeSet: ChangeSet,
+  include: readonly Action[] = ['created', 'configured', 'deleted'],
+): string {
   return changeSet
     .filter((e) => include.includes(e.action))
     .map((e) => `${e.subject} ${e.action}`)

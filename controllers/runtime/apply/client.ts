@@ -2,7 +2,13 @@
 // responses through its typed models, which silently drop fields the models do not know (a field
 // newer than the client, a typo): an apply engine must send exactly the manifest and compare
 // exactly what the server returned, so requests here carry plain JSON both ways.
-import { ApiException, HttpMethod, type Configuration, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiException,
+  HttpMethod,
+  type Configuration,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { ObjectRef } from './inventory.ts';
 import { statusCode } from '../api-errors.ts';
 
@@ -64,7 +70,9 @@ function groupVersionPath(group: string, version: string): string {
 
 function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const i = apiVersion.indexOf('/');
-  return i < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
+  return i < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
 }
 
 /** How long a discovery document is trusted; a miss refetches it at once anyway. */
@@ -75,7 +83,10 @@ const shared = new WeakMap<KubeConfig, ApiClient>();
 /** One client per KubeConfig, so that discovery is fetched once per minute, not once per apply. */
 export function apiClientFor(kc: KubeConfig): ApiClient {
   let client = shared.get(kc);
-  if (!client) shared.set(kc, (client = new ApiClient(kc)));
+  if (!client) {
+    client = new ApiClient(kc);
+    shared.set(kc, client);
+  }
   return client;
 }
 
@@ -89,7 +100,12 @@ export class ApiClient {
     this.api = kc.makeApiClient(RawApi);
   }
 
-  async request<T>(method: HttpMethod, path: string, query: Query = {}, body?: { contentType: string; value: unknown }): Promise<T> {
+  async request<T>(
+    method: HttpMethod,
+    path: string,
+    query: Query = {},
+    body?: { contentType: string; value: unknown },
+  ): Promise<T> {
     const { config } = this.api;
     let ctx = config.baseServer.makeRequestContext(path, method);
     ctx.setHeaderParam('Accept', 'application/json');
@@ -102,7 +118,7 @@ export class ApiClient {
     for (const middleware of config.middleware) ctx = await middleware.pre(ctx).toPromise();
     const res = await config.httpApi.send(ctx).toPromise();
     const text = await res.body.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
@@ -147,7 +163,9 @@ export class ApiClient {
 
   private path(res: ApiResource, namespace: string, name?: string): string {
     const base = groupVersionPath(res.group, res.version);
-    const collection = res.namespaced ? `${base}/namespaces/${encodeURIComponent(namespace)}/${res.plural}` : `${base}/${res.plural}`;
+    const collection = res.namespaced
+      ? `${base}/namespaces/${encodeURIComponent(namespace)}/${res.plural}`
+      : `${base}/${res.plural}`;
     return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
   }
 
@@ -162,7 +180,11 @@ export class ApiClient {
   }
 
   /** Server-side apply of `obj` as `fieldManager`. */
-  apply(res: ApiResource, obj: KubernetesObject, opts: { fieldManager: string; force: boolean; dryRun?: boolean }): Promise<LiveObject> {
+  apply(
+    res: ApiResource,
+    obj: KubernetesObject,
+    opts: { fieldManager: string; force: boolean; dryRun?: boolean },
+  ): Promise<LiveObject> {
     const { namespace = '', name = '' } = obj.metadata ?? {};
     return this.request<LiveObject>(
       HttpMethod.PATCH,
@@ -172,15 +194,40 @@ export class ApiClient {
     );
   }
 
-  jsonPatch(res: ApiResource, ref: Pick<ObjectRef, 'namespace' | 'name'>, ops: JsonPatchOp[], fieldManager: string): Promise<LiveObject> {
-    return this.request<LiveObject>(HttpMethod.PATCH, this.path(res, ref.namespace, ref.name), { fieldManager }, { contentType: 'application/json-patch+json', value: ops });
+  jsonPatch(
+    res: ApiResource,
+    ref: Pick<ObjectRef, 'namespace' | 'name'>,
+    ops: JsonPatchOp[],
+    fieldManager: string,
+  ): Promise<LiveObject> {
+    return this.request<LiveObject>(
+      HttpMethod.PATCH,
+      this.path(res, ref.namespace, ref.name),
+      { fieldManager },
+      { contentType: 'application/json-patch+json', value: ops },
+    );
   }
 
   /** Deletes the object if it still has `uid`; false when it was already gone. */
-  async delete(res: ApiResource, ref: Pick<ObjectRef, 'namespace' | 'name'>, uid: string | undefined, propagationPolicy = 'Background'): Promise<boolean> {
-    const body = { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy, ...(uid ? { preconditions: { uid } } : {}) };
+  async delete(
+    res: ApiResource,
+    ref: Pick<ObjectRef, 'namespace' | 'name'>,
+    uid: string | undefined,
+    propagationPolicy = 'Background',
+  ): Promise<boolean> {
+    const body = {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      propagationPolicy,
+      ...(uid ? { preconditions: { uid } } : {}),
+    };
     try {
-      await this.request(HttpMethod.DELETE, this.path(res, ref.namespace, ref.name), {}, { contentType: 'application/json', value: body });
+      await this.request(
+        HttpMethod.DELETE,
+        this.path(res, ref.namespace, ref.name),
+        {},
+        { contentType: 'application/json', value: body },
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

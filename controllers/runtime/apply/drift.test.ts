@@ -2,7 +2,12 @@ import { expect } from 'chai';
 import type { LiveObject, ManagedFieldsEntry } from './client.ts';
 import { contentDiffers, KUBECTL_MANAGERS, ownershipDiffers, takeOverManagedFields } from './drift.ts';
 
-const entry = (manager: string, operation: string, fieldsV1: Record<string, unknown>, extra: Partial<ManagedFieldsEntry> = {}): ManagedFieldsEntry => ({
+const entry = (
+  manager: string,
+  operation: string,
+  fieldsV1: Record<string, unknown>,
+  extra: Partial<ManagedFieldsEntry> = {},
+): ManagedFieldsEntry => ({
   manager,
   operation,
   apiVersion: 'v1',
@@ -12,19 +17,38 @@ const entry = (manager: string, operation: string, fieldsV1: Record<string, unkn
   ...extra,
 });
 
-function configMap(data: Record<string, string>, meta: Record<string, unknown> = {}, managedFields: ManagedFieldsEntry[] = []): LiveObject {
+function configMap(
+  data: Record<string, string>,
+  meta: Record<string, unknown> = {},
+  managedFields: ManagedFieldsEntry[] = [],
+): LiveObject {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: 'x', namespace: 'ns', uid: 'u1', resourceVersion: '10', managedFields, ...meta } as LiveObject['metadata'],
+    metadata: {
+      name: 'x',
+      namespace: 'ns',
+      uid: 'u1',
+      resourceVersion: '10',
+      managedFields,
+      ...meta,
+    } as LiveObject['metadata'],
     data,
   };
 }
 
 describe('drift', () => {
   it('ignores bookkeeping the server rewrites and status', () => {
-    const live = { ...configMap({ a: '1' }, { generation: 1 }, [entry('m', 'Apply', { 'f:data': {} })]), status: { phase: 'x' } };
-    const dryRun = { ...configMap({ a: '1' }, { resourceVersion: '11', generation: 2 }, [entry('m', 'Apply', { 'f:data': {} }, { time: 'later' })]), status: { phase: 'y' } };
+    const live = {
+      ...configMap({ a: '1' }, { generation: 1 }, [entry('m', 'Apply', { 'f:data': {} })]),
+      status: { phase: 'x' },
+    };
+    const dryRun = {
+      ...configMap({ a: '1' }, { resourceVersion: '11', generation: 2 }, [
+        entry('m', 'Apply', { 'f:data': {} }, { time: 'later' }),
+      ]),
+      status: { phase: 'y' },
+    };
     expect(contentDiffers(live, dryRun)).to.equal(false);
   });
 
@@ -37,11 +61,20 @@ describe('drift', () => {
 
   it('sees a change of the fields our manager owns, and nothing else of managedFields', () => {
     const ours = (fields: Record<string, unknown>) => entry('tide', 'Apply', fields);
-    const live = configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {} } }), entry('other', 'Update', { 'f:data': { 'f:b': {} } })]);
-    expect(ownershipDiffers(live, configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {} } })]), 'tide')).to.equal(false);
-    expect(ownershipDiffers(live, configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {}, 'f:b': {} } })]), 'tide')).to.equal(true);
+    const live = configMap({ a: '1' }, {}, [
+      ours({ 'f:data': { 'f:a': {} } }),
+      entry('other', 'Update', { 'f:data': { 'f:b': {} } }),
+    ]);
+    expect(ownershipDiffers(live, configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {} } })]), 'tide')).to.equal(
+      false,
+    );
+    expect(
+      ownershipDiffers(live, configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {}, 'f:b': {} } })]), 'tide'),
+    ).to.equal(true);
     // An object someone else created: the first apply makes us an owner.
-    expect(ownershipDiffers(configMap({ a: '1' }), configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {} } })]), 'tide')).to.equal(true);
+    expect(
+      ownershipDiffers(configMap({ a: '1' }), configMap({ a: '1' }, {}, [ours({ 'f:data': { 'f:a': {} } })]), 'tide'),
+    ).to.equal(true);
   });
 
   it('folds kubectl managers into ours, keeping controllers and subresources', () => {
@@ -58,7 +91,10 @@ describe('drift', () => {
       'kube-controller-manager/Update',
       'kubectl/Update/status',
     ]);
-    expect(out[0]!.fieldsV1).to.deep.equal({ 'f:data': { 'f:a': {}, 'f:b': {}, 'f:c': {} }, 'f:metadata': { 'f:labels': { 'f:x': {} } } });
+    expect(out[0]!.fieldsV1).to.deep.equal({
+      'f:data': { 'f:a': {}, 'f:b': {}, 'f:c': {} },
+      'f:metadata': { 'f:labels': { 'f:x': {} } },
+    });
   });
 
   it('creates our entry when we own nothing yet, and matches exact names exactly', () => {
@@ -72,7 +108,10 @@ describe('drift', () => {
   });
 
   it('has nothing to take over when no listed manager is present', () => {
-    const live = configMap({ a: '1' }, {}, [entry('tide', 'Apply', { 'f:data': {} }), entry('helm', 'Update', { 'f:data': {} })]);
+    const live = configMap({ a: '1' }, {}, [
+      entry('tide', 'Apply', { 'f:data': {} }),
+      entry('helm', 'Update', { 'f:data': {} }),
+    ]);
     expect(takeOverManagedFields(live, 'tide', KUBECTL_MANAGERS)).to.equal(undefined);
     expect(takeOverManagedFields(live, 'tide', [])).to.equal(undefined);
   });

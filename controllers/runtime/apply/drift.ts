@@ -72,9 +72,15 @@ function mergeFields(a: Record<string, unknown> = {}, b: Record<string, unknown>
  * drops the ones the manifest does not declare. One entry per manager: the API server keeps a
  * single Apply entry per manager, so renaming entries in place would leave duplicates.
  */
-export function takeOverManagedFields(live: LiveObject, manager: string, takeOver: readonly FieldManagerRef[]): ManagedFieldsEntry[] | undefined {
+export function takeOverManagedFields(
+  live: LiveObject,
+  manager: string,
+  takeOver: readonly FieldManagerRef[],
+): ManagedFieldsEntry[] | undefined {
   const entries = managedFieldsOf(live);
-  const foreign = entries.filter((e) => !(e.manager === manager && e.operation === 'Apply') && takeOver.some((ref) => matches(e, ref)));
+  const foreign = entries.filter(
+    (e) => !(e.manager === manager && e.operation === 'Apply') && takeOver.some((ref) => matches(e, ref)),
+  );
   if (foreign.length === 0) return undefined;
   const own = entries.find((e) => e.manager === manager && e.operation === 'Apply' && !e.subresource);
   let fields = own?.fieldsV1;

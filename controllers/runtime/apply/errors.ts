@@ -10,7 +10,8 @@ interface StatusBody {
 /** "Invalid: Deployment.apps "x" is invalid: ..." from an API error, or the error's own message. */
 export function reasonOf(err: unknown): string {
   const body = (err as { body?: unknown } | null)?.body as StatusBody | undefined;
-  if (body && typeof body === 'object' && body.message) return body.reason ? `${body.reason}: ${body.message}` : body.message;
+  if (body && typeof body === 'object' && body.message)
+    return body.reason ? `${body.reason}: ${body.message}` : body.message;
   if (!(err instanceof Error)) return String(err);
   // undici says only "fetch failed"; the cause says what (ECONNREFUSED 127.0.0.1:6443, a TLS error).
   const cause = (err as { cause?: { message?: string; code?: string } }).cause;

@@ -17,13 +17,26 @@ describe('CEL expressions', () => {
       failed: "status.conditions.filter(e, e.type == 'Synced').all(e, e.status == 'False')",
       current: "status.conditions.filter(e, e.type == 'Synced').all(e, e.status == 'True')",
     },
-    { apiVersion: 'example.com/v1', kind: 'Widget', inProgress: "has(status.phase) && status.phase == 'Pending'", current: "status.phase == 'Done'" },
+    {
+      apiVersion: 'example.com/v1',
+      kind: 'Widget',
+      inProgress: "has(status.phase) && status.phase == 'Pending'",
+      current: "status.phase == 'Done'",
+    },
   ]);
 
   it('decide health for the kinds they name, in the order inProgress, failed, current', () => {
     expect(rules(sealed([{ type: 'Synced', status: 'True' }]))).to.include({ state: 'ready' });
-    expect(rules(sealed([{ type: 'Synced', status: 'False' }]))).to.deep.equal({ state: 'failed', message: 'failed expression is true' });
-    const widget = (phase: string) => ({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, status: { phase } });
+    expect(rules(sealed([{ type: 'Synced', status: 'False' }]))).to.deep.equal({
+      state: 'failed',
+      message: 'failed expression is true',
+    });
+    const widget = (phase: string) => ({
+      apiVersion: 'example.com/v1',
+      kind: 'Widget',
+      metadata: { name: 'w' },
+      status: { phase },
+    });
     expect(rules(widget('Pending'))).to.include({ state: 'pending' });
     expect(rules(widget('Done'))).to.include({ state: 'ready' });
     expect(rules(widget('Other'))).to.deep.equal({ state: 'pending', message: 'current expression is not yet true' });
@@ -31,7 +44,15 @@ describe('CEL expressions', () => {
 
   it('leave other kinds to kstatus', () => {
     expect(rules({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } })).to.equal(undefined);
-    expect(checkHealth([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }, sealed([{ type: 'Synced', status: 'False' }])], rules)).to.deep.equal({
+    expect(
+      checkHealth(
+        [
+          { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } },
+          sealed([{ type: 'Synced', status: 'False' }]),
+        ],
+        rules,
+      ),
+    ).to.deep.equal({
       ready: false,
       pending: [],
       failed: ['SealedSecret/ns/s: failed expression is true'],
@@ -52,7 +73,12 @@ describe('CEL expressions', () => {
   });
 
   it('evaluate to a boolean or say what they gave instead', () => {
-    expect(evaluateBool(compile('dep.metadata.name == self.metadata.name', 'x'), { dep: { metadata: { name: 'a' } }, self: { metadata: { name: 'a' } } })).to.equal(true);
+    expect(
+      evaluateBool(compile('dep.metadata.name == self.metadata.name', 'x'), {
+        dep: { metadata: { name: 'a' } },
+        self: { metadata: { name: 'a' } },
+      }),
+    ).to.equal(true);
     expect(evaluateBool(compile('1 + 1', 'x'), {})).to.match(/not a bool/);
   });
 });

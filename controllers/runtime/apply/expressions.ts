@@ -32,7 +32,9 @@ export function compile(expression: string, where: string): Compiled {
 export function evaluateBool(compiled: Compiled, variables: Record<string, unknown>): boolean | string {
   try {
     const value = compiled(variables);
-    return typeof value === 'boolean' ? value : `evaluated to ${typeof value === 'bigint' ? value : JSON.stringify(value)}, not a bool`;
+    return typeof value === 'boolean'
+      ? value
+      : `evaluated to ${typeof value === 'bigint' ? value : JSON.stringify(value)}, not a bool`;
   } catch (err) {
     return firstLine(err);
   }
@@ -59,7 +61,8 @@ export function healthExpressions(list: readonly HealthExpression[], field = 'sp
   for (const [i, e] of list.entries()) {
     const where = `${field}[${i}]`;
     const rules: { state: ObjectHealth['state']; name: string; run: Compiled }[] = [];
-    if (e.inProgress) rules.push({ state: 'pending', name: 'inProgress', run: compile(e.inProgress, `${where}.inProgress`) });
+    if (e.inProgress)
+      rules.push({ state: 'pending', name: 'inProgress', run: compile(e.inProgress, `${where}.inProgress`) });
     if (e.failed) rules.push({ state: 'failed', name: 'failed', run: compile(e.failed, `${where}.failed`) });
     rules.push({ state: 'ready', name: 'current', run: compile(e.current, `${where}.current`) });
     byKind.set(`${e.apiVersion}/${e.kind}`, rules);
@@ -74,6 +77,10 @@ export function healthExpressions(list: readonly HealthExpression[], field = 'sp
       if (result === true) return { state: rule.state, message: `${rule.name} expression is true` };
       if (typeof result === 'string') errors.push(`${rule.name}: ${result}`);
     }
-    return { state: 'pending', message: errors.length > 0 ? `expressions not yet true (${errors.join('; ')})` : 'current expression is not yet true' };
+    return {
+      state: 'pending',
+      message:
+        errors.length > 0 ? `expressions not yet true (${errors.join('; ')})` : 'current expression is not yet true',
+    };
   };
 }

@@ -71,7 +71,12 @@ export async function waitForHealth(
       try {
         const res = await client.resourceFor(apiVersionOf(ref), ref.kind);
         const live = res && (await client.get(res, ref));
-        if (!live) return { ref, state: 'pending' as const, message: res ? 'not found' : `kind ${ref.kind} is not served by the API server` };
+        if (!live)
+          return {
+            ref,
+            state: 'pending' as const,
+            message: res ? 'not found' : `kind ${ref.kind} is not served by the API server`,
+          };
         return { ref, ...health(live) };
       } catch (err) {
         // One failed read is no verdict on the object; the next poll asks again.

@@ -40,16 +40,22 @@ export function parseSelector(text: string, field: string): Requirement {
   // Commas inside parentheses belong to a set.
   const parts = text.match(/(?:[^,(]|\([^)]*\))+/g) ?? [];
   for (const raw of parts.map((p) => p.trim()).filter(Boolean)) {
-    let m: RegExpExecArray | null;
-    if ((m = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(raw))) {
-      const [, key, op, value] = m as unknown as [string, string, string, string];
+    const equality = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(raw);
+    const set = /^([\w./-]+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(raw);
+    const existence = /^(!?)([\w./-]+)$/.exec(raw);
+    if (equality) {
+      const [, key, op, value] = equality as unknown as [string, string, string, string];
       requirements.push(op === '!=' ? (l) => l[key] !== value : (l) => l[key] === value);
-    } else if ((m = /^([\w./-]+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(raw))) {
-      const [, key, op, list] = m as unknown as [string, string, string, string];
+    } else if (set) {
+      const [, key, op, list] = set as unknown as [string, string, string, string];
       const values = new Set(list.split(',').map((v) => v.trim()));
-      requirements.push(op === 'in' ? (l) => l[key] !== undefined && values.has(l[key]!) : (l) => l[key] === undefined || !values.has(l[key]!));
-    } else if ((m = /^(!?)([\w./-]+)$/.exec(raw))) {
-      const [, not, key] = m as unknown as [string, string, string];
+      requirements.push(
+        op === 'in'
+          ? (l) => l[key] !== undefined && values.has(l[key]!)
+          : (l) => l[key] === undefined || !values.has(l[key]!),
+      );
+    } else if (existence) {
+      const [, not, key] = existence as unknown as [string, string, string];
       requirements.push(not ? (l) => l[key] === undefined : (l) => l[key] !== undefined);
     } else {
       throw new IgnoreRuleError(`${field}: cannot parse selector requirement '${raw}'`);
@@ -68,7 +74,8 @@ function anchored(pattern: string, field: string): RegExp {
 }
 
 function parsePointer(pointer: string, field: string): string[] {
-  if (pointer === '' || !pointer.startsWith('/')) throw new IgnoreRuleError(`${field}: '${pointer}' is not a JSON pointer (it must start with /)`);
+  if (pointer === '' || !pointer.startsWith('/'))
+    throw new IgnoreRuleError(`${field}: '${pointer}' is not a JSON pointer (it must start with /)`);
   return pointer
     .slice(1)
     .split('/')
@@ -90,7 +97,9 @@ export function compileIgnoreRules(rules: readonly IgnoreRule[], field = 'spec.d
     const name = t.name ? anchored(t.name, `${where}.target.name`) : undefined;
     const namespace = t.namespace ? anchored(t.namespace, `${where}.target.namespace`) : undefined;
     const labels = t.labelSelector ? parseSelector(t.labelSelector, `${where}.target.labelSelector`) : undefined;
-    const annotations = t.annotationSelector ? parseSelector(t.annotationSelector, `${where}.target.annotationSelector`) : undefined;
+    const annotations = t.annotationSelector
+      ? parseSelector(t.annotationSelector, `${where}.target.annotationSelector`)
+      : undefined;
     const paths = rule.paths.map((p, j) => parsePointer(p, `${where}.paths[${j}]`));
     return {
       paths,
@@ -117,7 +126,8 @@ function lookup(root: unknown, path: string[]): { found: boolean; value?: unknow
   let node = root;
   for (const token of path) {
     if (Array.isArray(node)) node = node[Number(token)];
-    else if (node && typeof node === 'object' && Object.hasOwn(node, token)) node = (node as Record<string, unknown>)[token];
+    else if (node && typeof node === 'object' && Object.hasOwn(node, token))
+      node = (node as Record<string, unknown>)[token];
     else return { found: false };
     if (node === undefined) return { found: false };
   }
@@ -162,7 +172,12 @@ function ownedByOthers(live: KubernetesObject, path: readonly string[], fieldMan
  * where another manager owns the field or the live object has none, the live value otherwise.
  * A copy; `desired` is unchanged. Without a live object, `desired` itself.
  */
-export function withIgnoredFromLive(desired: KubernetesObject, live: KubernetesObject | undefined, paths: readonly string[][], fieldManager = ''): KubernetesObject {
+export function withIgnoredFromLive(
+  desired: KubernetesObject,
+  live: KubernetesObject | undefined,
+  paths: readonly string[][],
+  fieldManager = '',
+): KubernetesObject {
   if (!live || paths.length === 0) return desired;
   const out = structuredClone(desired) as unknown as Json;
   for (const path of paths) {

@@ -1,15 +1,33 @@
 import { expect } from 'chai';
 import { inventoryOf, summarize } from './changeset.ts';
-import { entryOf, formatId, normalizeInventory, parseId, refOf, refOfEntry, staleEntries, subjectOf } from './inventory.ts';
+import {
+  entryOf,
+  formatId,
+  normalizeInventory,
+  parseId,
+  refOf,
+  refOfEntry,
+  staleEntries,
+  subjectOf,
+} from './inventory.ts';
 
 describe('inventory', () => {
   it('formats ids as Flux does', () => {
-    expect(formatId({ namespace: 'default', name: 'app', group: 'apps', kind: 'Deployment' })).to.equal('default_app_apps_Deployment');
-    expect(formatId({ namespace: '', name: 'ns1', group: '', kind: 'Namespace' })).to.equal('_ns1__Namespace');
-    expect(formatId({ namespace: 'default', name: 'cfg', group: '', kind: 'ConfigMap' })).to.equal('default_cfg__ConfigMap');
-    expect(formatId({ namespace: '', name: 'system:auth-delegator', group: 'rbac.authorization.k8s.io', kind: 'ClusterRole' })).to.equal(
-      '_system__auth-delegator_rbac.authorization.k8s.io_ClusterRole',
+    expect(formatId({ namespace: 'default', name: 'app', group: 'apps', kind: 'Deployment' })).to.equal(
+      'default_app_apps_Deployment',
     );
+    expect(formatId({ namespace: '', name: 'ns1', group: '', kind: 'Namespace' })).to.equal('_ns1__Namespace');
+    expect(formatId({ namespace: 'default', name: 'cfg', group: '', kind: 'ConfigMap' })).to.equal(
+      'default_cfg__ConfigMap',
+    );
+    expect(
+      formatId({
+        namespace: '',
+        name: 'system:auth-delegator',
+        group: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+      }),
+    ).to.equal('_system__auth-delegator_rbac.authorization.k8s.io_ClusterRole');
   });
 
   it('parses what it formats, colons in names included', () => {
@@ -24,14 +42,21 @@ describe('inventory', () => {
   });
 
   it('rejects ids that are not four fields', () => {
-    for (const bad of ['', 'nounderscores', 'a_b', 'ns__Kind', 'default___ConfigMap']) expect(() => parseId(bad), bad).to.throw(/invalid inventory id/);
+    for (const bad of ['', 'nounderscores', 'a_b', 'ns__Kind', 'default___ConfigMap'])
+      expect(() => parseId(bad), bad).to.throw(/invalid inventory id/);
   });
 
   it('derives refs, entries and subjects from objects', () => {
     const ref = refOf({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'app', namespace: 'default' } });
     expect(ref).to.deep.equal({ namespace: 'default', name: 'app', group: 'apps', version: 'v1', kind: 'Deployment' });
     expect(entryOf(ref)).to.deep.equal({ id: 'default_app_apps_Deployment', v: 'v1' });
-    expect(refOfEntry({ id: '_ns1__Namespace', v: 'v1' })).to.deep.equal({ namespace: '', name: 'ns1', group: '', version: 'v1', kind: 'Namespace' });
+    expect(refOfEntry({ id: '_ns1__Namespace', v: 'v1' })).to.deep.equal({
+      namespace: '',
+      name: 'ns1',
+      group: '',
+      version: 'v1',
+      kind: 'Namespace',
+    });
     expect(subjectOf(ref)).to.equal('Deployment/default/app');
     expect(subjectOf({ namespace: '', name: 'ns1', kind: 'Namespace' })).to.equal('Namespace/ns1');
   });

@@ -34,7 +34,8 @@ export function parseId(id: string): Omit<ObjectRef, 'version'> {
   const first = id.indexOf(SEP);
   const last = id.lastIndexOf(SEP);
   const beforeLast = id.lastIndexOf(SEP, last - 1);
-  if (first < 0 || beforeLast <= first) throw new Error(`invalid inventory id ${JSON.stringify(id)}: want <namespace>_<name>_<group>_<kind>`);
+  if (first < 0 || beforeLast <= first)
+    throw new Error(`invalid inventory id ${JSON.stringify(id)}: want <namespace>_<name>_<group>_<kind>`);
   const ref = {
     namespace: id.slice(0, first),
     name: id.slice(first + 1, beforeLast).replaceAll(COLON, ':'),
@@ -78,7 +79,10 @@ export function subjectOf(ref: Pick<ObjectRef, 'namespace' | 'name' | 'kind'>): 
  * Entries of `previous` whose object is absent from `current`: what to prune. Identity is the id
  * alone, so an object whose manifest moved to another version of its group is kept.
  */
-export function staleEntries(previous: readonly InventoryEntry[], current: readonly InventoryEntry[]): InventoryEntry[] {
+export function staleEntries(
+  previous: readonly InventoryEntry[],
+  current: readonly InventoryEntry[],
+): InventoryEntry[] {
   const keep = new Set(current.map((e) => e.id));
   return previous.filter((e) => !keep.has(e.id));
 }

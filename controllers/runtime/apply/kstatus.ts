@@ -44,7 +44,8 @@ function deploymentHealth(obj: Obj): ObjectHealth {
   const status = obj.status ?? {};
   const want = num(spec.replicas, 1);
   const progressing = condition(obj, 'Progressing');
-  if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') return failed(`progress deadline exceeded: ${explain(progressing)}`);
+  if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded')
+    return failed(`progress deadline exceeded: ${explain(progressing)}`);
   if (spec.paused === true) return ready('paused');
   const updated = num(status.updatedReplicas);
   const available = num(status.availableReplicas);
@@ -71,9 +72,12 @@ function statefulSetHealth(obj: Obj): ObjectHealth {
   const partition = num(strategy.rollingUpdate?.partition);
   const updated = num(status.updatedReplicas);
   if (partition > 0) {
-    return updated < want - partition ? pending(`${updated}/${want - partition} replicas updated (partition ${partition})`) : ready('partitioned roll out complete');
+    return updated < want - partition
+      ? pending(`${updated}/${want - partition} replicas updated (partition ${partition})`)
+      : ready('partitioned roll out complete');
   }
-  if (status.updateRevision && status.currentRevision !== status.updateRevision) return pending(`${updated}/${want} replicas at revision ${String(status.updateRevision)}`);
+  if (status.updateRevision && status.currentRevision !== status.updateRevision)
+    return pending(`${updated}/${want} replicas at revision ${String(status.updateRevision)}`);
   return ready(`${readyReplicas}/${want} replicas ready`);
 }
 
@@ -94,7 +98,10 @@ function replicaSetHealth(obj: Obj): ObjectHealth {
   const want = num(obj.spec?.replicas, 1);
   const available = num(obj.status?.availableReplicas);
   const failure = condition(obj, 'ReplicaFailure');
-  if (available < want) return pending(`${available}/${want} replicas available${failure?.status === 'True' ? ` (${explain(failure)})` : ''}`);
+  if (available < want)
+    return pending(
+      `${available}/${want} replicas available${failure?.status === 'True' ? ` (${explain(failure)})` : ''}`,
+    );
   return ready(`${available}/${want} replicas available`);
 }
 
@@ -105,7 +112,9 @@ function jobHealth(obj: Obj): ObjectHealth {
   if (complete?.status === 'True') return ready('job complete');
   const status = obj.status ?? {};
   if (obj.spec?.suspend === true) return pending('job suspended');
-  return pending(`job in progress: ${num(status.active)} active, ${num(status.succeeded)} succeeded, ${num(status.failed)} failed`);
+  return pending(
+    `job in progress: ${num(status.active)} active, ${num(status.succeeded)} succeeded, ${num(status.failed)} failed`,
+  );
 }
 
 function podHealth(obj: Obj): ObjectHealth {

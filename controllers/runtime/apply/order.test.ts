@@ -2,7 +2,13 @@ import { expect } from 'chai';
 import type { ObjectRef } from './inventory.ts';
 import { compareRefs, stageOf } from './order.ts';
 
-const ref = (kind: string, group = '', name = 'x', namespace = ''): ObjectRef => ({ kind, group, name, namespace, version: 'v1' });
+const ref = (kind: string, group = '', name = 'x', namespace = ''): ObjectRef => ({
+  kind,
+  group,
+  name,
+  namespace,
+  version: 'v1',
+});
 
 describe('apply order', () => {
   it('stages CRDs, Namespaces and ClusterRoles first, then *Class kinds, then the rest', () => {

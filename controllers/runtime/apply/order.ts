@@ -53,7 +53,8 @@ export function isNamespace(ref: KindRef): boolean {
 
 /** 0: definitions (CRDs, Namespaces, ClusterRoles); 1: *Class kinds; 2: everything else. */
 export function stageOf(ref: KindRef): number {
-  if (isCRD(ref) || isNamespace(ref) || (ref.kind === 'ClusterRole' && ref.group === 'rbac.authorization.k8s.io')) return 0;
+  if (isCRD(ref) || isNamespace(ref) || (ref.kind === 'ClusterRole' && ref.group === 'rbac.authorization.k8s.io'))
+    return 0;
   if (ref.kind.endsWith('Class')) return 1;
   return 2;
 }

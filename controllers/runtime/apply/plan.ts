@@ -48,7 +48,16 @@ export type Outcome = { plan: Plan } | { failure: ObjectFailure; live?: LiveObje
 
 // Server-owned metadata a manifest may carry (copied from `kubectl get -o yaml`); sent in an
 // apply, resourceVersion would act as a precondition and the rest would be rejected or ignored.
-const SERVER_METADATA = ['resourceVersion', 'uid', 'creationTimestamp', 'generation', 'managedFields', 'selfLink', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
+const SERVER_METADATA = [
+  'resourceVersion',
+  'uid',
+  'creationTimestamp',
+  'generation',
+  'managedFields',
+  'selfLink',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+];
 
 function sanitize(obj: KubernetesObject, namespaced: boolean): KubernetesObject {
   const copy = structuredClone(obj) as KubernetesObject & { metadata: Record<string, unknown> };
@@ -73,7 +82,10 @@ function crdsOf(objects: readonly KubernetesObject[]): Map<string, boolean> {
  * Resolves every object's kind, normalises it and sorts the set into apply order. Objects that can
  * never be applied (unknown kind, missing namespace, duplicates) come back as failures.
  */
-export async function prepare(planner: Planner, objects: readonly KubernetesObject[]): Promise<{ items: Item[]; failures: ObjectFailure[] }> {
+export async function prepare(
+  planner: Planner,
+  objects: readonly KubernetesObject[],
+): Promise<{ items: Item[]; failures: ObjectFailure[] }> {
   const setCRDs = crdsOf(objects);
   const failures: ObjectFailure[] = [];
   const seen = new Set<string>();
@@ -87,7 +99,8 @@ export async function prepare(planner: Planner, objects: readonly KubernetesObje
   };
   const resolved = await mapLimit(objects, planner.concurrency, async (obj) => {
     const ref = refOf(obj);
-    if (!obj.apiVersion || !obj.kind || !ref.name) return { ref, error: 'apiVersion, kind and metadata.name are required' };
+    if (!obj.apiVersion || !obj.kind || !ref.name)
+      return { ref, error: 'apiVersion, kind and metadata.name are required' };
     try {
       return { ref, res: await lookup(obj.apiVersion, ref.kind) };
     } catch (err) {
@@ -102,7 +115,10 @@ export async function prepare(planner: Planner, objects: readonly KubernetesObje
     }
     const setScope = setCRDs.get(`${r.ref.group}/${r.ref.kind}`);
     if (!r.res && setScope === undefined) {
-      failures.push({ subject: subjectOf(r.ref), reason: `no matches for kind "${r.ref.kind}" in version "${obj.apiVersion}": install its CustomResourceDefinition first` });
+      failures.push({
+        subject: subjectOf(r.ref),
+        reason: `no matches for kind "${r.ref.kind}" in version "${obj.apiVersion}": install its CustomResourceDefinition first`,
+      });
       continue;
     }
     const namespaced = r.res ? r.res.namespaced : setScope!;
@@ -118,7 +134,15 @@ export async function prepare(planner: Planner, objects: readonly KubernetesObje
       continue;
     }
     seen.add(id);
-    items.push({ obj: clean, ref, id, subject: subjectOf(ref), stage: stageOf(ref), res: r.res, definedBySet: setScope !== undefined });
+    items.push({
+      obj: clean,
+      ref,
+      id,
+      subject: subjectOf(ref),
+      stage: stageOf(ref),
+      res: r.res,
+      definedBySet: setScope !== undefined,
+    });
   }
   return { items: items.sort((a, b) => a.stage - b.stage || compareRefs(a.ref, b.ref)), failures };
 }
@@ -129,7 +153,13 @@ export async function plan(planner: Planner, item: Item): Promise<Outcome> {
   let live: LiveObject | undefined;
   try {
     item.res ??= await client.resourceFor(item.obj.apiVersion!, item.ref.kind);
-    if (!item.res) return { failure: { subject: item.subject, reason: `no matches for kind "${item.ref.kind}" in version "${item.obj.apiVersion}"` } };
+    if (!item.res)
+      return {
+        failure: {
+          subject: item.subject,
+          reason: `no matches for kind "${item.ref.kind}" in version "${item.obj.apiVersion}"`,
+        },
+      };
     live = await client.get(item.res, item.ref);
   } catch (err) {
     return { failure: { subject: item.subject, reason: `read failed: ${reasonOf(err)}` } };
@@ -137,18 +167,21 @@ export async function plan(planner: Planner, item: Item): Promise<Outcome> {
   const res = item.res;
   const policy = applyPolicy(item.obj, live, planner.annotationDomain);
   if (policy.skip || (policy.ifNotPresent && live)) return { plan: { item, action: 'skipped', live } };
-  const applied = planner.ignore ? withIgnoredFromLive(item.obj, live, planner.ignore(item.obj), planner.fieldManager) : item.obj;
+  const applied = planner.ignore
+    ? withIgnoredFromLive(item.obj, live, planner.ignore(item.obj), planner.fieldManager)
+    : item.obj;
   let dryRun: LiveObject;
   try {
     dryRun = await client.apply(res, applied, { fieldManager: planner.fieldManager, force: true, dryRun: true });
   } catch (err) {
     // A recreated object starts over: declared as it is, ignored paths included.
-    if (live && (planner.force || policy.force) && isImmutableError(err)) return { plan: { item, action: 'created', live, recreate: true } };
+    if (live && (planner.force || policy.force) && isImmutableError(err))
+      return { plan: { item, action: 'created', live, recreate: true } };
     return { failure: { subject: item.subject, reason: reasonOf(err) }, live };
   }
   if (!live) return { plan: { item, action: 'created' } };
   const takeOver = policy.merge ? undefined : takeOverManagedFields(live, planner.fieldManager, planner.takeOver);
-  const changed = takeOver !== undefined || contentDiffers(live, dryRun) || ownershipDiffers(live, dryRun, planner.fieldManager);
+  const changed =
+    takeOver !== undefined || contentDiffers(live, dryRun) || ownershipDiffers(live, dryRun, planner.fieldManager);
   return { plan: { item, action: changed ? 'configured' : 'unchanged', live, takeOver, applied } };
 }
-

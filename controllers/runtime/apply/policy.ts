@@ -20,7 +20,11 @@ function annotated(objs: Array<KubernetesObject | undefined>, key: string, value
   return objs.some((o) => o?.metadata?.annotations?.[key] === value || o?.metadata?.labels?.[key] === value);
 }
 
-export function applyPolicy(desired: KubernetesObject, live: KubernetesObject | undefined, domain = DEFAULT_ANNOTATION_DOMAIN): ApplyPolicy {
+export function applyPolicy(
+  desired: KubernetesObject,
+  live: KubernetesObject | undefined,
+  domain = DEFAULT_ANNOTATION_DOMAIN,
+): ApplyPolicy {
   const both = [desired, live];
   const ssa = `${domain}/ssa`;
   return {

@@ -60,7 +60,12 @@ export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], op
     try {
       const ref = refOfEntry(entry);
       subject = subjectOf(ref);
-      const result = (action: 'deleted' | 'skipped'): ChangeSetEntry => ({ id: entry.id, version: ref.version, subject, action });
+      const result = (action: 'deleted' | 'skipped'): ChangeSetEntry => ({
+        id: entry.id,
+        version: ref.version,
+        subject,
+        action,
+      });
       // A kind no longer served (its CRD was deleted) has no objects left to delete.
       const res = await client.resourceFor(apiVersionOf(ref), ref.kind);
       if (!res) return undefined;
@@ -86,7 +91,11 @@ export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], op
       return false;
     }
   };
-  const first = await mapLimit(stale.filter((e) => !isLast(e)), concurrency, pruneOne);
+  const first = await mapLimit(
+    stale.filter((e) => !isLast(e)),
+    concurrency,
+    pruneOne,
+  );
   const last = await mapLimit(stale.filter(isLast), concurrency, pruneOne);
   const changeSet = [...first, ...last].filter((e): e is ChangeSetEntry => e !== undefined);
   if (errors.length > 0) throw new PruneError(errors, changeSet);
@@ -97,7 +106,12 @@ export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], op
  * Resolves once none of the objects exists any more (deleted, or its kind no longer served), for
  * Flux's WaitForTermination; throws naming the objects left when `timeoutMs` passes.
  */
-export async function waitForDeletion(kc: KubeConfig, entries: readonly InventoryEntry[], timeoutMs: number, pollMs = 2000): Promise<void> {
+export async function waitForDeletion(
+  kc: KubeConfig,
+  entries: readonly InventoryEntry[],
+  timeoutMs: number,
+  pollMs = 2000,
+): Promise<void> {
   const client = apiClientFor(kc);
   const deadline = Date.now() + timeoutMs;
   let left = entries.map(refOfEntry);
@@ -113,7 +127,10 @@ export async function waitForDeletion(kc: KubeConfig, entries: readonly Inventor
     left = left.filter((_, i) => exists[i]);
     if (left.length === 0) return;
     const wait = deadline - Date.now();
-    if (wait <= 0) throw new Error(`timeout after ${Math.round(timeoutMs / 1000)}s, still terminating: ${left.map(subjectOf).join(', ')}`);
+    if (wait <= 0)
+      throw new Error(
+        `timeout after ${Math.round(timeoutMs / 1000)}s, still terminating: ${left.map(subjectOf).join(', ')}`,
+      );
     await sleep(Math.min(pollMs, wait));
   }
 }

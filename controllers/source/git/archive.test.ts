@@ -2,7 +2,16 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, symlinkSync, chmodSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  mkdirSync,
+  symlinkSync,
+  chmodSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -72,7 +81,7 @@ async function readTarball(gz: Buffer): Promise<TarItem[]> {
   return items;
 }
 
-const LONG = 'deploy/' + 'a-very-long-directory-name-that-goes-on/'.repeat(3) + 'manifest.yaml';
+const LONG = `deploy/${'a-very-long-directory-name-that-goes-on/'.repeat(3)}manifest.yaml`;
 
 describe('writeArtifact', function () {
   this.timeout(30000);
@@ -133,7 +142,9 @@ describe('writeArtifact', function () {
     const path = out();
     const res = await writeArtifact({ fs, gitdir, commit: plain, out: path });
     const items = await readTarball(readFileSync(path));
-    const longDirs = LONG.split('/').slice(1, -1).map((_, i, a) => 'deploy/' + a.slice(0, i + 1).join('/') + '/');
+    const longDirs = LONG.split('/')
+      .slice(1, -1)
+      .map((_, i, a) => `deploy/${a.slice(0, i + 1).join('/')}/`);
     expect(items.map((i) => i.name)).to.deep.equal([
       'README.md',
       'deploy/',
@@ -180,7 +191,7 @@ describe('writeArtifact', function () {
     const bytes = readFileSync(a);
     expect(bytes.equals(readFileSync(b))).to.equal(true);
     expect(ra).to.deep.equal(rb);
-    expect(ra.digest).to.equal('sha256:' + createHash('sha256').update(bytes).digest('hex'));
+    expect(ra.digest).to.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
     // gzip header: magic, method, flags, then a 4-byte mtime that must stay zero.
     expect([...bytes.subarray(0, 4)]).to.deep.equal([0x1f, 0x8b, 8, 0]);
     expect(bytes.readUInt32LE(4)).to.equal(0);
@@ -223,7 +234,8 @@ describe('writeArtifact', function () {
     await writeArtifact({ fs, gitdir, commit: withIgnores, out: path });
     const names = (await readTarball(readFileSync(path))).map((i) => i.name);
     // Root rule /notes.txt: only the root file. deploy/ rule *.txt: everything below deploy/.
-    for (const p of ['notes.txt', 'deploy/notes.txt', 'deploy/sub/more.txt', '.gitignore']) expect(names).to.not.include(p);
+    for (const p of ['notes.txt', 'deploy/notes.txt', 'deploy/sub/more.txt', '.gitignore'])
+      expect(names).to.not.include(p);
     expect(names).to.include.members(['other/notes.txt', '.sourceignore', 'deploy/.sourceignore']);
     // With patterns of its own, the repository no longer gets the default list; VCS files stay out.
     expect(names).to.include.members(['.github/workflows/ci.yml', 'deploy/logo.png', 'deploy/sub/.sops.yaml']);
@@ -233,7 +245,12 @@ describe('writeArtifact', function () {
     const path = out();
     await writeArtifact({ fs, gitdir, commit: plain, out: path, specIgnore: '/other/\n' });
     const names = (await readTarball(readFileSync(path))).map((i) => i.name);
-    expect(names).to.include.members(['.github/workflows/ci.yml', 'deploy/logo.png', 'deploy/sub/.sops.yaml', 'notes.txt']);
+    expect(names).to.include.members([
+      '.github/workflows/ci.yml',
+      'deploy/logo.png',
+      'deploy/sub/.sops.yaml',
+      'notes.txt',
+    ]);
     for (const p of ['other/', 'other/notes.txt', '.gitignore']) expect(names).to.not.include(p);
   });
 
@@ -249,8 +266,14 @@ describe('writeArtifact', function () {
     const seen: string[] = [];
     const path = out();
     const res = await writeArtifact({
-      fs, gitdir, commit: withIgnores, out: path,
-      exclude: (p) => (seen.push(p), !p.startsWith('deploy/app')),
+      fs,
+      gitdir,
+      commit: withIgnores,
+      out: path,
+      exclude: (p) => {
+        seen.push(p);
+        return !p.startsWith('deploy/app');
+      },
     });
     expect((await readTarball(readFileSync(path))).map((i) => i.name)).to.deep.equal(['deploy/', 'deploy/app.yaml']);
     expect(res.files).to.equal(1);
@@ -260,13 +283,19 @@ describe('writeArtifact', function () {
   it('refuses a symlink that points outside the repository', async () => {
     const path = out();
     const err = await writeArtifact({ fs, gitdir, commit: escaping, out: path }).catch((e: Error) => e);
-    expect(err).to.be.instanceOf(Error).with.property('message').that.matches(/symlink escape points outside the repository.*\.\.\/outside/);
+    expect(err)
+      .to.be.instanceOf(Error)
+      .with.property('message')
+      .that.matches(/symlink escape points outside the repository.*\.\.\/outside/);
     expect(existsSync(path)).to.equal(false);
   });
 
   it('refuses a symlink that escapes through another symlink, unless it is excluded', async () => {
     const err = await writeArtifact({ fs, gitdir, commit: chained, out: out() }).catch((e: Error) => e);
-    expect(err).to.be.instanceOf(Error).with.property('message').that.matches(/symlink deploy\/sneaky points outside/);
+    expect(err)
+      .to.be.instanceOf(Error)
+      .with.property('message')
+      .that.matches(/symlink deploy\/sneaky points outside/);
     const path = out();
     await writeArtifact({ fs, gitdir, commit: chained, out: path, specIgnore: 'sneaky\n' });
     const names = (await readTarball(readFileSync(path))).map((i) => i.name);
@@ -277,7 +306,10 @@ describe('writeArtifact', function () {
   it('aborts past maxBytes, naming the limit and the size reached, and removes the file', async () => {
     const path = out();
     const err = await writeArtifact({ fs, gitdir, commit: plain, out: path, maxBytes: 40 }).catch((e: Error) => e);
-    expect(err).to.be.instanceOf(Error).with.property('message').that.matches(/size limit of 40 bytes: reached \d+ bytes/);
+    expect(err)
+      .to.be.instanceOf(Error)
+      .with.property('message')
+      .that.matches(/size limit of 40 bytes: reached \d+ bytes/);
     expect(existsSync(path)).to.equal(false);
     const ok = await writeArtifact({ fs, gitdir, commit: plain, out: out(), maxBytes: 10_000 });
     expect(ok.files).to.equal(11);

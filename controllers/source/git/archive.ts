@@ -146,7 +146,12 @@ function addEntry(pack: Pack, header: EntryHeader, body?: Buffer): Promise<void>
   });
 }
 
-function header(name: string, type: 'file' | 'directory' | 'symlink', mode: number, extra?: Partial<Header>): EntryHeader {
+function header(
+  name: string,
+  type: 'file' | 'directory' | 'symlink',
+  mode: number,
+  extra?: Partial<Header>,
+): EntryHeader {
   return { name, type, mode, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '', ...extra };
 }
 
@@ -177,7 +182,7 @@ async function plan(r: Reader, opts: WriteArtifactOptions): Promise<Plan> {
   if (!exclude) {
     const sourceIgnores = [];
     for (const it of items) {
-      if (it.kind === 'symlink' || !(it.path === SOURCEIGNORE || it.path.endsWith('/' + SOURCEIGNORE))) continue;
+      if (it.kind === 'symlink' || !(it.path === SOURCEIGNORE || it.path.endsWith(`/${SOURCEIGNORE}`))) continue;
       sourceIgnores.push({ dir: it.path.slice(0, -SOURCEIGNORE.length - 1), content: await readText(r, it.oid) });
     }
     exclude = makeMatcher({ specIgnore: opts.specIgnore, sourceIgnores });
@@ -191,7 +196,9 @@ async function plan(r: Reader, opts: WriteArtifactOptions): Promise<Plan> {
   included.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const it of included) {
     if (it.kind === 'symlink' && escapesRoot(links, it.path)) {
-      throw new Error(`symlink ${it.path} points outside the repository (target ${JSON.stringify(links.get(it.path))})`);
+      throw new Error(
+        `symlink ${it.path} points outside the repository (target ${JSON.stringify(links.get(it.path))})`,
+      );
     }
   }
   return { included, links };
@@ -202,7 +209,7 @@ async function packAll(r: Reader, { included, links }: Plan, pack: Pack, maxByte
   const dirs = new Set<string>();
   let total = 0;
   for (const it of included) {
-    for (const dir of newDirs(it.path, dirs)) await addEntry(pack, header(dir + '/', 'directory', 0o755));
+    for (const dir of newDirs(it.path, dirs)) await addEntry(pack, header(`${dir}/`, 'directory', 0o755));
     if (it.kind === 'symlink') {
       await addEntry(pack, header(it.path, 'symlink', 0o777, { linkname: links.get(it.path) }));
       continue;

@@ -4,17 +4,34 @@ import ignore from 'ignore';
 import type { Ignore } from 'ignore';
 
 /** Version-control files: excluded whatever the user writes, unless a user pattern re-includes them. */
-export const VCS_EXCLUSIONS = ['.git/', '.gitignore', '.gitmodules', '.gitattributes'].join('\n') + '\n';
+export const VCS_EXCLUSIONS = `${['.git/', '.gitignore', '.gitmodules', '.gitattributes'].join('\n')}\n`;
 
 /** What Flux excludes when neither `.sourceignore` files nor `spec.ignore` give any pattern. */
 export const DEFAULT_EXCLUSIONS =
   VCS_EXCLUSIONS +
   [
-    '*.jpg', '*.jpeg', '*.gif', '*.png', '*.wmv', '*.flv', '*.tar.gz', '*.zip',
-    '.github/', '.circleci/', '.travis.yml', '.gitlab-ci.yml', 'appveyor.yml', '.drone.yml',
-    'cloudbuild.yaml', 'codeship-services.yml', 'codeship-steps.yml',
-    '**/.goreleaser.yml', '**/.sops.yaml', '**/.flux.yaml',
-  ].join('\n') + '\n';
+    '*.jpg',
+    '*.jpeg',
+    '*.gif',
+    '*.png',
+    '*.wmv',
+    '*.flv',
+    '*.tar.gz',
+    '*.zip',
+    '.github/',
+    '.circleci/',
+    '.travis.yml',
+    '.gitlab-ci.yml',
+    'appveyor.yml',
+    '.drone.yml',
+    'cloudbuild.yaml',
+    'codeship-services.yml',
+    'codeship-steps.yml',
+    '**/.goreleaser.yml',
+    '**/.sops.yaml',
+    '**/.flux.yaml',
+  ].join('\n') +
+  '\n';
 
 export const SOURCEIGNORE = '.sourceignore';
 
@@ -46,7 +63,7 @@ function layer(dir: string, content: string): Layer {
 // A layer's own say on a path: matched by an exclusion, by a negation, or silent. A negation of
 // a parent directory counts as a say on everything below it, as it does in Flux's matcher.
 function verdict(l: Layer, rel: string, isDir: boolean): Verdict {
-  const r = l.rules.test(isDir ? rel + '/' : rel);
+  const r = l.rules.test(isDir ? `${rel}/` : rel);
   if (r.ignored) return 'excluded';
   if (r.unignored) return 'included';
   for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
@@ -80,7 +97,7 @@ export function makeMatcher(opts: { specIgnore?: string; sourceIgnores: SourceIg
     for (const l of layers) {
       let rel = path;
       if (l.dir !== '') {
-        if (!path.startsWith(l.dir + '/')) continue;
+        if (!path.startsWith(`${l.dir}/`)) continue;
         rel = path.slice(l.dir.length + 1);
       }
       const v = verdict(l, rel, isDir);

@@ -43,22 +43,33 @@ describe('known_hosts', () => {
   it('accepts the listed key for a plain host name, case-insensitively, on port 22 only', () => {
     const entries = parseKnownHosts(`github.com ${ed25519}\n`);
     expect(checkHostKey(entries, 'GITHUB.COM', 22, blob(ed25519))).to.deep.equal({ ok: true });
-    expect(checkHostKey(entries, 'github.com', 2222, blob(ed25519))).to.deep.equal({ ok: false, reason: 'unknown-host' });
+    expect(checkHostKey(entries, 'github.com', 2222, blob(ed25519))).to.deep.equal({
+      ok: false,
+      reason: 'unknown-host',
+    });
   });
 
   it('matches [host]:port entries only on that port', () => {
     const entries = parseKnownHosts(`[127.0.0.1]:2222 ${ed25519}\n`);
     expect(checkHostKey(entries, '127.0.0.1', 2222, blob(ed25519)).ok).to.equal(true);
     expect(checkHostKey(entries, '127.0.0.1', 22, blob(ed25519))).to.deep.equal({ ok: false, reason: 'unknown-host' });
-    expect(checkHostKey(entries, '127.0.0.1', 2223, blob(ed25519))).to.deep.equal({ ok: false, reason: 'unknown-host' });
+    expect(checkHostKey(entries, '127.0.0.1', 2223, blob(ed25519))).to.deep.equal({
+      ok: false,
+      reason: 'unknown-host',
+    });
   });
 
   it('matches comma lists, wildcards and negations', () => {
-    const entries = parseKnownHosts(`git.example.com,[git.example.com]:2222,10.0.0.1 ${ed25519}\n*.corp.example,!evil.corp.example ${ecdsa}\n`);
+    const entries = parseKnownHosts(
+      `git.example.com,[git.example.com]:2222,10.0.0.1 ${ed25519}\n*.corp.example,!evil.corp.example ${ecdsa}\n`,
+    );
     expect(checkHostKey(entries, '10.0.0.1', 22, blob(ed25519)).ok).to.equal(true);
     expect(checkHostKey(entries, 'git.example.com', 2222, blob(ed25519)).ok).to.equal(true);
     expect(checkHostKey(entries, 'git.corp.example', 22, blob(ecdsa)).ok).to.equal(true);
-    expect(checkHostKey(entries, 'evil.corp.example', 22, blob(ecdsa))).to.deep.equal({ ok: false, reason: 'unknown-host' });
+    expect(checkHostKey(entries, 'evil.corp.example', 22, blob(ecdsa))).to.deep.equal({
+      ok: false,
+      reason: 'unknown-host',
+    });
   });
 
   it('matches hashed entries written by ssh-keygen -H', () => {

@@ -14,9 +14,7 @@ export interface KnownHostKey {
   revoked: boolean;
 }
 
-export type HostKeyVerdict =
-  | { ok: true }
-  | { ok: false; reason: 'unknown-host' | 'mismatch' | 'revoked' };
+export type HostKeyVerdict = { ok: true } | { ok: false; reason: 'unknown-host' | 'mismatch' | 'revoked' };
 
 export function parseKnownHosts(content: string): KnownHostKey[] {
   const entries: KnownHostKey[] = [];
@@ -100,6 +98,9 @@ function hashedMatches(field: string, name: string): boolean {
 
 function globMatches(pattern: string, name: string): boolean {
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern === name;
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${source}$`).test(name);
 }

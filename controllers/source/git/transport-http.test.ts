@@ -110,7 +110,10 @@ describe('HTTP transport', () => {
       url: `${t.url}/git-upload-pack`,
       method: 'POST',
       headers: { 'content-type': 'application/x-git-upload-pack-request' },
-      body: [Buffer.from('0032want '), Buffer.from('x'.repeat(40) + '\n00000009done\n')] as unknown as AsyncIterableIterator<Uint8Array>,
+      body: [
+        Buffer.from('0032want '),
+        Buffer.from(`${'x'.repeat(40)}\n00000009done\n`),
+      ] as unknown as AsyncIterableIterator<Uint8Array>,
     });
     expect(await bodyText(res)).to.equal('0008NAK\n');
     expect(server.seen[0]).to.include({ method: 'POST', body: `0032want ${'x'.repeat(40)}\n00000009done\n` });
@@ -120,7 +123,9 @@ describe('HTTP transport', () => {
   it('keeps credentials on a redirect within the origin and drops them for another host', async () => {
     const target = await serve((_req, res) => advertisement(res));
     const origin = await serve((req, res) => {
-      const location = req.url!.startsWith('/old/') ? req.url!.replace('/old/', '/moved/') : `${target.origin('localhost')}${req.url}`;
+      const location = req.url!.startsWith('/old/')
+        ? req.url!.replace('/old/', '/moved/')
+        : `${target.origin('localhost')}${req.url}`;
       res.writeHead(req.url!.startsWith('/old/') ? 301 : 307, { location });
       res.end();
     });
@@ -160,7 +165,13 @@ describe('HTTP transport', () => {
       errors[path] = await transportError(t.http.request(infoRefs(t.url)));
       t.close();
     }
-    expect(Object.values(errors).map((e) => e.kind)).to.deep.equal(['auth', 'auth', 'not-found', 'unreachable', 'protocol']);
+    expect(Object.values(errors).map((e) => e.kind)).to.deep.equal([
+      'auth',
+      'auth',
+      'not-found',
+      'unreachable',
+      'protocol',
+    ]);
     for (const err of Object.values(errors)) {
       expect(err.message).to.contain(`127.0.0.1:${server.port}`);
       expect(err.message).not.to.contain('hunter2-secret');
@@ -211,7 +222,10 @@ describe('HTTP transport', () => {
     const t = transport(`${server.origin()}/repo.git`, {}, { signal: controller.signal });
     const pending = t.http.request(infoRefs(t.url));
     controller.abort(new Error('reconcile cancelled'));
-    const err = await pending.then(() => undefined, (e: unknown) => e as Error);
+    const err = await pending.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     expect(err?.message).to.equal('reconcile cancelled');
     t.close();
   });

@@ -111,7 +111,10 @@ class GitHttpClient implements HttpClient {
     this.#caGiven = Boolean(creds.caPem);
     this.#opts = opts;
     // As go-git (Flux's git library) does: the Secret's CA is trusted in addition to the system roots.
-    this.#httpsAgent = new https.Agent({ keepAlive: true, ca: creds.caPem ? [...tls.rootCertificates, creds.caPem] : undefined });
+    this.#httpsAgent = new https.Agent({
+      keepAlive: true,
+      ca: creds.caPem ? [...tls.rootCertificates, creds.caPem] : undefined,
+    });
   }
 
   request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
@@ -133,7 +136,8 @@ class GitHttpClient implements HttpClient {
         const location = res.headers.location;
         if (redirectStatuses.has(status) && location) {
           res.resume();
-          if (hop >= maxRedirects) throw new TransportError('protocol', `${this.#origin} redirected more than ${maxRedirects} times`);
+          if (hop >= maxRedirects)
+            throw new TransportError('protocol', `${this.#origin} redirected more than ${maxRedirects} times`);
           const next = new URL(location, url);
           if (next.protocol !== 'http:' && next.protocol !== 'https:') {
             throw new TransportError('protocol', `${url.host} redirected to an unsupported scheme ${next.protocol}`);
@@ -173,12 +177,22 @@ class GitHttpClient implements HttpClient {
     this.#httpsAgent.destroy();
   }
 
-  #send(url: URL, method: string, headers: Record<string, string>, body: Uint8Array | undefined, guard: RequestGuard): Promise<http.IncomingMessage> {
+  #send(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Uint8Array | undefined,
+    guard: RequestGuard,
+  ): Promise<http.IncomingMessage> {
     guard.throwIfFailed();
     const secure = url.protocol === 'https:';
     const requestHeaders = body ? { ...headers, 'content-length': String(body.byteLength) } : headers;
     return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).request(url, { method, headers: requestHeaders, agent: secure ? this.#httpsAgent : this.#httpAgent });
+      const req = (secure ? https : http).request(url, {
+        method,
+        headers: requestHeaders,
+        agent: secure ? this.#httpsAgent : this.#httpAgent,
+      });
       guard.onFail((err) => req.destroy(err));
       req.once('error', (err) => reject(guard.failure ?? this.#networkError(url, err)));
       req.once('response', resolve);
@@ -189,12 +203,16 @@ class GitHttpClient implements HttpClient {
   #statusError(url: URL, status: number, statusMessage: string): TransportError {
     const what = `HTTP ${status}${statusMessage ? ` ${statusMessage}` : ''}`;
     if (status === 401) {
-      return new TransportError('auth', this.#hasCredentials
-        ? `${url.host} rejected the credentials (${what})`
-        : `${url.host} requires authentication (${what}) and no credentials were given`);
+      return new TransportError(
+        'auth',
+        this.#hasCredentials
+          ? `${url.host} rejected the credentials (${what})`
+          : `${url.host} requires authentication (${what}) and no credentials were given`,
+      );
     }
     if (status === 403) return new TransportError('auth', `${url.host} denied access (${what})`);
-    if (status === 404) return new TransportError('not-found', `no repository at ${url.host}${repoPath(url)} (${what})`);
+    if (status === 404)
+      return new TransportError('not-found', `no repository at ${url.host}${repoPath(url)} (${what})`);
     if (status >= 500) return new TransportError('unreachable', `${url.host} failed to answer (${what})`);
     return new TransportError('protocol', `${url.host} answered ${what} for ${repoPath(url)}`);
   }
@@ -202,8 +220,13 @@ class GitHttpClient implements HttpClient {
   #networkError(url: URL, err: Error): TransportError {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
-      const hint = this.#caGiven ? 'the CA in the Secret (ca.crt) did not sign it' : 'add the CA that signed it to the Secret as ca.crt';
-      return new TransportError('unreachable', `TLS certificate of ${url.host} is not trusted: ${err.message} (${code}); ${hint}`);
+      const hint = this.#caGiven
+        ? 'the CA in the Secret (ca.crt) did not sign it'
+        : 'add the CA that signed it to the Secret as ca.crt';
+      return new TransportError(
+        'unreachable',
+        `TLS certificate of ${url.host} is not trusted: ${err.message} (${code}); ${hint}`,
+      );
     }
     return new TransportError('unreachable', `cannot reach ${url.host}: ${connectionCause(err)}`);
   }
@@ -220,7 +243,12 @@ function repoPath(url: URL): string {
   return url.pathname.replace(/\/(info\/refs|git-upload-pack|git-receive-pack)$/, '');
 }
 
-async function* readBody(res: http.IncomingMessage, host: string, maxBytes: number | undefined, guard: RequestGuard): AsyncGenerator<Uint8Array> {
+async function* readBody(
+  res: http.IncomingMessage,
+  host: string,
+  maxBytes: number | undefined,
+  guard: RequestGuard,
+): AsyncGenerator<Uint8Array> {
   guard.onFail((err) => res.destroy(err));
   let total = 0;
   try {
@@ -231,7 +259,12 @@ async function* readBody(res: http.IncomingMessage, host: string, maxBytes: numb
     }
     guard.throwIfFailed();
   } catch (err) {
-    throw guard.failure ?? (err instanceof TransportError ? err : new TransportError('unreachable', `reading from ${host} failed: ${(err as Error).message}`));
+    throw (
+      guard.failure ??
+      (err instanceof TransportError
+        ? err
+        : new TransportError('unreachable', `reading from ${host} failed: ${(err as Error).message}`))
+    );
   } finally {
     guard.done();
     // An unfinished body would otherwise hold the connection; a finished one stays reusable.

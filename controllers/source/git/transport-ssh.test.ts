@@ -15,7 +15,7 @@ const clientKey = utils.generateKeyPairSync('ed25519');
 const clientPublic = utils.parseKey(clientKey.public) as ssh2.ParsedKey;
 
 const sha = 'a'.repeat(40);
-const advertisement = pkt(`${sha} HEAD\0shallow side-band-64k symref=HEAD:refs/heads/main\n`) + pkt(`${sha} refs/heads/main\n`) + '0000';
+const advertisement = `${pkt(`${sha} HEAD\0shallow side-band-64k symref=HEAD:refs/heads/main\n`) + pkt(`${sha} refs/heads/main\n`)}0000`;
 
 function pkt(s: string): string {
   return (Buffer.byteLength(s) + 4).toString(16).padStart(4, '0') + s;
@@ -40,8 +40,10 @@ async function fakeGitServer(behaviour: Behaviour): Promise<FakeServer> {
     (conn as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
     conn.on('error', () => {});
     conn.on('authentication', (ctx) => {
-      if (ctx.method !== 'publickey' || !ctx.key.data.equals(clientPublic.getPublicSSH())) return ctx.reject(['publickey']);
-      if (ctx.signature && clientPublic.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
+      if (ctx.method !== 'publickey' || !ctx.key.data.equals(clientPublic.getPublicSSH()))
+        return ctx.reject(['publickey']);
+      if (ctx.signature && clientPublic.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true)
+        return ctx.reject(['publickey']);
       ctx.accept();
     });
     conn.on('session', (acceptSession) => {
@@ -83,7 +85,7 @@ const answerFetch: Behaviour = (channel, stdin) => {
       channel.exit(0);
       channel.end();
     } else if (stdin().endsWith('0009done\n')) {
-      channel.write(pkt('NAK\n') + pkt('\x01PACK-bytes') + '0000');
+      channel.write(`${pkt('NAK\n') + pkt('\x01PACK-bytes')}0000`);
       channel.exit(0);
       channel.end();
     }
@@ -99,7 +101,11 @@ async function serve(behaviour: Behaviour): Promise<FakeServer> {
 
 function transport(server: FakeServer, path = '/srv/app.git', opts: Partial<TransportOptions> = {}) {
   const knownHosts = `[127.0.0.1]:${server.port} ${hostKey.public}`;
-  return openSshTransport(new URL(`ssh://git@127.0.0.1:${server.port}${path}`), { identity: clientKey.private, knownHosts }, { timeoutMs: 5000, ...opts });
+  return openSshTransport(
+    new URL(`ssh://git@127.0.0.1:${server.port}${path}`),
+    { identity: clientKey.private, knownHosts },
+    { timeoutMs: 5000, ...opts },
+  );
 }
 
 const wants = `${pkt(`want ${sha} shallow side-band-64k\n`)}${pkt('deepen 1\n')}0000${pkt('done\n')}`;
@@ -109,7 +115,11 @@ function infoRefs(url: string) {
 }
 
 function uploadPack(url: string) {
-  return { url: `${url}/git-upload-pack`, method: 'POST', body: [Buffer.from(wants)] as unknown as AsyncIterableIterator<Uint8Array> };
+  return {
+    url: `${url}/git-upload-pack`,
+    method: 'POST',
+    body: [Buffer.from(wants)] as unknown as AsyncIterableIterator<Uint8Array>,
+  };
 }
 
 async function text(res: GitHttpResponse): Promise<string> {
@@ -119,7 +129,10 @@ async function text(res: GitHttpResponse): Promise<string> {
 }
 
 async function transportError(p: Promise<unknown>): Promise<TransportError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).to.be.instanceOf(TransportError);
   return err as TransportError;
 }
@@ -146,7 +159,7 @@ describe('SSH transport', () => {
     await text(await t.http.request(infoRefs(t.url)));
     const res = await t.http.request(uploadPack(t.url));
     expect(res.headers?.['content-type']).to.equal('application/x-git-upload-pack-result');
-    expect(await text(res)).to.equal(pkt('NAK\n') + pkt('\x01PACK-bytes') + '0000');
+    expect(await text(res)).to.equal(`${pkt('NAK\n') + pkt('\x01PACK-bytes')}0000`);
     expect(server.commands.length).to.equal(2);
     expect(server.connections.length).to.equal(1);
     t.close();
@@ -159,7 +172,10 @@ describe('SSH transport', () => {
       await text(await t.http.request(infoRefs(t.url)));
       t.close();
     }
-    expect(server.commands).to.deep.equal(["git-upload-pack '/srv/it'\\''s here.git'", "git-upload-pack '~alice/app.git'"]);
+    expect(server.commands).to.deep.equal([
+      "git-upload-pack '/srv/it'\\''s here.git'",
+      "git-upload-pack '~alice/app.git'",
+    ]);
   });
 
   it('reports a missing repository as not-found with what the server said', async () => {
@@ -205,7 +221,10 @@ describe('SSH transport', () => {
     const controller = new AbortController();
     const t = transport(server, '/srv/app.git', { signal: controller.signal });
     const res = await t.http.request(uploadPack(t.url));
-    const pending = text(res).then(() => undefined, (e: unknown) => e as Error);
+    const pending = text(res).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     controller.abort(new Error('reconcile cancelled'));
     expect((await pending)?.message).to.equal('reconcile cancelled');
     t.close();
@@ -214,7 +233,9 @@ describe('SSH transport', () => {
   it('refuses requests that are not a fetch', async () => {
     const server = await serve(answerFetch);
     const t = transport(server);
-    const err = await transportError(t.http.request({ url: `${t.url}/info/refs?service=git-receive-pack`, method: 'GET' }));
+    const err = await transportError(
+      t.http.request({ url: `${t.url}/info/refs?service=git-receive-pack`, method: 'GET' }),
+    );
     expect(err.kind).to.equal('protocol');
     t.close();
   });

@@ -10,7 +10,15 @@
 // parsers work unchanged. One SSH connection serves every request of a Transport.
 // ssh2 is CommonJS and its `utils` export is invisible to Node's named-export detection.
 import { createRequire } from 'node:module';
-import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey, PublicKeyAuthMethod, ServerHostKeyAlgorithm } from 'ssh2';
+import type {
+  AnyAuthMethod,
+  Client,
+  ClientChannel,
+  ConnectConfig,
+  ParsedKey,
+  PublicKeyAuthMethod,
+  ServerHostKeyAlgorithm,
+} from 'ssh2';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { checkHostKey, fingerprint, keysForHost, keyType, parseKnownHosts, type KnownHostKey } from './known-hosts.ts';
 import { RequestGuard, connectionCause, sizeLimitError } from './transport-http.ts';
@@ -38,7 +46,10 @@ export function openSshTransport(url: URL, creds: GitCredentials, opts: Transpor
   const target = sshTarget(url);
   const knownHosts = parseKnownHosts(creds.knownHosts ?? '');
   if (knownHosts.length === 0) {
-    throw new TransportError('hostkey', `no known_hosts entries to check ${target.label} against: add the server's host keys to the Secret as known_hosts`);
+    throw new TransportError(
+      'hostkey',
+      `no known_hosts entries to check ${target.label} against: add the server's host keys to the Secret as known_hosts`,
+    );
   }
   const identity = creds.identity ? parseIdentity(creds.identity, creds.identityPassphrase) : undefined;
   const session = new SshSession(target, knownHosts, identity, opts);
@@ -55,7 +66,8 @@ function sshTarget(url: URL): SshTarget {
   let path = decodeURIComponent(url.pathname);
   // As git does: ssh://host/~user/repo names a path relative to a home directory.
   if (path.startsWith('/~')) path = path.slice(1);
-  if (!host || path === '' || path === '/') throw new TransportError('protocol', `SSH URL for ${url.host} names no repository path`);
+  if (!host || path === '' || path === '/')
+    throw new TransportError('protocol', `SSH URL for ${url.host} names no repository path`);
   return { host, port, username: decodeURIComponent(url.username) || 'git', path, label: `${host}:${port}` };
 }
 
@@ -63,7 +75,10 @@ function parseIdentity(identity: string, passphrase: string | undefined): Parsed
   const parsed = ssh2().utils.parseKey(identity, passphrase);
   if (parsed instanceof Error) {
     if (/passphrase/i.test(parsed.message)) {
-      throw new TransportError('auth', `the SSH identity is encrypted and its passphrase is ${passphrase ? 'wrong' : 'missing'}`);
+      throw new TransportError(
+        'auth',
+        `the SSH identity is encrypted and its passphrase is ${passphrase ? 'wrong' : 'missing'}`,
+      );
     }
     throw new TransportError('auth', `the SSH identity is not a private key ssh2 can read: ${parsed.message}`);
   }
@@ -101,10 +116,18 @@ class SshSession {
       if (method === 'POST' && url.pathname.endsWith(`/${service}`)) {
         return await this.#uploadPack(req, guard);
       }
-      throw new TransportError('protocol', `the SSH transport only fetches; it cannot ${method} ${url.pathname}${url.search}`);
+      throw new TransportError(
+        'protocol',
+        `the SSH transport only fetches; it cannot ${method} ${url.pathname}${url.search}`,
+      );
     } catch (err) {
       guard.done();
-      throw guard.failure ?? (err instanceof TransportError ? err : new TransportError('unreachable', `SSH to ${this.#target.label} failed: ${(err as Error).message}`));
+      throw (
+        guard.failure ??
+        (err instanceof TransportError
+          ? err
+          : new TransportError('unreachable', `SSH to ${this.#target.label} failed: ${(err as Error).message}`))
+      );
     }
   }
 
@@ -112,7 +135,10 @@ class SshSession {
     this.#closed = true;
     const client = this.#client;
     this.#client = undefined;
-    client?.then((c) => c.end(), () => {});
+    client?.then(
+      (c) => c.end(),
+      () => {},
+    );
   }
 
   async #advertise(url: string, guard: RequestGuard): Promise<GitHttpResponse> {
@@ -122,7 +148,12 @@ class SshSession {
     command.finish(flushPkt);
     guard.done();
     const preamble = pktLine(`# service=${service}\n`);
-    return response(url, 'GET', `application/x-${service}-advertisement`, single(Buffer.concat([preamble, flushPkt, advertisement])));
+    return response(
+      url,
+      'GET',
+      `application/x-${service}-advertisement`,
+      single(Buffer.concat([preamble, flushPkt, advertisement])),
+    );
   }
 
   async #uploadPack(req: GitHttpRequest, guard: RequestGuard): Promise<GitHttpResponse> {
@@ -157,7 +188,8 @@ class SshSession {
   }
 
   #connect(guard: RequestGuard): Promise<Client> {
-    if (this.#closed) return Promise.reject(new TransportError('protocol', `the SSH transport to ${this.#target.label} is closed`));
+    if (this.#closed)
+      return Promise.reject(new TransportError('protocol', `the SSH transport to ${this.#target.label} is closed`));
     if (this.#client) {
       // Opened by an earlier request, whose guard does not watch this one's deadline.
       const existing = this.#client;
@@ -211,7 +243,10 @@ class SshSession {
         if (!ready) reject(guard.failure ?? hostKeyProblem ?? this.#connectError(err, algorithms));
       });
       client.once('close', () => {
-        if (!ready) reject(guard.failure ?? hostKeyProblem ?? new TransportError('unreachable', `${label} closed the SSH connection`));
+        if (!ready)
+          reject(
+            guard.failure ?? hostKeyProblem ?? new TransportError('unreachable', `${label} closed the SSH connection`),
+          );
         // The next request reconnects.
         else if (this.#client === connection) this.#client = undefined;
       });
@@ -223,20 +258,29 @@ class SshSession {
     return connection;
   }
 
-  #connectError(err: Error & { level?: string; code?: string }, restrictedTo: ServerHostKeyAlgorithm[] | undefined): TransportError {
+  #connectError(
+    err: Error & { level?: string; code?: string },
+    restrictedTo: ServerHostKeyAlgorithm[] | undefined,
+  ): TransportError {
     const { label, username } = this.#target;
     switch (err.level) {
       case 'client-authentication':
-        return new TransportError('auth', this.#identity
-          ? `${label} rejected the SSH identity for user ${username}`
-          : `${label} requires an SSH identity for user ${username} and none was given`);
+        return new TransportError(
+          'auth',
+          this.#identity
+            ? `${label} rejected the SSH identity for user ${username}`
+            : `${label} requires an SSH identity for user ${username} and none was given`,
+        );
       case 'client-timeout':
         return new TransportError('timeout', `no SSH handshake with ${label} within ${this.#opts.timeoutMs} ms`);
       case 'client-socket':
         return new TransportError('unreachable', `cannot reach ${label}: ${connectionCause(err)}`);
       case 'handshake':
         if (restrictedTo && /host key/i.test(err.message)) {
-          return new TransportError('hostkey', `${label} offers none of the host key types known_hosts lists for it (${restrictedTo.join(', ')})`);
+          return new TransportError(
+            'hostkey',
+            `${label} offers none of the host key types known_hosts lists for it (${restrictedTo.join(', ')})`,
+          );
         }
         return new TransportError('protocol', `SSH handshake with ${label} failed: ${err.message}`);
       default:
@@ -303,7 +347,8 @@ class UploadPackCommand {
       const { value, done } = await this.#next();
       if (done) throw await this.#endedError();
       buf = Buffer.concat([buf, value]);
-      if (this.#maxBytes !== undefined && buf.length > this.#maxBytes) throw sizeLimitError(this.#target.label, this.#maxBytes);
+      if (this.#maxBytes !== undefined && buf.length > this.#maxBytes)
+        throw sizeLimitError(this.#target.label, this.#maxBytes);
     }
   }
 
@@ -335,7 +380,12 @@ class UploadPackCommand {
       if (code !== 0 && code !== null) throw this.#protocolError(`exited with code ${code}`);
       guard.throwIfFailed();
     } catch (err) {
-      throw guard.failure ?? (err instanceof TransportError ? err : new TransportError('unreachable', `reading from ${this.#target.label} failed: ${(err as Error).message}`));
+      throw (
+        guard.failure ??
+        (err instanceof TransportError
+          ? err
+          : new TransportError('unreachable', `reading from ${this.#target.label} failed: ${(err as Error).message}`))
+      );
     } finally {
       guard.done();
       void this.#chunks.return?.();
@@ -400,7 +450,10 @@ function hostKeyError(label: string, key: Buffer, reason: 'unknown-host' | 'mism
 
 /** The lines of the server's stderr worth showing: its fatal/error lines, or all of it. */
 function serverMessage(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const errors = lines.filter((l) => /^(fatal|error)\b/i.test(l));
   return (errors.length > 0 ? errors : lines).join('; ').slice(0, 500);
 }
@@ -420,7 +473,12 @@ function pktLength(buf: Buffer, pos: number): number | undefined {
   return /^[0-9a-fA-F]{4}$/.test(hex) ? Number.parseInt(hex, 16) : undefined;
 }
 
-function response(url: string, method: string, contentType: string, body: AsyncIterableIterator<Uint8Array>): GitHttpResponse {
+function response(
+  url: string,
+  method: string,
+  contentType: string,
+  body: AsyncIterableIterator<Uint8Array>,
+): GitHttpResponse {
   return { url, method, statusCode: 200, statusMessage: 'OK', headers: { 'content-type': contentType }, body };
 }
 

@@ -24,7 +24,11 @@ describe('openTransport', () => {
   });
 
   it('gives SSH repositories a stand-in http URL that resolves nowhere', () => {
-    const t = openTransport('ssh://git@git.example.com:2222/org/repo.git', { knownHosts: `[git.example.com]:2222 ${hostKey}` }, opts);
+    const t = openTransport(
+      'ssh://git@git.example.com:2222/org/repo.git',
+      { knownHosts: `[git.example.com]:2222 ${hostKey}` },
+      opts,
+    );
     expect(t.url).to.equal('http://ssh.invalid/org/repo.git');
     t.close();
   });
@@ -44,7 +48,10 @@ describe('openTransport', () => {
   });
 
   it('refuses credentials in URLs without repeating them', () => {
-    for (const url of ['https://alice:pa55word@git.example.com/repo.git', 'ssh://git:pa55word@git.example.com/repo.git']) {
+    for (const url of [
+      'https://alice:pa55word@git.example.com/repo.git',
+      'ssh://git:pa55word@git.example.com/repo.git',
+    ]) {
       const err = openError(url, { knownHosts: `git.example.com ${hostKey}` });
       expect(err.kind).to.equal('protocol');
       expect(err.message).not.to.contain('pa55word');
@@ -66,15 +73,24 @@ describe('openTransport', () => {
 
   it('rejects an SSH identity whose passphrase is wrong or missing', function () {
     this.timeout(10_000);
-    const { private: identity } = ssh2.utils.generateKeyPairSync('ed25519', { passphrase: 'right', cipher: 'aes256-ctr', rounds: 1 });
+    const { private: identity } = ssh2.utils.generateKeyPairSync('ed25519', {
+      passphrase: 'right',
+      cipher: 'aes256-ctr',
+      rounds: 1,
+    });
     const creds = { knownHosts: `git.example.com ${hostKey}`, identity };
-    expect(openError('ssh://git@git.example.com/repo.git', { ...creds, identityPassphrase: 'wrong' })).to.include({ kind: 'auth' });
+    expect(openError('ssh://git@git.example.com/repo.git', { ...creds, identityPassphrase: 'wrong' })).to.include({
+      kind: 'auth',
+    });
     expect(openError('ssh://git@git.example.com/repo.git', creds).message).to.contain('passphrase is missing');
     openTransport('ssh://git@git.example.com/repo.git', { ...creds, identityPassphrase: 'right' }, opts).close();
   });
 
   it('rejects an identity that is not a private key', () => {
-    const err = openError('ssh://git@git.example.com/repo.git', { knownHosts: `git.example.com ${hostKey}`, identity: hostKey });
+    const err = openError('ssh://git@git.example.com/repo.git', {
+      knownHosts: `git.example.com ${hostKey}`,
+      identity: hostKey,
+    });
     expect(err.kind).to.equal('auth');
   });
 });

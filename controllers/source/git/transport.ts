@@ -17,23 +17,35 @@ export function openTransport(url: string, creds: GitCredentials, opts: Transpor
     case 'http:':
     case 'https:':
       if (parsed.username || parsed.password) {
-        throw new TransportError('protocol', `the URL of ${parsed.host} contains credentials; put them in the Secret (username, password or bearerToken) instead`);
+        throw new TransportError(
+          'protocol',
+          `the URL of ${parsed.host} contains credentials; put them in the Secret (username, password or bearerToken) instead`,
+        );
       }
       return openHttpTransport(parsed, creds, opts);
     case 'ssh:':
       if (parsed.password) {
-        throw new TransportError('protocol', `the URL of ${parsed.host} contains a password; SSH authenticates with the Secret's identity`);
+        throw new TransportError(
+          'protocol',
+          `the URL of ${parsed.host} contains a password; SSH authenticates with the Secret's identity`,
+        );
       }
       return openSshTransport(parsed, creds, opts);
     default:
-      throw new TransportError('protocol', `unsupported URL scheme "${parsed.protocol.replace(/:$/, '')}"; use https://, http:// or ssh://`);
+      throw new TransportError(
+        'protocol',
+        `unsupported URL scheme "${parsed.protocol.replace(/:$/, '')}"; use https://, http:// or ssh://`,
+      );
   }
 }
 
 function parseUrl(url: string): URL {
   // git accepts scp-like `git@host:org/repo.git`; Flux and Tide want the ssh:// form.
   if (/^([^/@:]+@)?[^/@:]+:(?!\/\/)/.test(url)) {
-    throw new TransportError('protocol', 'unsupported scp-like SSH address; write it as ssh://user@host/path (ssh://user@host:port/path)');
+    throw new TransportError(
+      'protocol',
+      'unsupported scp-like SSH address; write it as ssh://user@host/path (ssh://user@host:port/path)',
+    );
   }
   try {
     return new URL(url);

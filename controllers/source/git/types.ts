@@ -37,7 +37,14 @@ export interface Transport {
 }
 
 /** Errors a transport throws carry a kind, so the reconciler can pick the condition reason. */
-export type TransportErrorKind = 'auth' | 'hostkey' | 'unreachable' | 'timeout' | 'too-large' | 'protocol' | 'not-found';
+export type TransportErrorKind =
+  | 'auth'
+  | 'hostkey'
+  | 'unreachable'
+  | 'timeout'
+  | 'too-large'
+  | 'protocol'
+  | 'not-found';
 
 export class TransportError extends Error {
   readonly kind: TransportErrorKind;

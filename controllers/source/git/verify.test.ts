@@ -38,7 +38,7 @@ async function detachedSignature(key: TestKey, payload: Buffer): Promise<string>
 
 // The gpgsig header holds the armored signature, every line after the first indented by a space.
 function withGpgsig(payload: Buffer, signature: string): Buffer {
-  const header = Buffer.from('gpgsig ' + signature.trimEnd().split('\n').join('\n ') + '\n');
+  const header = Buffer.from(`gpgsig ${signature.trimEnd().split('\n').join('\n ')}\n`);
   const end = payload.indexOf('\n\n') + 1;
   return Buffer.concat([payload.subarray(0, end), header, payload.subarray(end)]);
 }
@@ -53,7 +53,8 @@ describe('signature verification', function () {
   let alice: TestKey;
   let bob: TestKey;
 
-  const writeObject = (type: 'commit' | 'tag', raw: Buffer) => git(repo, ['hash-object', '-t', type, '-w', '--stdin'], raw);
+  const writeObject = (type: 'commit' | 'tag', raw: Buffer) =>
+    git(repo, ['hash-object', '-t', type, '-w', '--stdin'], raw);
 
   const commitPayload = (message: Buffer) =>
     Buffer.concat([
@@ -101,14 +102,21 @@ describe('signature verification', function () {
     it('accepts a commit signed by a trusted key, byte for byte', async () => {
       const commit = await signedCommit(alice);
       const res = await verifyCommit({ fs, gitdir, commit, armoredKeys: [bob.armoredPublic, alice.armoredPublic] });
-      expect(res.keyId).to.equal(alice.keyId).and.match(/^[0-9A-F]{16}$/);
-      expect(res.fingerprint).to.match(/^[0-9A-F]{40}$/).and.satisfy((f: string) => f.endsWith(alice.keyId));
+      expect(res.keyId)
+        .to.equal(alice.keyId)
+        .and.match(/^[0-9A-F]{16}$/);
+      expect(res.fingerprint)
+        .to.match(/^[0-9A-F]{40}$/)
+        .and.satisfy((f: string) => f.endsWith(alice.keyId));
     });
 
     it('finds a key among several in one armored block or in concatenated blocks', async () => {
       const commit = await signedCommit(alice);
       const binary = async (k: TestKey) => (await openpgp.readKey({ armoredKey: k.armoredPublic })).write();
-      const oneBlock = openpgp.armor(openpgp.enums.armor.publicKey, Buffer.concat([await binary(bob), await binary(alice)]));
+      const oneBlock = openpgp.armor(
+        openpgp.enums.armor.publicKey,
+        Buffer.concat([await binary(bob), await binary(alice)]),
+      );
       expect((await openpgp.readKeys({ armoredKeys: oneBlock })).length).to.equal(2);
       for (const value of [oneBlock, bob.armoredPublic + alice.armoredPublic]) {
         const res = await verifyCommit({ fs, gitdir, commit, armoredKeys: [value] });
@@ -120,9 +128,13 @@ describe('signature verification', function () {
       const commit = await signedCommit(alice);
       const err = await verifyCommit({ fs, gitdir, commit, armoredKeys: [bob.armoredPublic] }).catch((e: Error) => e);
       expect(err).to.be.instanceOf(Error);
-      expect((err as Error).message).to.match(new RegExp(`^signature of commit ${commit} made by key [0-9A-F]{16} does not match any of the 1 trusted keys$`));
+      expect((err as Error).message).to.match(
+        new RegExp(`^signature of commit ${commit} made by key [0-9A-F]{16} does not match any of the 1 trusted keys$`),
+      );
       // ECC keys sign with a subkey; its ID, not Bob's, is what the message must name.
-      const signer = (await openpgp.readSignature({ armoredSignature: splitCommit(await raw(commit)).signature! })).getSigningKeyIDs()[0]!;
+      const signer = (
+        await openpgp.readSignature({ armoredSignature: splitCommit(await raw(commit)).signature! })
+      ).getSigningKeyIDs()[0]!;
       expect((err as Error).message).to.include(signer.toHex().toUpperCase());
     });
 
@@ -131,34 +143,54 @@ describe('signature verification', function () {
       const signature = await detachedSignature(alice, payload);
       const commit = writeObject('commit', withGpgsig(commitPayload(Buffer.from('tampered\n')), signature));
       const err = await verifyCommit({ fs, gitdir, commit, armoredKeys: [alice.armoredPublic] }).catch((e: Error) => e);
-      expect(err).to.be.instanceOf(Error).with.property('message').that.matches(new RegExp(`^signature of commit ${commit} made by key [0-9A-F]{16} is invalid`));
+      expect(err)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .that.matches(new RegExp(`^signature of commit ${commit} made by key [0-9A-F]{16} is invalid`));
     });
 
     it('says an unsigned commit is not signed', async () => {
-      const err = await verifyCommit({ fs, gitdir, commit: unsignedCommit, armoredKeys: [alice.armoredPublic] }).catch((e: Error) => e);
+      const err = await verifyCommit({ fs, gitdir, commit: unsignedCommit, armoredKeys: [alice.armoredPublic] }).catch(
+        (e: Error) => e,
+      );
       expect(err).to.be.instanceOf(Error).with.property('message', `commit ${unsignedCommit} is not signed`);
     });
 
     it('refuses an object that is not a commit, and keys that are not keys', async () => {
       const tag = await signedTag(alice, 'v0.0.1');
-      const notCommit = await verifyCommit({ fs, gitdir, commit: tag, armoredKeys: [alice.armoredPublic] }).catch((e: Error) => e);
-      expect(notCommit).to.be.instanceOf(Error).with.property('message').that.matches(/is a tag, not a commit/);
+      const notCommit = await verifyCommit({ fs, gitdir, commit: tag, armoredKeys: [alice.armoredPublic] }).catch(
+        (e: Error) => e,
+      );
+      expect(notCommit)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .that.matches(/is a tag, not a commit/);
       const commit = await signedCommit(alice);
       const badKey = await verifyCommit({ fs, gitdir, commit, armoredKeys: ['not a key'] }).catch((e: Error) => e);
-      expect(badKey).to.be.instanceOf(Error).with.property('message').that.matches(/trusted key 1 is not an armored OpenPGP key/);
+      expect(badKey)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .that.matches(/trusted key 1 is not an armored OpenPGP key/);
     });
   });
 
   describe('verifyTag', () => {
     it('accepts a tag signed by a trusted key', async () => {
       const tagOid = await signedTag(alice, 'v1.0.0');
-      expect(await verifyTag({ fs, gitdir, tagOid, armoredKeys: [alice.armoredPublic] })).to.include({ keyId: alice.keyId });
+      expect(await verifyTag({ fs, gitdir, tagOid, armoredKeys: [alice.armoredPublic] })).to.include({
+        keyId: alice.keyId,
+      });
     });
 
     it('names the signing key when no trusted key matches', async () => {
       const tagOid = await signedTag(alice, 'v1.0.1');
       const err = await verifyTag({ fs, gitdir, tagOid, armoredKeys: [bob.armoredPublic] }).catch((e: Error) => e);
-      expect(err).to.be.instanceOf(Error).with.property('message').that.matches(new RegExp(`^signature of tag ${tagOid} made by key [0-9A-F]{16} does not match any of the 1 trusted keys$`));
+      expect(err)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .that.matches(
+          new RegExp(`^signature of tag ${tagOid} made by key [0-9A-F]{16} does not match any of the 1 trusted keys$`),
+        );
     });
 
     it('says an unsigned annotated tag is not signed', async () => {
@@ -171,30 +203,38 @@ describe('signature verification', function () {
 
   describe('payload extraction', () => {
     it('removes every gpgsig header and keeps other continuation lines', () => {
-      const raw = Buffer.from('tree t\ngpgsig-sha256 a\n b\nmergetag x\n y\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n z\n -----END PGP SIGNATURE-----\n\nmsg\n gpgsig kept\n');
+      const raw = Buffer.from(
+        'tree t\ngpgsig-sha256 a\n b\nmergetag x\n y\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n z\n -----END PGP SIGNATURE-----\n\nmsg\n gpgsig kept\n',
+      );
       const { payload, signature } = splitCommit(raw);
       expect(payload.toString()).to.equal('tree t\nmergetag x\n y\n\nmsg\n gpgsig kept\n');
       expect(signature).to.equal('-----BEGIN PGP SIGNATURE-----\n\nz\n-----END PGP SIGNATURE-----\n');
     });
 
     it('splits a tag at the last signature block', () => {
-      const raw = Buffer.from('object o\n\nnotes\n-----BEGIN PGP SIGNATURE-----\nquoted\n-----BEGIN PGP SIGNATURE-----\nsig\n');
+      const raw = Buffer.from(
+        'object o\n\nnotes\n-----BEGIN PGP SIGNATURE-----\nquoted\n-----BEGIN PGP SIGNATURE-----\nsig\n',
+      );
       const { payload, signature } = splitTag(raw);
       expect(payload.toString()).to.equal('object o\n\nnotes\n-----BEGIN PGP SIGNATURE-----\nquoted\n');
       expect(signature).to.equal('-----BEGIN PGP SIGNATURE-----\nsig\n');
     });
   });
 
-  describe('with commits and tags signed by git and gpg', function () {
+  describe('with commits and tags signed by git and gpg', () => {
     let gnupg: string;
     let env: NodeJS.ProcessEnv;
     let armored: string;
 
     // gpg is one of the packages `make system-deps` installs; without it this fails, never skips.
-    before(function () {
+    before(() => {
       gnupg = mkdtempSync(join(tmpdir(), 'tide-gpg-'));
       env = { ...ENV, GNUPGHOME: gnupg };
-      execFileSync('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'Tide Test <test@tide.invalid>', 'ed25519', 'sign', 'never'], { env, stdio: 'ignore' });
+      execFileSync(
+        'gpg',
+        ['--batch', '--passphrase', '', '--quick-gen-key', 'Tide Test <test@tide.invalid>', 'ed25519', 'sign', 'never'],
+        { env, stdio: 'ignore' },
+      );
       armored = execFileSync('gpg', ['--armor', '--export', 'test@tide.invalid'], { env, encoding: 'utf8' });
     });
 
@@ -206,7 +246,12 @@ describe('signature verification', function () {
 
     it('verifies them with the exported public key and rejects them without it', async () => {
       writeFileSync(join(repo, 'app.yaml'), 'kind: Secret\n');
-      git(repo, ['-c', 'user.signingkey=test@tide.invalid', 'commit', '-q', '-S', '-a', '-m', 'signed by git'], undefined, env);
+      git(
+        repo,
+        ['-c', 'user.signingkey=test@tide.invalid', 'commit', '-q', '-S', '-a', '-m', 'signed by git'],
+        undefined,
+        env,
+      );
       git(repo, ['-c', 'user.signingkey=test@tide.invalid', 'tag', '-s', '-m', 'signed tag', 'v2.0.0'], undefined, env);
       const commit = git(repo, ['rev-parse', 'HEAD']);
       const tagOid = git(repo, ['rev-parse', 'v2.0.0']);
@@ -214,8 +259,16 @@ describe('signature verification', function () {
 
       expect(await verifyCommit({ fs, gitdir, commit, armoredKeys: [armored] })).to.include({ keyId: gpgKeyId });
       expect(await verifyTag({ fs, gitdir, tagOid, armoredKeys: [armored] })).to.include({ keyId: gpgKeyId });
-      const err = await verifyCommit({ fs, gitdir, commit, armoredKeys: [alice.armoredPublic, bob.armoredPublic] }).catch((e: Error) => e);
-      expect(err).to.be.instanceOf(Error).with.property('message').that.matches(new RegExp(`made by key ${gpgKeyId} does not match any of the 2 trusted keys`));
+      const err = await verifyCommit({
+        fs,
+        gitdir,
+        commit,
+        armoredKeys: [alice.armoredPublic, bob.armoredPublic],
+      }).catch((e: Error) => e);
+      expect(err)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .that.matches(new RegExp(`made by key ${gpgKeyId} does not match any of the 2 trusted keys`));
     });
   });
 

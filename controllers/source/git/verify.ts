@@ -90,7 +90,12 @@ export function splitTag(raw: Uint8Array): Signed {
   return { payload: raw.subarray(0, at), signature: Buffer.from(raw.subarray(at)).toString('utf8') };
 }
 
-async function readRaw(fs: typeof import('node:fs'), gitdir: string, oid: string, type: 'commit' | 'tag'): Promise<Uint8Array> {
+async function readRaw(
+  fs: typeof import('node:fs'),
+  gitdir: string,
+  oid: string,
+  type: 'commit' | 'tag',
+): Promise<Uint8Array> {
   const obj = await git.readObject({ fs, gitdir, oid, format: 'content' });
   if (obj.type !== type) throw new Error(`object ${oid} is a ${obj.type}, not a ${type}`);
   return obj.object as Uint8Array;
@@ -132,7 +137,9 @@ async function check(what: string, signed: Signed, armoredKeys: string[]): Promi
   // from "right key, bad signature".
   const key = keys.find((k) => k.getKeys().some((sub) => signers.some((id) => sub.getKeyID().equals(id))));
   if (!key) {
-    throw new Error(`signature of ${what} made by key ${signerText} does not match any of the ${keys.length} trusted keys`);
+    throw new Error(
+      `signature of ${what} made by key ${signerText} does not match any of the ${keys.length} trusted keys`,
+    );
   }
   const message = await openpgp.createMessage({ binary: signed.payload });
   const { signatures } = await openpgp.verify({ message, signature, verificationKeys: [key], format: 'binary' });

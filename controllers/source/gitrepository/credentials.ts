@@ -13,9 +13,13 @@ function decode(secret: V1Secret, key: string): string | undefined {
 }
 
 export async function readSecret(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret> {
-  const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace })).catch((err: unknown) => {
-    throw new SecretError(`cannot read secret '${namespace}/${name}': ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-  });
+  const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace })).catch(
+    (err: unknown) => {
+      throw new SecretError(
+        `cannot read secret '${namespace}/${name}': ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      );
+    },
+  );
   if (!secret) throw new SecretError(`secret '${namespace}/${name}' not found`);
   return secret;
 }
@@ -27,15 +31,20 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   const creds: GitCredentials = {};
   const ca = decode(secret, 'ca.crt') ?? decode(secret, 'caFile');
   if (ca !== undefined) {
-    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new SecretError(`invalid ${ref}: 'ca.crt' is not a PEM certificate`);
+    if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new SecretError(`invalid ${ref}: 'ca.crt' is not a PEM certificate`);
     creds.caPem = ca;
   }
   if (scheme === 'ssh') {
     const identity = decode(secret, 'identity');
     const knownHosts = decode(secret, 'known_hosts');
     const missing = [identity === undefined && 'identity', knownHosts === undefined && 'known_hosts'].filter(Boolean);
-    if (missing.length > 0) throw new SecretError(`invalid ${ref}: SSH needs the keys identity and known_hosts, missing ${missing.join(', ')}`);
-    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(identity!)) throw new SecretError(`invalid ${ref}: 'identity' is not a PEM or OpenSSH private key`);
+    if (missing.length > 0)
+      throw new SecretError(
+        `invalid ${ref}: SSH needs the keys identity and known_hosts, missing ${missing.join(', ')}`,
+      );
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(identity!))
+      throw new SecretError(`invalid ${ref}: 'identity' is not a PEM or OpenSSH private key`);
     creds.identity = identity!;
     creds.knownHosts = knownHosts!;
     const passphrase = decode(secret, 'password');
@@ -46,7 +55,9 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   const password = decode(secret, 'password');
   const bearerToken = decode(secret, 'bearerToken');
   if ((username === undefined) !== (password === undefined)) {
-    throw new SecretError(`invalid ${ref}: basic auth needs both username and password, found only ${username !== undefined ? 'username' : 'password'}`);
+    throw new SecretError(
+      `invalid ${ref}: basic auth needs both username and password, found only ${username !== undefined ? 'username' : 'password'}`,
+    );
   }
   if (username !== undefined && bearerToken !== undefined) {
     throw new SecretError(`invalid ${ref}: set either username/password or bearerToken, not both`);
@@ -62,7 +73,9 @@ export function pgpKeysFrom(secret: V1Secret): string[] {
     .filter((k) => k.endsWith('.asc'))
     .map((k) => decode(secret, k)!);
   if (keys.length === 0) {
-    throw new SecretError(`secret '${secret.metadata?.namespace}/${secret.metadata?.name}' has no PGP public keys (keys ending in .asc)`);
+    throw new SecretError(
+      `secret '${secret.metadata?.namespace}/${secret.metadata?.name}' has no PGP public keys (keys ending in .asc)`,
+    );
   }
   return keys;
 }

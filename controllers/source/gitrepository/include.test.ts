@@ -33,20 +33,37 @@ describe('spec.include merging', () => {
 
   it('copies fromPath of each include to toPath, replacing what the base had there', async () => {
     await writeTar(join(dir, 'base.tar.gz'), { 'app/kustomization.yaml': 'base', 'vendor/old.yaml': 'stale' });
-    await writeTar(join(dir, 'lib.tar.gz'), { 'deploy/k8s/a.yaml': 'A', 'deploy/k8s/sub/b.yaml': 'B', 'README.md': 'skip' });
+    await writeTar(join(dir, 'lib.tar.gz'), {
+      'deploy/k8s/a.yaml': 'A',
+      'deploy/k8s/sub/b.yaml': 'B',
+      'README.md': 'skip',
+    });
     await writeTar(join(dir, 'all.tar.gz'), { 'x.yaml': 'X' });
     const out = join(dir, 'out.tar.gz');
-    const { digest, size } = await mergeIncludes(join(dir, 'base.tar.gz'), [
-      { file: join(dir, 'lib.tar.gz'), fromPath: 'deploy/k8s', toPath: 'vendor' },
-      { file: join(dir, 'all.tar.gz'), fromPath: '', toPath: 'all' },
-    ], out);
-    expect(await readTar(out)).to.deep.equal({ 'app/kustomization.yaml': 'base', 'vendor/a.yaml': 'A', 'vendor/sub/b.yaml': 'B', 'all/x.yaml': 'X' });
+    const { digest, size } = await mergeIncludes(
+      join(dir, 'base.tar.gz'),
+      [
+        { file: join(dir, 'lib.tar.gz'), fromPath: 'deploy/k8s', toPath: 'vendor' },
+        { file: join(dir, 'all.tar.gz'), fromPath: '', toPath: 'all' },
+      ],
+      out,
+    );
+    expect(await readTar(out)).to.deep.equal({
+      'app/kustomization.yaml': 'base',
+      'vendor/a.yaml': 'A',
+      'vendor/sub/b.yaml': 'B',
+      'all/x.yaml': 'X',
+    });
     expect(size).to.equal(readFileSync(out).length);
     const again = join(dir, 'again.tar.gz');
-    const second = await mergeIncludes(join(dir, 'base.tar.gz'), [
-      { file: join(dir, 'lib.tar.gz'), fromPath: 'deploy/k8s', toPath: 'vendor' },
-      { file: join(dir, 'all.tar.gz'), fromPath: '', toPath: 'all' },
-    ], again);
+    const second = await mergeIncludes(
+      join(dir, 'base.tar.gz'),
+      [
+        { file: join(dir, 'lib.tar.gz'), fromPath: 'deploy/k8s', toPath: 'vendor' },
+        { file: join(dir, 'all.tar.gz'), fromPath: '', toPath: 'all' },
+      ],
+      again,
+    );
     expect(second.digest).to.equal(digest, 'reproducible');
   });
 

@@ -31,7 +31,11 @@ function under(path: string, dir: string): boolean {
   return dir === '' || path === dir || path.startsWith(`${dir}/`);
 }
 
-export async function mergeIncludes(baseFile: string, includes: IncludeSource[], outFile: string): Promise<{ digest: string; size: number }> {
+export async function mergeIncludes(
+  baseFile: string,
+  includes: IncludeSource[],
+  outFile: string,
+): Promise<{ digest: string; size: number }> {
   const pack = tar.pack();
   const meter = digestMeter();
   const written = pipeline(pack, createGzip(), meter.stream, createWriteStream(outFile));

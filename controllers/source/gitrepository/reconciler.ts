@@ -79,7 +79,11 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     const includes = await this.step(ctx, ConditionType.IncludeUnavailable, () => this.includeSources(obj, spec));
     const timeoutMs = parseDuration(spec.timeout ?? '60s');
     const transport = await this.step(ctx, ConditionType.FetchFailed, async () =>
-      openTransport(spec.url, creds, { timeoutMs, maxBytes: this.deps.maxSize, signal: AbortSignal.timeout(timeoutMs) }),
+      openTransport(spec.url, creds, {
+        timeoutMs,
+        maxBytes: this.deps.maxSize,
+        signal: AbortSignal.timeout(timeoutMs),
+      }),
     );
     try {
       const resolved = await this.step(ctx, ConditionType.FetchFailed, () => this.resolve(transport, spec));
@@ -98,7 +102,13 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
         if (current) {
           ctx.status.conditions = setCondition(
             ctx.status.conditions,
-            { type: ConditionType.ArtifactOutdated, status: 'True', reason: Reason.NewRevision, message: 'new revision or configuration to build', observedGeneration: obj.metadata?.generation },
+            {
+              type: ConditionType.ArtifactOutdated,
+              status: 'True',
+              reason: Reason.NewRevision,
+              message: 'new revision or configuration to build',
+              observedGeneration: obj.metadata?.generation,
+            },
             ctx.now(),
           );
         }
@@ -107,16 +117,29 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     } finally {
       transport.close();
     }
-    for (const type of [ConditionType.FetchFailed, ConditionType.IncludeUnavailable, ConditionType.StorageOperationFailed, ConditionType.ArtifactOutdated]) {
+    for (const type of [
+      ConditionType.FetchFailed,
+      ConditionType.IncludeUnavailable,
+      ConditionType.StorageOperationFailed,
+      ConditionType.ArtifactOutdated,
+    ]) {
       ctx.status.conditions = removeCondition(ctx.status.conditions, type);
     }
     const message = `stored artifact for revision '${ctx.status.artifact!.revision}'`;
     ctx.status.conditions = setCondition(
       ctx.status.conditions,
-      { type: ConditionType.ArtifactInStorage, status: 'True', reason: Reason.Succeeded, message, observedGeneration: obj.metadata?.generation },
+      {
+        type: ConditionType.ArtifactInStorage,
+        status: 'True',
+        reason: Reason.Succeeded,
+        message,
+        observedGeneration: obj.metadata?.generation,
+      },
       ctx.now(),
     );
-    await storage.garbageCollect(dir, ctx.status.artifact!.path).catch((err: unknown) => ctx.logger.error('artifact garbage collection failed', { error: err }));
+    await storage
+      .garbageCollect(dir, ctx.status.artifact!.path)
+      .catch((err: unknown) => ctx.logger.error('artifact garbage collection failed', { error: err }));
     return { type: 'success', reason: Reason.Succeeded, message, requeueAfterMs: interval };
   }
 
@@ -127,7 +150,11 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     } catch (err) {
       const e = classify(err);
       if (e.outcome !== 'stalled') {
-        ctx.status.conditions = setCondition(ctx.status.conditions, { type: condition, status: 'True', reason: e.reason, message: e.message }, ctx.now());
+        ctx.status.conditions = setCondition(
+          ctx.status.conditions,
+          { type: condition, status: 'True', reason: e.reason, message: e.message },
+          ctx.now(),
+        );
       }
       throw e;
     }
@@ -143,18 +170,44 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       throw stalled(Reason.URLInvalid, `invalid URL '${safeUrl(spec.url)}': it does not parse`);
     }
     if (!['http:', 'https:', 'ssh:'].includes(url.protocol)) {
-      throw stalled(Reason.URLInvalid, `unsupported URL scheme '${url.protocol.replace(':', '')}': use http, https or ssh`);
+      throw stalled(
+        Reason.URLInvalid,
+        `unsupported URL scheme '${url.protocol.replace(':', '')}': use http, https or ssh`,
+      );
     }
-    if (url.password) throw stalled(Reason.URLInvalid, `credentials in the URL are not supported; put them in the Secret of spec.secretRef`);
+    if (url.password)
+      throw stalled(
+        Reason.URLInvalid,
+        `credentials in the URL are not supported; put them in the Secret of spec.secretRef`,
+      );
     if (spec.provider && spec.provider !== 'generic') {
-      throw stalled(Reason.UnsupportedFeature, `spec.provider '${spec.provider}' is not supported yet; use the generic provider with spec.secretRef`);
+      throw stalled(
+        Reason.UnsupportedFeature,
+        `spec.provider '${spec.provider}' is not supported yet; use the generic provider with spec.secretRef`,
+      );
     }
-    if (spec.recurseSubmodules) throw stalled(Reason.UnsupportedFeature, 'spec.recurseSubmodules is not supported yet; use spec.include to combine repositories');
-    if (spec.sparseCheckout?.length) throw stalled(Reason.UnsupportedFeature, 'spec.sparseCheckout is not supported yet; use spec.ignore to limit the artifact');
+    if (spec.recurseSubmodules)
+      throw stalled(
+        Reason.UnsupportedFeature,
+        'spec.recurseSubmodules is not supported yet; use spec.include to combine repositories',
+      );
+    if (spec.sparseCheckout?.length)
+      throw stalled(
+        Reason.UnsupportedFeature,
+        'spec.sparseCheckout is not supported yet; use spec.ignore to limit the artifact',
+      );
     if (spec.proxySecretRef) throw stalled(Reason.UnsupportedFeature, 'spec.proxySecretRef is not supported yet');
     const mode = spec.verify?.mode;
-    if ((mode === 'Tag' || mode === 'TagAndHEAD') && !spec.ref?.tag && !spec.ref?.semver && !spec.ref?.name?.startsWith('refs/tags/')) {
-      throw stalled(Reason.InvalidSpec, `spec.verify.mode ${mode} needs a tag reference (spec.ref.tag, semver or a refs/tags/ name)`);
+    if (
+      (mode === 'Tag' || mode === 'TagAndHEAD') &&
+      !spec.ref?.tag &&
+      !spec.ref?.semver &&
+      !spec.ref?.name?.startsWith('refs/tags/')
+    ) {
+      throw stalled(
+        Reason.InvalidSpec,
+        `spec.verify.mode ${mode} needs a tag reference (spec.ref.tag, semver or a refs/tags/ name)`,
+      );
     }
     try {
       for (const inc of spec.include ?? []) {
@@ -163,7 +216,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       }
       resolveRef(spec.ref, []);
     } catch (err) {
-      if (err instanceof InvalidRefError || err instanceof IncludePathError) throw stalled(Reason.InvalidSpec, err.message);
+      if (err instanceof InvalidRefError || err instanceof IncludePathError)
+        throw stalled(Reason.InvalidSpec, err.message);
       if (!(err instanceof RefNotFoundError)) throw err;
     }
     return spec;
@@ -217,7 +271,10 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
         } catch (err) {
           if (!(err instanceof CommitNotFoundError)) throw err;
           const where = spec.ref?.branch ? `branch '${spec.ref.branch}'` : 'the repository';
-          throw failed(Reason.GitOperationFailed, `commit '${resolved.commit}' not found in ${where} of '${safeUrl(spec.url)}'`);
+          throw failed(
+            Reason.GitOperationFailed,
+            `commit '${resolved.commit}' not found in ${where} of '${safeUrl(spec.url)}'`,
+          );
         }
       });
       if (spec.verify) await this.verify(obj, spec, ctx, gitdir, commit, resolved);
@@ -226,11 +283,25 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       const summary = await this.step(ctx, ConditionType.StorageOperationFailed, () =>
         this.archive(path, async (tmp) => {
           if (includes.length === 0) {
-            return writeArtifact({ fs, gitdir, commit, out: tmp, ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}), maxBytes: this.deps.maxSize });
+            return writeArtifact({
+              fs,
+              gitdir,
+              commit,
+              out: tmp,
+              ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
+              maxBytes: this.deps.maxSize,
+            });
           }
           const own = `${tmp}.own`;
           try {
-            await writeArtifact({ fs, gitdir, commit, out: own, ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}), maxBytes: this.deps.maxSize });
+            await writeArtifact({
+              fs,
+              gitdir,
+              commit,
+              out: own,
+              ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
+              maxBytes: this.deps.maxSize,
+            });
             return await mergeIncludes(own, includes, tmp);
           } finally {
             await rm(own, { force: true });
@@ -240,7 +311,10 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       const previous = ctx.status.artifact?.revision;
       ctx.status.artifact = {
         digest: summary.digest,
-        lastUpdateTime: ctx.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        lastUpdateTime: ctx
+          .now()
+          .toISOString()
+          .replace(/\.\d{3}Z$/, 'Z'),
         path,
         revision,
         size: summary.size,
@@ -248,7 +322,9 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       };
       ctx.status.observedIgnore = spec.ignore;
       ctx.status.observedInclude = spec.include;
-      ctx.status.includedArtifacts = includes.length ? (includes as unknown as { artifact: NonNullable<GitRepositoryStatus['artifact']> }[]).map((i) => i.artifact) : undefined;
+      ctx.status.includedArtifacts = includes.length
+        ? (includes as unknown as { artifact: NonNullable<GitRepositoryStatus['artifact']> }[]).map((i) => i.artifact)
+        : undefined;
       if (previous !== revision) {
         const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit });
         ctx.event('Normal', Reason.NewArtifact, `stored artifact for commit '${c.message.split('\n')[0]}'`);
@@ -263,14 +339,28 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     try {
       return await this.deps.storage.writeAtomic(path, write);
     } catch (err) {
-      throw failed(Reason.ArchiveOperationFailed, `failed to archive artifact: ${err instanceof Error ? err.message : String(err)}`);
+      throw failed(
+        Reason.ArchiveOperationFailed,
+        `failed to archive artifact: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 
-  private async verify(obj: GitRepository, spec: GitRepositorySpec, ctx: Ctx, gitdir: string, commit: string, resolved: Resolved): Promise<void> {
+  private async verify(
+    obj: GitRepository,
+    spec: GitRepositorySpec,
+    ctx: Ctx,
+    gitdir: string,
+    commit: string,
+    resolved: Resolved,
+  ): Promise<void> {
     const mode = spec.verify!.mode === 'head' ? 'HEAD' : (spec.verify!.mode ?? 'HEAD');
     const set = (status: 'True' | 'False', reason: string, message: string) => {
-      ctx.status.conditions = setCondition(ctx.status.conditions, { type: ConditionType.SourceVerified, status, reason, message, observedGeneration: obj.metadata?.generation }, ctx.now());
+      ctx.status.conditions = setCondition(
+        ctx.status.conditions,
+        { type: ConditionType.SourceVerified, status, reason, message, observedGeneration: obj.metadata?.generation },
+        ctx.now(),
+      );
     };
     try {
       const secret = await readSecret(this.deps.kubeConfig, obj.metadata!.namespace!, spec.verify!.secretRef.name);
@@ -279,7 +369,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       const { verifyCommit, verifyTag } = await import('../git/verify.ts');
       const verified: string[] = [];
       if (mode === 'Tag' || mode === 'TagAndHEAD') {
-        if (!resolved.tagObject) throw new Error(`tag '${resolved.revisionName}' is a lightweight tag; only annotated tags carry a signature`);
+        if (!resolved.tagObject)
+          throw new Error(`tag '${resolved.revisionName}' is a lightweight tag; only annotated tags carry a signature`);
         const sig = await verifyTag({ fs, gitdir, tagOid: resolved.tagObject, armoredKeys });
         verified.push(`tag '${resolved.revisionName}' with key ${sig.keyId}`);
       }
@@ -293,7 +384,10 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       const message = err instanceof Error ? err.message : String(err);
       set('False', Reason.Failed, message);
       ctx.status.sourceVerificationMode = undefined;
-      throw failed(err instanceof SecretError ? Reason.AuthenticationFailed : Reason.VerificationError, `signature verification failed: ${message}`);
+      throw failed(
+        err instanceof SecretError ? Reason.AuthenticationFailed : Reason.VerificationError,
+        `signature verification failed: ${message}`,
+      );
     }
   }
 }
@@ -303,7 +397,8 @@ function classify(err: unknown) {
   if (err instanceof Error && err.name === 'ReconcileError') return err as ReturnType<typeof failed>;
   if (err instanceof SecretError) return failed(Reason.AuthenticationFailed, err.message);
   if (err instanceof TransportError) {
-    const reason = err.kind === 'auth' || err.kind === 'hostkey' ? Reason.AuthenticationFailed : Reason.GitOperationFailed;
+    const reason =
+      err.kind === 'auth' || err.kind === 'hostkey' ? Reason.AuthenticationFailed : Reason.GitOperationFailed;
     return failed(reason, err.message);
   }
   if (err instanceof RefNotFoundError) return failed(Reason.GitOperationFailed, err.message);

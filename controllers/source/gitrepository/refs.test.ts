@@ -1,5 +1,13 @@
 import { expect } from 'chai';
-import { InvalidRefError, RefNotFoundError, resolveRef, revisionOf, semverRange, validateRef, type AdvertisedRef } from './refs.ts';
+import {
+  InvalidRefError,
+  RefNotFoundError,
+  resolveRef,
+  revisionOf,
+  semverRange,
+  validateRef,
+  type AdvertisedRef,
+} from './refs.ts';
 
 const sha = (c: string) => c.repeat(40).slice(0, 40);
 const advertised: AdvertisedRef[] = [
@@ -15,7 +23,12 @@ const advertised: AdvertisedRef[] = [
 
 describe('GitRepository ref resolution', () => {
   it('defaults to the master branch', () => {
-    expect(resolveRef(undefined, advertised)).to.deep.include({ fetchRef: 'refs/heads/master', commit: sha('a'), revisionName: 'master', shallow: true });
+    expect(resolveRef(undefined, advertised)).to.deep.include({
+      fetchRef: 'refs/heads/master',
+      commit: sha('a'),
+      revisionName: 'master',
+      shallow: true,
+    });
   });
 
   it('follows Flux precedence: commit > name > semver > tag > branch', () => {
@@ -32,7 +45,11 @@ describe('GitRepository ref resolution', () => {
   });
 
   it('peels annotated tags to their commit and keeps the tag object for verification', () => {
-    expect(resolveRef({ tag: 'v1.2.0' }, advertised)).to.deep.include({ commit: sha('e'), tagObject: sha('d'), fetchRef: 'refs/tags/v1.2.0' });
+    expect(resolveRef({ tag: 'v1.2.0' }, advertised)).to.deep.include({
+      commit: sha('e'),
+      tagObject: sha('d'),
+      fetchRef: 'refs/tags/v1.2.0',
+    });
     expect(resolveRef({ tag: 'v1.0.0' }, advertised)).to.not.have.property('tagObject');
   });
 
@@ -40,7 +57,10 @@ describe('GitRepository ref resolution', () => {
     expect(resolveRef({ semver: '*' }, advertised).revisionName).to.equal('v1.2.0');
     expect(resolveRef({ semver: '~1.0' }, advertised).revisionName).to.equal('v1.0.0');
     expect(resolveRef({ semver: '>=2.0.0-rc.0' }, advertised).revisionName).to.equal('v2.0.0-rc.1');
-    expect(() => resolveRef({ semver: '>=3' }, advertised)).to.throw(RefNotFoundError, "no tag matches semver range '>=3'");
+    expect(() => resolveRef({ semver: '>=3' }, advertised)).to.throw(
+      RefNotFoundError,
+      "no tag matches semver range '>=3'",
+    );
   });
 
   it('a commit alone is fetched in full and has a bare sha1 revision', () => {
@@ -51,8 +71,11 @@ describe('GitRepository ref resolution', () => {
   });
 
   it('names what is missing', () => {
-    expect(() => resolveRef({ branch: 'nope' }, advertised)).to.throw(RefNotFoundError, "couldn't find remote ref 'refs/heads/nope' for branch 'nope'");
-    expect(() => resolveRef({ tag: 'v9' }, advertised)).to.throw(RefNotFoundError, "refs/tags/v9");
+    expect(() => resolveRef({ branch: 'nope' }, advertised)).to.throw(
+      RefNotFoundError,
+      "couldn't find remote ref 'refs/heads/nope' for branch 'nope'",
+    );
+    expect(() => resolveRef({ tag: 'v9' }, advertised)).to.throw(RefNotFoundError, 'refs/tags/v9');
     expect(() => resolveRef({ commit: sha('9'), branch: 'gone' }, advertised)).to.throw(RefNotFoundError, 'gone');
   });
 

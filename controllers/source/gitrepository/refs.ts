@@ -49,7 +49,10 @@ const COMPARATOR = /^(>=|<=|>|<|=|~|\^)?v?(\d+|[xX*])(\.(\d+|[xX*])){0,2}(-[0-9A
 export function semverRange(text: string): string {
   const invalid = () => new InvalidRefError(`invalid semver range '${text}' in spec.ref.semver`);
   const parts = text.split('||').map((part) => {
-    const tokens = part.replace(/(>=|<=|>|<|=|~|\^)\s+/g, '$1').split(/[\s,]+/).filter(Boolean);
+    const tokens = part
+      .replace(/(>=|<=|>|<|=|~|\^)\s+/g, '$1')
+      .split(/[\s,]+/)
+      .filter(Boolean);
     if (tokens.length === 0) throw invalid();
     tokens.forEach((t, i) => {
       const hyphen = t === '-' && i > 0 && i < tokens.length - 1;
@@ -105,8 +108,15 @@ export function resolveRef(ref: RefSpec | undefined, advertised: AdvertisedRef[]
     const range = semverRange(ref.semver);
     const tags = advertised
       .filter((r) => r.ref.startsWith('refs/tags/'))
-      .map((r) => ({ r, tag: r.ref.slice('refs/tags/'.length), version: semver.valid(r.ref.slice('refs/tags/'.length), { loose: true }) }))
-      .filter((t): t is { r: AdvertisedRef; tag: string; version: string } => t.version !== null && semver.satisfies(t.version, range, { loose: true }));
+      .map((r) => ({
+        r,
+        tag: r.ref.slice('refs/tags/'.length),
+        version: semver.valid(r.ref.slice('refs/tags/'.length), { loose: true }),
+      }))
+      .filter(
+        (t): t is { r: AdvertisedRef; tag: string; version: string } =>
+          t.version !== null && semver.satisfies(t.version, range, { loose: true }),
+      );
     if (tags.length === 0) throw new RefNotFoundError(`no tag matches semver range '${ref.semver}'`);
     // Highest version wins; between tags of equal version (v1.0.0 and 1.0.0) the name decides, for stability.
     tags.sort((a, b) => semver.rcompare(a.version, b.version) || a.tag.localeCompare(b.tag));

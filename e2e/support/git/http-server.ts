@@ -44,7 +44,12 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
   const requests: RecordedRequest[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://server.invalid');
-    const record: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, authorization: req.headers.authorization, status: 0 };
+    const record: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      authorization: req.headers.authorization,
+      status: 0,
+    };
     requests.push(record);
     res.on('finish', () => {
       record.status = res.statusCode;
@@ -97,7 +102,13 @@ function authenticate(auth: HttpAuth, header: string | undefined): string | unde
 }
 
 /** Runs `git http-backend` for one request, per its CGI contract, and relays its answer. */
-function runHttpBackend(root: string, url: URL, user: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+function runHttpBackend(
+  root: string,
+  url: URL,
+  user: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): void {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     GIT_CONFIG_NOSYSTEM: '1',

@@ -53,12 +53,20 @@ const gitEnv: NodeJS.ProcessEnv = {
 };
 
 /** Runs git and returns its trimmed stdout; the error names the command and git's stderr. */
-export function git(args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export function git(
+  args: string[],
+  opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('git', args, { cwd: opts.cwd, env: { ...gitEnv, ...opts.env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`git ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve(stdout.trim());
-    });
+    const child = execFile(
+      'git',
+      args,
+      { cwd: opts.cwd, env: { ...gitEnv, ...opts.env }, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`git ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+        else resolve(stdout.trim());
+      },
+    );
     // git may exit before reading all of stdin; that surfaces as its own error, not EPIPE.
     child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input);
@@ -94,7 +102,9 @@ export async function commit(repoPath: string, opts: CommitOptions): Promise<str
     }
     const tree = await git(['write-tree'], { cwd: repoPath, env });
     const parents = parent ? ['-p', parent] : [];
-    const sha = await git(['commit-tree', tree, ...parents, '-m', opts.message ?? `update ${opts.branch}`], { cwd: repoPath });
+    const sha = await git(['commit-tree', tree, ...parents, '-m', opts.message ?? `update ${opts.branch}`], {
+      cwd: repoPath,
+    });
     await git(['update-ref', `refs/heads/${opts.branch}`, sha], { cwd: repoPath });
     return sha;
   } finally {

@@ -73,9 +73,17 @@ export async function startGitSshServer(opts: GitSshServerOptions): Promise<GitS
   const read = (name: string) => fs.readFileSync(file(name), 'utf8');
   const publicKey = (name: string) => read(`${name}.pub`).trim().split(/\s+/).slice(0, 2).join(' ');
   const clientKey = { privateKey: read('client'), publicKey: publicKey('client') };
-  const encryptedClientKey = { privateKey: read('client_encrypted'), publicKey: publicKey('client_encrypted'), passphrase };
+  const encryptedClientKey = {
+    privateKey: read('client_encrypted'),
+    publicKey: publicKey('client_encrypted'),
+    passphrase,
+  };
   // `restrict`: no pty, no forwarding; git-shell as login shell limits the commands.
-  fs.writeFileSync(file('authorized_keys'), `restrict ${clientKey.publicKey}\nrestrict ${encryptedClientKey.publicKey}\n`, { mode: 0o644 });
+  fs.writeFileSync(
+    file('authorized_keys'),
+    `restrict ${clientKey.publicKey}\nrestrict ${encryptedClientKey.publicKey}\n`,
+    { mode: 0o644 },
+  );
 
   const port = await freePort();
   fs.writeFileSync(file('sshd_config'), sshdConfig(dir, port));
@@ -85,7 +93,9 @@ export async function startGitSshServer(opts: GitSshServerOptions): Promise<GitS
     await eventually(
       async () => {
         if (sshd.exitCode !== null || sshd.signalCode !== null) {
-          throw new Error(`sshd exited (${sshd.exitCode ?? sshd.signalCode}): ${fs.readFileSync(logPath, 'utf8').trim()}`);
+          throw new Error(
+            `sshd exited (${sshd.exitCode ?? sshd.signalCode}): ${fs.readFileSync(logPath, 'utf8').trim()}`,
+          );
         }
         await readBanner(port);
       },
@@ -193,7 +203,15 @@ async function ensureGitUser(): Promise<void> {
       throw new Error(`the SSH test server needs a system user ${gitUser}; run the tests as root once to create it`);
     }
     try {
-      await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', gitShell, gitUser]);
+      await run('useradd', [
+        '--system',
+        '--no-create-home',
+        '--home-dir',
+        '/nonexistent',
+        '--shell',
+        gitShell,
+        gitUser,
+      ]);
     } catch (err) {
       // Another test process may have created it meanwhile.
       if (!(await run('getent', ['passwd', gitUser]).catch(() => ''))) throw err;
@@ -221,7 +239,9 @@ function makeReadableForOthers(dir: string): void {
     const parentMode = fs.statSync(parent).mode;
     if ((parentMode & 0o001) !== 0) continue;
     if (!parent.startsWith(`${tmp}${path.sep}`)) {
-      throw new Error(`${parent} is not searchable by other users, so ${gitUser} cannot reach ${dir}; put the repositories under ${tmp}`);
+      throw new Error(
+        `${parent} is not searchable by other users, so ${gitUser} cannot reach ${dir}; put the repositories under ${tmp}`,
+      );
     }
     fs.chmodSync(parent, parentMode | 0o001);
   }

@@ -31,32 +31,45 @@ describe("writing the Kustomization's fields into kustomization.yaml", () => {
   });
 
   it('replaces namespace, namePrefix and nameSuffix, quoting values that look like numbers', async () => {
-    const doc = parse(await edit('namespace: old\nnamePrefix: a-\nresources: [x.yaml]\n', { targetNamespace: '1234', namePrefix: 'b-', nameSuffix: '-true' }));
+    const doc = parse(
+      await edit('namespace: old\nnamePrefix: a-\nresources: [x.yaml]\n', {
+        targetNamespace: '1234',
+        namePrefix: 'b-',
+        nameSuffix: '-true',
+      }),
+    );
     expect(doc).to.deep.equal({ namespace: '1234', namePrefix: 'b-', nameSuffix: '-true', resources: ['x.yaml'] });
   });
 
   it('appends patches and components after the file’s own, keeping only selector fields', async () => {
     const doc = parse(
-      await edit(
-        'patches:\n  - path: mine.yaml\ncomponents: [../c1]\n',
-        {
-          patches: [{ patch: 'line1\nline2\n', target: { kind: 'Deployment', labelSelector: 'a=b', extra: 'dropped' } as never }, { patch: '[]' }],
-          components: ['../c2'],
-        },
-      ),
+      await edit('patches:\n  - path: mine.yaml\ncomponents: [../c1]\n', {
+        patches: [
+          { patch: 'line1\nline2\n', target: { kind: 'Deployment', labelSelector: 'a=b', extra: 'dropped' } as never },
+          { patch: '[]' },
+        ],
+        components: ['../c2'],
+      }),
     );
-    expect(doc.patches).to.deep.equal([{ path: 'mine.yaml' }, { patch: 'line1\nline2\n', target: { kind: 'Deployment', labelSelector: 'a=b' } }, { patch: '[]' }]);
+    expect(doc.patches).to.deep.equal([
+      { path: 'mine.yaml' },
+      { patch: 'line1\nline2\n', target: { kind: 'Deployment', labelSelector: 'a=b' } },
+      { patch: '[]' },
+    ]);
     expect(doc.components).to.deep.equal(['../c1', '../c2']);
   });
 
   it('replaces an image entry of the same name and appends new ones', async () => {
     const doc = parse(
-      await edit('images:\n  - name: nginx\n    newName: my/nginx\n    newTag: "1"\n  - name: redis\n    newTag: "7"\n', {
-        images: [
-          { name: 'nginx', newTag: '2' },
-          { name: 'app', newName: 'registry/app', digest: 'sha256:abc' },
-        ],
-      }),
+      await edit(
+        'images:\n  - name: nginx\n    newName: my/nginx\n    newTag: "1"\n  - name: redis\n    newTag: "7"\n',
+        {
+          images: [
+            { name: 'nginx', newTag: '2' },
+            { name: 'app', newName: 'registry/app', digest: 'sha256:abc' },
+          ],
+        },
+      ),
     );
     expect(doc.images).to.deep.equal([
       { name: 'nginx', newTag: '2' },
@@ -76,7 +89,9 @@ describe("writing the Kustomization's fields into kustomization.yaml", () => {
 
   it('makes an empty kustomization buildable and refuses files that are not mappings or lists', async () => {
     expect(parse(await edit('', {}))).to.deep.equal({ resources: [] });
-    expect(parse(await edit('apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n', {}))).to.deep.include({ resources: [] });
+    expect(parse(await edit('apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n', {}))).to.deep.include(
+      { resources: [] },
+    );
     const list = await edit('- a\n', {}).catch((e: unknown) => e);
     expect(list).to.be.instanceOf(BuildError);
     expect((list as Error).message).to.equal('kustomization.yaml is not a YAML mapping');

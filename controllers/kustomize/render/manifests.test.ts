@@ -104,15 +104,23 @@ describe('buildManifests: artifact URL to objects (real kustomize)', function ()
       timeoutMs: 30_000,
       readVariables: async (kind, name) => {
         reads.push(`${kind}/${name}`);
-        return kind === 'ConfigMap' && name === 'cluster-vars' ? { cluster_region: 'eu-west-1', replicas: '3' } : undefined;
+        return kind === 'ConfigMap' && name === 'cluster-vars'
+          ? { cluster_region: 'eu-west-1', replicas: '3' }
+          : undefined;
       },
     });
     expect(reads).to.deep.equal(['ConfigMap/cluster-vars', 'Secret/optional-vars']);
-    expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).to.deep.equal(['ConfigMap/prod/script', 'Deployment/prod/web']);
-    const [script, web] = objects as [(typeof objects)[0], (typeof objects)[0] & { spec: Record<string, any> }];
+    expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).to.deep.equal([
+      'ConfigMap/prod/script',
+      'Deployment/prod/web',
+    ]);
+    type Deployment = (typeof objects)[0] & {
+      spec: { replicas: number; template: { metadata: unknown; spec: { containers: { args: string[] }[] } } };
+    };
+    const [script, web] = objects as [(typeof objects)[0], Deployment];
     expect(script.data).to.deep.equal({ 'run.sh': 'echo ${HOME}' });
     expect(web.spec.replicas).to.equal(3);
-    expect(web.spec.template.spec.containers[0].args).to.deep.equal(['--env=production', '--literal=${HOME}']);
+    expect(web.spec.template.spec.containers[0]!.args).to.deep.equal(['--env=production', '--literal=${HOME}']);
     expect(web.spec.template.metadata).to.deep.equal({ labels: { app: 'web' } });
     expect(web.metadata.labels).to.deep.equal({ team: 'web' });
     expect(web.metadata.annotations).to.deep.equal({ region: 'eu-west-1', note: '${cluster_env}' });

@@ -29,7 +29,10 @@ const DIGEST = /^(sha256|sha384|sha512):([0-9a-f]+)$/;
 
 function parseDigest(digest: string): { algorithm: string; hex: string } {
   const m = DIGEST.exec(digest);
-  if (!m) throw new ArtifactError(`unsupported artifact digest ${JSON.stringify(digest)}; expected sha256:<hex>, sha384:<hex> or sha512:<hex>`);
+  if (!m)
+    throw new ArtifactError(
+      `unsupported artifact digest ${JSON.stringify(digest)}; expected sha256:<hex>, sha384:<hex> or sha512:<hex>`,
+    );
   return { algorithm: m[1]!, hex: m[2]! };
 }
 
@@ -39,7 +42,8 @@ function hashingLimit(algorithm: string, maxBytes: number, url: string): { strea
   const stream = new Transform({
     transform(chunk: Buffer, _enc, done) {
       size += chunk.length;
-      if (size > maxBytes) return done(new ArtifactError(`artifact ${url} is larger than the limit of ${maxBytes} bytes`));
+      if (size > maxBytes)
+        return done(new ArtifactError(`artifact ${url} is larger than the limit of ${maxBytes} bytes`));
       hash.update(chunk);
       done(null, chunk);
     },
@@ -66,13 +70,18 @@ async function download(url: string, file: string, opts: FetchOptions): Promise<
   }
   const meter = hashingLimit(algorithm, opts.maxBytes, url);
   try {
-    await pipeline(Readable.fromWeb(response.body as ReadableStream<Uint8Array>), meter.stream, createWriteStream(file));
+    await pipeline(
+      Readable.fromWeb(response.body as ReadableStream<Uint8Array>),
+      meter.stream,
+      createWriteStream(file),
+    );
   } catch (err) {
     if (err instanceof ArtifactError) throw err;
     throw new ArtifactError(`downloading artifact ${url}: ${describe(err, opts.timeoutMs)}`);
   }
   const actual = meter.digest();
-  if (actual !== opts.digest) throw new ArtifactError(`artifact ${url} failed verification: expected digest ${opts.digest}, got ${actual}`);
+  if (actual !== opts.digest)
+    throw new ArtifactError(`artifact ${url} failed verification: expected digest ${opts.digest}, got ${actual}`);
 }
 
 function describe(err: unknown, timeoutMs: number): string {

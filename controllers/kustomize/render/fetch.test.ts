@@ -1,6 +1,16 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -36,7 +46,13 @@ async function tarball(entries: TarEntry[]): Promise<Buffer> {
   const done = pipeline(pack, createGzip(), sink);
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, mtime: new Date(0) };
+    const header = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      linkname: e.linkname,
+      mtime: new Date(0),
+    };
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
       if (type === 'file') pack.entry(header, e.body ?? '', cb);
@@ -62,7 +78,8 @@ describe('artifact unpacking', () => {
     attempt = 0;
   });
 
-  const unpack = async (entries: TarEntry[], lim = limits, into = dest) => extractTarball(Readable.from([await tarball(entries)]), into, lim);
+  const unpack = async (entries: TarEntry[], lim = limits, into = dest) =>
+    extractTarball(Readable.from([await tarball(entries)]), into, lim);
   const refused = async (entries: TarEntry[], pattern: RegExp, lim = limits) => {
     const err = await unpack(entries, lim, join(base, `attempt-${++attempt}`)).then(
       () => undefined,
@@ -102,8 +119,14 @@ describe('artifact unpacking', () => {
   });
 
   it('refuses symlinks that lead outside, directly or through other symlinks', async () => {
-    await refused([{ name: 'etc', type: 'symlink', linkname: '/etc' }], /"etc" is a symlink to the absolute path "\/etc"/);
-    await refused([{ name: 'a/up', type: 'symlink', linkname: '../../..' }], /"a\/up" is a symlink to "\.\.\/\.\.\/\.\.", outside/);
+    await refused(
+      [{ name: 'etc', type: 'symlink', linkname: '/etc' }],
+      /"etc" is a symlink to the absolute path "\/etc"/,
+    );
+    await refused(
+      [{ name: 'a/up', type: 'symlink', linkname: '../../..' }],
+      /"a\/up" is a symlink to "\.\.\/\.\.\/\.\.", outside/,
+    );
     await refused(
       [
         { name: 'here', type: 'symlink', linkname: '.' },
@@ -120,7 +143,10 @@ describe('artifact unpacking', () => {
     );
     for (let i = 1; i <= attempt; i++) {
       const dir = join(base, `attempt-${i}`);
-      expect(readdirSync(dir).some((n) => lstatSync(join(dir, n)).isSymbolicLink()), `attempt ${i} created a symlink`).to.equal(false);
+      expect(
+        readdirSync(dir).some((n) => lstatSync(join(dir, n)).isSymbolicLink()),
+        `attempt ${i} created a symlink`,
+      ).to.equal(false);
     }
   });
 
@@ -181,12 +207,16 @@ describe('artifact unpacking', () => {
   });
 
   it('refuses a corrupt stream and a directory that is not empty', async () => {
-    const err = await extractTarball(Readable.from([Buffer.from('not gzip at all')]), dest, limits).catch((e: unknown) => e);
+    const err = await extractTarball(Readable.from([Buffer.from('not gzip at all')]), dest, limits).catch(
+      (e: unknown) => e,
+    );
     expect(err).to.be.instanceOf(ArtifactError);
     expect((err as Error).message).to.match(/unpacking the artifact/);
     mkdirSync(join(base, 'full'));
     writeFileSync(join(base, 'full', 'x'), '');
-    const full = await extractTarball(Readable.from([await tarball([])]), join(base, 'full'), limits).catch((e: unknown) => e);
+    const full = await extractTarball(Readable.from([await tarball([])]), join(base, 'full'), limits).catch(
+      (e: unknown) => e,
+    );
     expect((full as Error).message).to.match(/not empty/);
   });
 });
@@ -244,7 +274,9 @@ describe('artifact download', () => {
   });
 
   it('reports a missing artifact as ArtifactNotFoundError and a server error as ArtifactError', async () => {
-    const missing = await fetchArtifact(`${url}/gone.tar.gz`, opts(sha256(Buffer.from(''))), dest).catch((e: unknown) => e);
+    const missing = await fetchArtifact(`${url}/gone.tar.gz`, opts(sha256(Buffer.from(''))), dest).catch(
+      (e: unknown) => e,
+    );
     expect(missing).to.be.instanceOf(ArtifactNotFoundError);
     const broken = await fetchArtifact(`${url}/broken`, opts(sha256(Buffer.from(''))), dest).catch((e: unknown) => e);
     expect(broken).to.be.instanceOf(ArtifactError).and.not.instanceOf(ArtifactNotFoundError);
@@ -252,18 +284,24 @@ describe('artifact download', () => {
   });
 
   it('gives up after the timeout', async () => {
-    const err = await fetchArtifact(`${url}/slow`, opts(sha256(Buffer.from('')), { timeoutMs: 200 }), dest).catch((e: unknown) => e);
+    const err = await fetchArtifact(`${url}/slow`, opts(sha256(Buffer.from('')), { timeoutMs: 200 }), dest).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).message).to.match(/timed out after 200ms/);
   });
 
   it('stops a download larger than maxBytes', async () => {
     const body = files.get('/good.tar.gz')!;
-    const err = await fetchArtifact(`${url}/good.tar.gz`, opts(sha256(body), { maxBytes: 10 }), dest).catch((e: unknown) => e);
+    const err = await fetchArtifact(`${url}/good.tar.gz`, opts(sha256(body), { maxBytes: 10 }), dest).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).message).to.match(/larger than the limit of 10 bytes/);
   });
 
   it('refuses a verified artifact with a hostile entry', async () => {
-    const err = await fetchArtifact(`${url}/evil.tar.gz`, opts(sha256(files.get('/evil.tar.gz')!)), dest).catch((e: unknown) => e);
+    const err = await fetchArtifact(`${url}/evil.tar.gz`, opts(sha256(files.get('/evil.tar.gz')!)), dest).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).message).to.match(/"\.\.\/evil" points outside the artifact/);
   });
 });

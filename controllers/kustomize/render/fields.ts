@@ -30,7 +30,15 @@ export interface KustomizeFields {
   ignoreMissingComponents?: boolean;
 }
 
-const SELECTOR_FIELDS = ['group', 'version', 'kind', 'namespace', 'name', 'annotationSelector', 'labelSelector'] as const;
+const SELECTOR_FIELDS = [
+  'group',
+  'version',
+  'kind',
+  'namespace',
+  'name',
+  'annotationSelector',
+  'labelSelector',
+] as const;
 
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>;
@@ -85,7 +93,9 @@ export async function applyFields(root: string, dir: string, file: string, field
   const parsed = parseDocument(await readFile(file, 'utf8'), { schema: 'failsafe', prettyErrors: false });
   const err = parsed.errors[0];
   if (err) throw new BuildError(`${where} is not valid YAML: ${err.message.split('\n')[0]}`);
-  const empty = parsed.contents === null || (isScalar(parsed.contents) && (parsed.contents.value === null || parsed.contents.value === ''));
+  const empty =
+    parsed.contents === null ||
+    (isScalar(parsed.contents) && (parsed.contents.value === null || parsed.contents.value === ''));
   const doc: Document = empty ? new Document({}, { schema: 'failsafe' }) : parsed;
   if (!isMap(doc.contents)) throw new BuildError(`${where} is not a YAML mapping`);
 

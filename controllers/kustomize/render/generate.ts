@@ -24,13 +24,18 @@ async function checkManifests(root: string, file: string): Promise<void> {
   const where = `failed to decode Kubernetes YAML from ${display(root, file)}`;
   const docs = parseYamlStream(await readFile(file, 'utf8'), where);
   for (const { index, value } of docs) {
-    if (!isObjectLike(value)) throw new BuildError(`${where}: document ${index} is not a Kubernetes object (it has no apiVersion, kind or metadata)`);
+    if (!isObjectLike(value))
+      throw new BuildError(
+        `${where}: document ${index} is not a Kubernetes object (it has no apiVersion, kind or metadata)`,
+      );
   }
 }
 
 /** Resource entries below `dir`, as "./relative/path", in lexical order. */
 async function collect(root: string, dir: string, rel: string, out: string[]): Promise<void> {
-  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   for (const entry of entries) {
     const path = join(dir, entry.name);
     const entryRel = `${rel}/${entry.name}`;

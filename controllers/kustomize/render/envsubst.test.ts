@@ -29,7 +29,10 @@ describe('envsubst', () => {
 
   it('gives an undefined variable the empty string unless strict', () => {
     expect(x('[${missing}]')).to.equal('[]');
-    expect(() => x('${missing}', true)).to.throw(SubstitutionSyntaxError, /variable not set \(strict mode\): "missing"/);
+    expect(() => x('${missing}', true)).to.throw(
+      SubstitutionSyntaxError,
+      /variable not set \(strict mode\): "missing"/,
+    );
     expect(x('[${empty}]', true)).to.equal('[]');
   });
 
@@ -56,7 +59,9 @@ describe('envsubst', () => {
     expect(x('${#name}')).to.equal('7');
     expect(x('${#utf}')).to.equal('6');
     expect(x('${mixed^}|${mixed^^}|${mixed,}|${mixed,,}')).to.equal('Hello World|HELLO WORLD|hello World|hello world');
-    expect(x('${name:3}|${name:0:3}|${name:1:-1}|${name:20}|${name:x}|${name:2:2}')).to.equal('info|pod|odinf||podinfo|di');
+    expect(x('${name:3}|${name:0:3}|${name:1:-1}|${name:20}|${name:x}|${name:2:2}')).to.equal(
+      'info|pod|odinf||podinfo|di',
+    );
     // As in bash, `:-` is a default; a negative offset needs a space, which Flux does not parse.
     expect(x('${name:-4}|${name: -2}')).to.equal('podinfo|podinfo');
   });
@@ -88,7 +93,20 @@ describe('envsubst', () => {
   });
 
   it('rejects malformed expressions, naming them', () => {
-    for (const bad of ['${}', '${ name}', '${name', '${name-x}', '${name+x}', '${name.x}', '${name:}', '${name/x}', '${name//x}', '${name#}', '${#}', '${missing:=x']) {
+    for (const bad of [
+      '${}',
+      '${ name}',
+      '${name',
+      '${name-x}',
+      '${name+x}',
+      '${name.x}',
+      '${name:}',
+      '${name/x}',
+      '${name//x}',
+      '${name#}',
+      '${#}',
+      '${missing:=x',
+    ]) {
       expect(() => x(`a: ${bad}`), bad).to.throw(SubstitutionSyntaxError, /\$\{/);
     }
     expect(() => x('run: ${@}')).to.throw(/unable to parse variable name in "\$\{@"/);

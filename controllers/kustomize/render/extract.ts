@@ -68,7 +68,8 @@ class Unpacker {
 
   async entry(entry: Entry): Promise<void> {
     const { header } = entry;
-    if (++this.#entries > this.#limits.maxEntries) throw refuse(header.name, `exceeds the limit of ${this.#limits.maxEntries} entries`);
+    if (++this.#entries > this.#limits.maxEntries)
+      throw refuse(header.name, `exceeds the limit of ${this.#limits.maxEntries} entries`);
     const path = entryPath(header.name);
     if (path === '') {
       entry.resume();
@@ -86,7 +87,8 @@ class Unpacker {
       case 'symlink': {
         const target = header.linkname ?? '';
         if (target === '' || target.includes('\0')) throw refuse(header.name, 'is a symlink without a valid target');
-        if (target.startsWith('/')) throw refuse(header.name, `is a symlink to the absolute path ${JSON.stringify(target)}`);
+        if (target.startsWith('/'))
+          throw refuse(header.name, `is a symlink to the absolute path ${JSON.stringify(target)}`);
         this.#claim(header.name, path, 'link');
         this.#links.set(path, target);
         entry.resume();
@@ -106,7 +108,8 @@ class Unpacker {
   /** Creates the symlinks, once the whole tree shows that none of them leads outside. */
   async finish(): Promise<void> {
     for (const [path, target] of this.#links) {
-      if (resolveLink(this.#links, path) === null) throw refuse(path, `is a symlink to ${JSON.stringify(target)}, outside the artifact`);
+      if (resolveLink(this.#links, path) === null)
+        throw refuse(path, `is a symlink to ${JSON.stringify(target)}, outside the artifact`);
     }
     for (const [path, target] of this.#links) {
       await this.#mkdir(dirname(path));
@@ -142,7 +145,8 @@ class Unpacker {
       this.#kinds.set(parent, 'dir');
     }
     const existing = this.#kinds.get(path);
-    if (existing !== undefined && !(existing === 'dir' && kind === 'dir')) throw refuse(name, 'appears twice in the artifact');
+    if (existing !== undefined && !(existing === 'dir' && kind === 'dir'))
+      throw refuse(name, 'appears twice in the artifact');
     this.#kinds.set(path, kind);
   }
 
@@ -154,9 +158,14 @@ class Unpacker {
 }
 
 /** Unpacks a .tar.gz stream into `destDir`, which must be empty or not exist yet. */
-export async function extractTarball(source: Readable, destDir: string, limits: ExtractLimits): Promise<ExtractSummary> {
+export async function extractTarball(
+  source: Readable,
+  destDir: string,
+  limits: ExtractLimits,
+): Promise<ExtractSummary> {
   await mkdir(destDir, { recursive: true });
-  if ((await readdir(destDir)).length > 0) throw new ArtifactError(`cannot unpack the artifact into ${destDir}: the directory is not empty`);
+  if ((await readdir(destDir)).length > 0)
+    throw new ArtifactError(`cannot unpack the artifact into ${destDir}: the directory is not empty`);
   const unpacker = new Unpacker(destDir, limits);
   const extract = tar.extract();
   const reading = pipeline(source, createGunzip(), extract);

@@ -24,9 +24,11 @@ spec:
       - name: main
         image: ${image}
 `;
-const service = (name: string) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  ports:\n  - port: 80\n`;
+const service = (name: string) =>
+  `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  ports:\n  - port: 80\n`;
 
-const ids = (objects: Manifest[]) => objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
+const ids = (objects: Manifest[]) =>
+  objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
 const find = (objects: Manifest[], kind: string) => objects.find((o) => o.kind === kind)!;
 
 describe('kustomize build (real kustomize)', function () {
@@ -38,8 +40,13 @@ describe('kustomize build (real kustomize)', function () {
     kustomizePath = join(resolveBinDir(), 'kustomize');
   });
 
-  const run = (root: string, path: string | undefined, spec: KustomizeFields = {}, binary = kustomizePath, timeoutMs = 30_000) =>
-    build(root, path, spec, { kustomizePath: binary, timeoutMs });
+  const run = (
+    root: string,
+    path: string | undefined,
+    spec: KustomizeFields = {},
+    binary = kustomizePath,
+    timeoutMs = 30_000,
+  ) => build(root, path, spec, { kustomizePath: binary, timeoutMs });
   const failure = async (root: string, path: string | undefined, spec: KustomizeFields = {}, binary = kustomizePath) =>
     run(root, path, spec, binary).then(
       () => expect.fail('expected the build to fail'),
@@ -71,13 +78,17 @@ describe('kustomize build (real kustomize)', function () {
       const root = artifact({ 'app/cm.yaml': cm('a'), 'app/values.yaml': 'replicas: 3\nimage: nginx\n' });
       const err = await failure(root, 'app');
       expect(err).to.be.instanceOf(BuildError);
-      expect(err.message).to.equal('failed to decode Kubernetes YAML from app/values.yaml: document 1 is not a Kubernetes object (it has no apiVersion, kind or metadata)');
+      expect(err.message).to.equal(
+        'failed to decode Kubernetes YAML from app/values.yaml: document 1 is not a Kubernetes object (it has no apiVersion, kind or metadata)',
+      );
     });
 
     it('fails on broken YAML, naming the file and the document', async () => {
       const root = artifact({ 'app/broken.yaml': `${cm('ok')}---\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n` });
       const err = await failure(root, 'app');
-      expect(err.message).to.match(/^failed to decode Kubernetes YAML from app\/broken\.yaml: document 2 is not valid YAML: /);
+      expect(err.message).to.match(
+        /^failed to decode Kubernetes YAML from app\/broken\.yaml: document 2 is not valid YAML: /,
+      );
     });
   });
 
@@ -92,7 +103,9 @@ describe('kustomize build (real kustomize)', function () {
       const missing = await failure(root, './nope');
       expect(missing).to.be.instanceOf(ArtifactError);
       expect(missing.message).to.equal("kustomization path not found: './nope' does not exist in the artifact");
-      expect((await failure(root, 'app/cm.yaml')).message).to.equal("kustomization path 'app/cm.yaml' is not a directory");
+      expect((await failure(root, 'app/cm.yaml')).message).to.equal(
+        "kustomization path 'app/cm.yaml' is not a directory",
+      );
       expect((await failure(root, '../etc')).message).to.equal("spec.path '../etc' points outside the artifact");
     });
   });
@@ -150,8 +163,14 @@ patches:
     it('writes them into the kustomization file at spec.path, as Flux does', async () => {
       const root = artifact(files);
       const objects = await run(root, 'apps/web', spec);
-      expect(ids(objects)).to.deep.equal(['ConfigMap/prod/p-extra-s', 'Deployment/prod/p-web-s', 'Service/prod/p-web-s']);
-      const deploy = find(objects, 'Deployment') as Manifest & { spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } };
+      expect(ids(objects)).to.deep.equal([
+        'ConfigMap/prod/p-extra-s',
+        'Deployment/prod/p-web-s',
+        'Service/prod/p-web-s',
+      ]);
+      const deploy = find(objects, 'Deployment') as Manifest & {
+        spec: { replicas: number; template: { spec: { containers: { image: string }[] } } };
+      };
       expect(deploy.spec.replicas).to.equal(3);
       // The spec's nginx entry replaces the file's (newName included); busybox keeps the file's 1.10.
       expect(deploy.spec.template.spec.containers.map((c) => c.image)).to.deep.equal([
@@ -166,11 +185,15 @@ patches:
 
     it('fails on a missing component unless ignoreMissingComponents is set', async () => {
       const err = await failure(artifact(files), 'apps/web', { ...spec, ignoreMissingComponents: false });
-      expect(err.message).to.equal("apps/web/kustomization.yaml: components entry '../components/not-there' does not exist");
+      expect(err.message).to.equal(
+        "apps/web/kustomization.yaml: components entry '../components/not-there' does not exist",
+      );
     });
 
     it('builds an empty kustomization to no objects', async () => {
-      const root = artifact({ 'k/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n' });
+      const root = artifact({
+        'k/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n',
+      });
       expect(await run(root, 'k')).to.deep.equal([]);
     });
   });
@@ -179,9 +202,18 @@ patches:
     /** Every file below `root` with its content, to compare before and after. */
     const snapshot = (root: string) =>
       Object.fromEntries(
-        (readdirSync(root, { recursive: true, withFileTypes: true }) as { name: string; parentPath: string; isFile(): boolean }[])
+        (
+          readdirSync(root, { recursive: true, withFileTypes: true }) as {
+            name: string;
+            parentPath: string;
+            isFile(): boolean;
+          }[]
+        )
           .filter((e) => e.isFile())
-          .map((e) => [join(e.parentPath, e.name).slice(root.length), readFileSync(join(e.parentPath, e.name), 'utf8')]),
+          .map((e) => [
+            join(e.parentPath, e.name).slice(root.length),
+            readFileSync(join(e.parentPath, e.name), 'utf8'),
+          ]),
       );
 
     it('builds with fields and generated kustomizations without changing a file, also concurrently', async () => {
@@ -206,15 +238,33 @@ patches:
       expect(ids(results[1]!)).to.deep.equal(['ConfigMap/x/two-a', 'ConfigMap/x/two-base']);
       expect(ids(results[2]!)).to.deep.equal(['ConfigMap//b-s', 'ConfigMap//nested-s']);
       // apps/ has no kustomization: its generated one lists b's manifests and a as a base, never another build's copy.
-      expect(ids(results[3]!)).to.deep.equal(['ConfigMap//b', 'ConfigMap//file-a', 'ConfigMap//file-base', 'ConfigMap//nested']);
-      expect(ids(results[4]!)).to.deep.equal(['ConfigMap//b', 'ConfigMap//base', 'ConfigMap//file-a', 'ConfigMap//file-base', 'ConfigMap//nested']);
+      expect(ids(results[3]!)).to.deep.equal([
+        'ConfigMap//b',
+        'ConfigMap//file-a',
+        'ConfigMap//file-base',
+        'ConfigMap//nested',
+      ]);
+      expect(ids(results[4]!)).to.deep.equal([
+        'ConfigMap//b',
+        'ConfigMap//base',
+        'ConfigMap//file-a',
+        'ConfigMap//file-base',
+        'ConfigMap//nested',
+      ]);
       expect(snapshot(root)).to.deep.equal(before);
       expect(readdirSync(join(root, 'apps'))).to.deep.equal(['a', 'b']);
     });
 
     it('names the path the user wrote in failures, never the scratch copy', async () => {
-      const root = artifact({ 'apps/a/kustomization.yaml': 'resources: [cm.yaml, missing.yaml]\n', 'apps/a/cm.yaml': cm('a'), 'apps/b/kustomization.yaml': 'resources: [broken.yaml]\n', 'apps/b/broken.yaml': 'kind: ConfigMap\n data: [\n' });
-      expect((await failure(root, 'apps/a')).message).to.equal("apps/a/kustomization.yaml: resources entry 'missing.yaml' does not exist");
+      const root = artifact({
+        'apps/a/kustomization.yaml': 'resources: [cm.yaml, missing.yaml]\n',
+        'apps/a/cm.yaml': cm('a'),
+        'apps/b/kustomization.yaml': 'resources: [broken.yaml]\n',
+        'apps/b/broken.yaml': 'kind: ConfigMap\n data: [\n',
+      });
+      expect((await failure(root, 'apps/a')).message).to.equal(
+        "apps/a/kustomization.yaml: resources entry 'missing.yaml' does not exist",
+      );
       const err = await failure(root, 'apps/b');
       expect(err.message).to.match(/^kustomize build failed: .*broken\.yaml/);
       expect(err.message).not.to.include('.tide-build-');
@@ -241,7 +291,9 @@ patches:
         // A kustomize that does not exist: the refusal must come first.
         const err = await failure(root, 'app', {}, '/nonexistent/kustomize');
         expect(err, entry).to.be.instanceOf(BuildError);
-        expect(err.message).to.equal(`base/kustomization.yaml: resources entry '${entry}' is a remote base; remote bases are disabled, vendor it into the source instead`);
+        expect(err.message).to.equal(
+          `base/kustomization.yaml: resources entry '${entry}' is a remote base; remote bases are disabled, vendor it into the source instead`,
+        );
       }
     });
 
@@ -254,14 +306,26 @@ patches:
         'd/cm.yaml': cm('a'),
       });
       const none = '/nonexistent/kustomize';
-      expect((await failure(root, 'a', {}, none)).message).to.match(/^a\/kustomization\.yaml: components entry 'https:\/\/example.com\/c' is a remote base/);
-      expect((await failure(root, 'b', {}, none)).message).to.match(/^b\/kustomization\.yaml: bases entry 'github.com\/org\/repo' is a remote base/);
-      expect((await failure(root, 'c', {}, none)).message).to.equal("c/kustomization.yaml: remote file 'https://example.com/patch.yaml' is not allowed: remote bases are disabled");
-      expect((await failure(root, 'd', { components: ['github.com/org/comp'] }, none)).message).to.match(/^d\/kustomization\.yaml: components entry 'github.com\/org\/comp' is a remote base/);
+      expect((await failure(root, 'a', {}, none)).message).to.match(
+        /^a\/kustomization\.yaml: components entry 'https:\/\/example.com\/c' is a remote base/,
+      );
+      expect((await failure(root, 'b', {}, none)).message).to.match(
+        /^b\/kustomization\.yaml: bases entry 'github.com\/org\/repo' is a remote base/,
+      );
+      expect((await failure(root, 'c', {}, none)).message).to.equal(
+        "c/kustomization.yaml: remote file 'https://example.com/patch.yaml' is not allowed: remote bases are disabled",
+      );
+      expect((await failure(root, 'd', { components: ['github.com/org/comp'] }, none)).message).to.match(
+        /^d\/kustomization\.yaml: components entry 'github.com\/org\/comp' is a remote base/,
+      );
     });
 
     it('a local directory that looks like a host is still local', async () => {
-      const root = artifact({ 'app/kustomization.yaml': 'resources: [example.com/base]\n', 'app/example.com/base/kustomization.yaml': 'resources: [cm.yaml]\n', 'app/example.com/base/cm.yaml': cm('a') });
+      const root = artifact({
+        'app/kustomization.yaml': 'resources: [example.com/base]\n',
+        'app/example.com/base/kustomization.yaml': 'resources: [cm.yaml]\n',
+        'app/example.com/base/cm.yaml': cm('a'),
+      });
       expect(ids(await run(root, 'app'))).to.deep.equal(['ConfigMap//a']);
     });
   });
@@ -269,25 +333,43 @@ patches:
   describe('confinement', () => {
     it('refuses a base outside the artifact', async () => {
       const root = artifact({ 'app/kustomization.yaml': 'resources: [../../../etc]\n' });
-      expect((await failure(root, 'app')).message).to.equal("app/kustomization.yaml: resources entry '../../../etc' points outside the artifact");
+      expect((await failure(root, 'app')).message).to.equal(
+        "app/kustomization.yaml: resources entry '../../../etc' points outside the artifact",
+      );
     });
 
     it('lets an overlay use files and bases elsewhere in the artifact, as Flux does', async () => {
-      const root = artifact({ 'app/kustomization.yaml': 'resources: [../shared/cm.yaml]\n', 'shared/cm.yaml': cm('a') });
+      const root = artifact({
+        'app/kustomization.yaml': 'resources: [../shared/cm.yaml]\n',
+        'shared/cm.yaml': cm('a'),
+      });
       expect(ids(await run(root, 'app'))).to.deep.equal(['ConfigMap//a']);
     });
 
     it('refuses generator and patch files outside the artifact', async () => {
-      const gen = artifact({ 'app/kustomization.yaml': 'configMapGenerator:\n- name: leak\n  files: [../../../../../../etc/hostname]\n' });
-      expect((await failure(gen, 'app')).message).to.equal("app/kustomization.yaml: file '../../../../../../etc/hostname' points outside the artifact");
-      const patch = artifact({ 'app/kustomization.yaml': 'resources: [cm.yaml]\npatches:\n- path: /etc/passwd\n', 'app/cm.yaml': cm('a') });
-      expect((await failure(patch, 'app')).message).to.equal("app/kustomization.yaml: file '/etc/passwd' points outside the artifact");
+      const gen = artifact({
+        'app/kustomization.yaml': 'configMapGenerator:\n- name: leak\n  files: [../../../../../../etc/hostname]\n',
+      });
+      expect((await failure(gen, 'app')).message).to.equal(
+        "app/kustomization.yaml: file '../../../../../../etc/hostname' points outside the artifact",
+      );
+      const patch = artifact({
+        'app/kustomization.yaml': 'resources: [cm.yaml]\npatches:\n- path: /etc/passwd\n',
+        'app/cm.yaml': cm('a'),
+      });
+      expect((await failure(patch, 'app')).message).to.equal(
+        "app/kustomization.yaml: file '/etc/passwd' points outside the artifact",
+      );
     });
   });
 
   describe('failures', () => {
     it('names the file when a resource is broken YAML, without the temporary directory', async () => {
-      const root = artifact({ 'app/kustomization.yaml': 'resources: [good.yaml, broken.yaml]\n', 'app/good.yaml': cm('a'), 'app/broken.yaml': 'kind: ConfigMap\n data: [\n' });
+      const root = artifact({
+        'app/kustomization.yaml': 'resources: [good.yaml, broken.yaml]\n',
+        'app/good.yaml': cm('a'),
+        'app/broken.yaml': 'kind: ConfigMap\n data: [\n',
+      });
       const err = await failure(root, 'app');
       expect(err).to.be.instanceOf(BuildError);
       expect(err.message).to.match(/^kustomize build failed: accumulating resources: .*broken\.yaml/);
@@ -295,14 +377,20 @@ patches:
     });
 
     it('names a broken kustomization.yaml', async () => {
-      const root = artifact({ 'app/kustomization.yaml': 'resources: [../base]\n', 'base/kustomization.yaml': 'resources:\n  - [cm.yaml\n' });
+      const root = artifact({
+        'app/kustomization.yaml': 'resources: [../base]\n',
+        'base/kustomization.yaml': 'resources:\n  - [cm.yaml\n',
+      });
       expect((await failure(root, 'app')).message).to.match(/^base\/kustomization\.yaml is not valid YAML: /);
       const top = artifact({ 'app/kustomization.yaml': 'resources: [a\n' });
       expect((await failure(top, 'app')).message).to.match(/^app\/kustomization\.yaml is not valid YAML: /);
     });
 
     it('passes on what kustomize says about an invalid kustomization', async () => {
-      const root = artifact({ 'app/kustomization.yaml': 'resources: [cm.yaml]\nreplicas: not-a-list\n', 'app/cm.yaml': cm('a') });
+      const root = artifact({
+        'app/kustomization.yaml': 'resources: [cm.yaml]\nreplicas: not-a-list\n',
+        'app/cm.yaml': cm('a'),
+      });
       expect((await failure(root, 'app')).message).to.match(/^kustomize build failed: .+/);
     });
 

@@ -37,7 +37,12 @@ describe('post-build substitution', () => {
       },
       read,
     );
-    expect(Object.fromEntries([...vars].map(([k, v]) => [k, v.value]))).to.deep.equal({ env: 'prod', region: 'us', only_cm: 'cm', token: 's3cr3t' });
+    expect(Object.fromEntries([...vars].map(([k, v]) => [k, v.value]))).to.deep.equal({
+      env: 'prod',
+      region: 'us',
+      only_cm: 'cm',
+      token: 's3cr3t',
+    });
     expect(read.reads).to.deep.equal(['ConfigMap/base', 'Secret/secret']);
   });
 
@@ -62,16 +67,24 @@ describe('post-build substitution', () => {
       read,
     );
     expect(out[0]!.data).to.deep.equal({ a: 1 });
-    const err = await substitute([configMap('x', {})], { substituteFrom: [{ kind: 'Secret', name: 'creds' }] }, read).catch((e: unknown) => e);
+    const err = await substitute(
+      [configMap('x', {})],
+      { substituteFrom: [{ kind: 'Secret', name: 'creds' }] },
+      read,
+    ).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(BuildError);
-    expect((err as Error).message).to.equal('substituteFrom Secret/creds not found; create it or mark the reference optional');
+    expect((err as Error).message).to.equal(
+      'substituteFrom Secret/creds not found; create it or mark the reference optional',
+    );
   });
 
   it('passes on read failures with the reference named', async () => {
     const read: VariableSource = async () => {
       throw new Error('forbidden: cannot get secrets');
     };
-    const err = await substitute([], { substituteFrom: [{ kind: 'Secret', name: 's', optional: true }] }, read).catch((e: unknown) => e);
+    const err = await substitute([], { substituteFrom: [{ kind: 'Secret', name: 's', optional: true }] }, read).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).message).to.equal('substituteFrom Secret/s: forbidden: cannot get secrets');
   });
 
@@ -89,24 +102,42 @@ describe('post-build substitution', () => {
     const objects = [configMap('x', { v: '${a:=dflt}', w: '$${kept}' })];
     expect(await substitute(objects, undefined, source({}))).to.equal(objects);
     expect(await substitute(objects, {}, source({}))).to.equal(objects);
-    expect(await substitute(objects, { substituteFrom: [{ kind: 'ConfigMap', name: 'empty' }] }, source({ 'ConfigMap/empty': {} }))).to.equal(objects);
+    expect(
+      await substitute(
+        objects,
+        { substituteFrom: [{ kind: 'ConfigMap', name: 'empty' }] },
+        source({ 'ConfigMap/empty': {} }),
+      ),
+    ).to.equal(objects);
   });
 
   it('applies defaults, empties undefined variables and keeps $${escaped} ones', async () => {
-    const out = await substitute([configMap('x', { d: '${env:=dev}', u: 'a${undefined_var}b', e: '$${literal}' })], { substitute: { other: '1' } }, source({}));
+    const out = await substitute(
+      [configMap('x', { d: '${env:=dev}', u: 'a${undefined_var}b', e: '$${literal}' })],
+      { substitute: { other: '1' } },
+      source({}),
+    );
     expect(out[0]!.data).to.deep.equal({ d: 'dev', u: 'ab', e: '${literal}' });
   });
 
   it('fails on undefined variables in strict mode, naming the object', async () => {
-    const err = await substitute([configMap('x', { u: '${nope}' })], { substitute: { other: '1' } }, source({}), { strict: true }).catch((e: unknown) => e);
-    expect((err as Error).message).to.equal('post build substitution failed for ConfigMap/apps/x: variable not set (strict mode): "nope"');
+    const err = await substitute([configMap('x', { u: '${nope}' })], { substitute: { other: '1' } }, source({}), {
+      strict: true,
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).to.equal(
+      'post build substitution failed for ConfigMap/apps/x: variable not set (strict mode): "nope"',
+    );
   });
 
   it('refuses variable names Flux refuses, naming where they came from', async () => {
-    const err = await substitute([], { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] }, source({ 'ConfigMap/vars': { 'my-key': 'x' } })).catch(
-      (e: unknown) => e,
+    const err = await substitute(
+      [],
+      { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] },
+      source({ 'ConfigMap/vars': { 'my-key': 'x' } }),
+    ).catch((e: unknown) => e);
+    expect((err as Error).message).to.equal(
+      "variable name 'my-key' (from ConfigMap/vars) is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'",
     );
-    expect((err as Error).message).to.equal("variable name 'my-key' (from ConfigMap/vars) is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'");
     const inline = await substitute([], { substitute: { '1st': 'x' } }, source({})).catch((e: unknown) => e);
     expect((inline as Error).message).to.match(/'1st' \(from postBuild.substitute\) is invalid/);
   });
@@ -120,18 +151,36 @@ describe('post-build substitution', () => {
         spec: { replicas: '${replicas}' },
       },
     ];
-    const out = await substitute(objects, { substitute: { quote: '"', id: '123', enabled: 'true', replicas: '3' } }, source({}));
+    const out = await substitute(
+      objects,
+      { substitute: { quote: '"', id: '123', enabled: 'true', replicas: '3' } },
+      source({}),
+    );
     expect(out[0]!.metadata.annotations).to.deep.equal({ id: '123', raw: 123, flag: true });
     expect(out[0]!.spec).to.deep.equal({ replicas: 3 });
   });
 
   it('reports malformed expressions and broken results, naming the object', async () => {
-    const bad = await substitute([configMap('x', { v: '${oops' })], { substitute: { a: '1' } }, source({})).catch((e: unknown) => e);
-    expect((bad as Error).message).to.match(/^post build substitution failed for ConfigMap\/apps\/x: missing closing brace in "\$\{oops/);
-    const broken = await substitute([configMap('x', { v: '${v}' })], { substitute: { v: '[unclosed' } }, source({})).catch((e: unknown) => e);
-    expect((broken as Error).message).to.match(/^post build substitution of ConfigMap\/apps\/x: document 1 is not valid YAML/);
-    const nameless = await substitute([configMap('${name}', {})], { substitute: { other: '1' } }, source({})).catch((e: unknown) => e);
-    expect((nameless as Error).message).to.match(/after post build substitution \(ConfigMap\/apps\) has no metadata.name/);
+    const bad = await substitute([configMap('x', { v: '${oops' })], { substitute: { a: '1' } }, source({})).catch(
+      (e: unknown) => e,
+    );
+    expect((bad as Error).message).to.match(
+      /^post build substitution failed for ConfigMap\/apps\/x: missing closing brace in "\$\{oops/,
+    );
+    const broken = await substitute(
+      [configMap('x', { v: '${v}' })],
+      { substitute: { v: '[unclosed' } },
+      source({}),
+    ).catch((e: unknown) => e);
+    expect((broken as Error).message).to.match(
+      /^post build substitution of ConfigMap\/apps\/x: document 1 is not valid YAML/,
+    );
+    const nameless = await substitute([configMap('${name}', {})], { substitute: { other: '1' } }, source({})).catch(
+      (e: unknown) => e,
+    );
+    expect((nameless as Error).message).to.match(
+      /after post build substitution \(ConfigMap\/apps\) has no metadata.name/,
+    );
   });
 });
 
@@ -144,7 +193,11 @@ describe('commonMetadata', () => {
       spec: { selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } } } },
     };
     const [out] = setCommonMetadata([deploy], { labels: { team: 'new', env: 'prod' }, annotations: { owner: 'ops' } });
-    expect(out!.metadata).to.deep.equal({ name: 'web', labels: { app: 'web', team: 'new', env: 'prod' }, annotations: { owner: 'ops' } });
+    expect(out!.metadata).to.deep.equal({
+      name: 'web',
+      labels: { app: 'web', team: 'new', env: 'prod' },
+      annotations: { owner: 'ops' },
+    });
     expect(out!.spec).to.deep.equal(deploy.spec);
     expect(deploy.metadata.labels).to.deep.equal({ app: 'web', team: 'old' });
   });

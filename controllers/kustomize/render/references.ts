@@ -28,10 +28,13 @@ function field(obj: Record<string, unknown>, key: string): Record<string, unknow
 /** Entries naming a file kustomize would download if it were a URL. */
 function fileEntries(k: Record<string, unknown>): string[] {
   const out: string[] = [];
-  for (const key of ['crds', 'configurations', 'generators', 'transformers', 'validators', 'patchesStrategicMerge']) out.push(...strings(k[key]));
-  for (const key of ['patches', 'patchesJson6902', 'replacements']) for (const e of field(k, key)) out.push(...strings([e.path]));
+  for (const key of ['crds', 'configurations', 'generators', 'transformers', 'validators', 'patchesStrategicMerge'])
+    out.push(...strings(k[key]));
+  for (const key of ['patches', 'patchesJson6902', 'replacements'])
+    for (const e of field(k, key)) out.push(...strings([e.path]));
   for (const key of ['configMapGenerator', 'secretGenerator']) {
-    for (const g of field(k, key)) out.push(...strings(g.files).map((f) => f.slice(f.indexOf('=') + 1)), ...strings(g.envs), ...strings([g.env]));
+    for (const g of field(k, key))
+      out.push(...strings(g.files).map((f) => f.slice(f.indexOf('=') + 1)), ...strings(g.envs), ...strings([g.env]));
   }
   const openapi = k.openapi as { path?: unknown } | undefined;
   out.push(...strings([openapi?.path]));
@@ -46,7 +49,8 @@ async function readKustomization(root: string, file: string): Promise<Record<str
     throw new BuildError(`${display(root, file)} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw new BuildError(`${display(root, file)} is not a YAML mapping`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new BuildError(`${display(root, file)} is not a YAML mapping`);
   return value as Record<string, unknown>;
 }
 
@@ -68,7 +72,8 @@ export async function checkReferences(root: string, dir: string): Promise<void> 
     const k = await readKustomization(root, file);
 
     for (const entry of fileEntries(k)) {
-      if (URL_SCHEME.test(entry.trim())) throw new BuildError(`${where}: remote file '${entry}' is not allowed: remote bases are disabled`);
+      if (URL_SCHEME.test(entry.trim()))
+        throw new BuildError(`${where}: remote file '${entry}' is not allowed: remote bases are disabled`);
       await confined(root, dirname(file), entry, `${where}: file '${entry}'`);
     }
     for (const key of BASE_FIELDS) {
@@ -84,7 +89,8 @@ export async function checkReferences(root: string, dir: string): Promise<void> 
 async function confined(root: string, base: string, entry: string, what: string): Promise<void> {
   const path = resolve(base, entry);
   if (!isInside(root, path)) throw new BuildError(`${what} points outside the artifact`);
-  if ((await statOrUndefined(path)) && !isInside(root, await realpath(path))) throw new BuildError(`${what} points outside the artifact`);
+  if ((await statOrUndefined(path)) && !isInside(root, await realpath(path)))
+    throw new BuildError(`${what} points outside the artifact`);
 }
 
 /** The directory an entry names, undefined for a file; throws for remote and outside entries. */

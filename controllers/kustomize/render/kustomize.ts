@@ -21,7 +21,8 @@ export type { KustomizeFields, KustomizeOptions };
 /** spec.path inside the artifact; like Flux, leading "/" and "./" are relative to its root. */
 async function resolvePath(root: string, path: string): Promise<string> {
   const clean = posix.normalize(`./${path.replace(/^\/+/, '')}`);
-  if (clean === '..' || clean.startsWith('../')) throw new ArtifactError(`spec.path '${path}' points outside the artifact`);
+  if (clean === '..' || clean.startsWith('../'))
+    throw new ArtifactError(`spec.path '${path}' points outside the artifact`);
   const dir = resolve(root, clean);
   const info = await statOrUndefined(dir);
   if (!info) throw new ArtifactError(`kustomization path not found: '${path}' does not exist in the artifact`);
@@ -64,7 +65,12 @@ async function scratchCopy(root: string, target: string): Promise<Scratch> {
   }
   const from = display(root, copy);
   const to = display(root, target);
-  return { root, dir: copy, tidy: (m) => m.replaceAll(from, to), remove: () => rm(copy, { recursive: true, force: true }) };
+  return {
+    root,
+    dir: copy,
+    tidy: (m) => m.replaceAll(from, to),
+    remove: () => rm(copy, { recursive: true, force: true }),
+  };
 }
 
 /**
@@ -73,7 +79,12 @@ async function scratchCopy(root: string, target: string): Promise<Scratch> {
  * into it, refuses remote bases, runs kustomize and returns its objects. Throws ArtifactError
  * when the path is missing and BuildError for everything else, with artifact-relative file names.
  */
-export async function build(dir: string, path: string | undefined, spec: KustomizeFields, opts: KustomizeOptions): Promise<Manifest[]> {
+export async function build(
+  dir: string,
+  path: string | undefined,
+  spec: KustomizeFields,
+  opts: KustomizeOptions,
+): Promise<Manifest[]> {
   const artifactRoot = await realpath(dir);
   const scratch = await scratchCopy(artifactRoot, await resolvePath(artifactRoot, path ?? ''));
   const { root, dir: target } = scratch;

@@ -27,7 +27,10 @@ export interface PostBuild {
  * API (a Secret's values base64-encoded); undefined when it does not exist. Any other failure
  * should throw.
  */
-export type VariableSource = (kind: 'ConfigMap' | 'Secret', name: string) => Promise<Record<string, string> | undefined>;
+export type VariableSource = (
+  kind: 'ConfigMap' | 'Secret',
+  name: string,
+) => Promise<Record<string, string> | undefined>;
 
 export interface SubstituteOptions {
   strict?: boolean;
@@ -47,7 +50,8 @@ export async function loadVariables(postBuild: PostBuild, read: VariableSource):
   const vars = new Map<string, Variable>();
   for (const ref of postBuild.substituteFrom ?? []) {
     const from = `${ref.kind}/${ref.name}`;
-    if (ref.kind !== 'ConfigMap' && ref.kind !== 'Secret') throw new BuildError(`substituteFrom ${from}: kind must be ConfigMap or Secret`);
+    if (ref.kind !== 'ConfigMap' && ref.kind !== 'Secret')
+      throw new BuildError(`substituteFrom ${from}: kind must be ConfigMap or Secret`);
     let data: Record<string, string> | undefined;
     try {
       data = await read(ref.kind, ref.name);
@@ -67,13 +71,16 @@ export async function loadVariables(postBuild: PostBuild, read: VariableSource):
     vars.set(key, { value: value.replaceAll('\n', ''), from: 'postBuild.substitute' });
   }
   for (const [key, { from }] of vars) {
-    if (!VAR_NAME.test(key)) throw new BuildError(`variable name '${key}' (from ${from}) is invalid, must match '${VAR_NAME_POSIX}'`);
+    if (!VAR_NAME.test(key))
+      throw new BuildError(`variable name '${key}' (from ${from}) is invalid, must match '${VAR_NAME_POSIX}'`);
   }
   return vars;
 }
 
 function disabled(obj: Manifest): boolean {
-  return obj.metadata.labels?.[SUBSTITUTE_KEY] === 'disabled' || obj.metadata.annotations?.[SUBSTITUTE_KEY] === 'disabled';
+  return (
+    obj.metadata.labels?.[SUBSTITUTE_KEY] === 'disabled' || obj.metadata.annotations?.[SUBSTITUTE_KEY] === 'disabled'
+  );
 }
 
 function substituteOne(obj: Manifest, vars: Map<string, Variable>, opts: SubstituteOptions): Manifest {
@@ -85,12 +92,18 @@ function substituteOne(obj: Manifest, vars: Map<string, Variable>, opts: Substit
     throw new BuildError(`post build substitution failed for ${what}: ${(err as Error).message}`);
   }
   const docs = parseYamlStream(text, `post build substitution of ${what}`);
-  if (docs.length !== 1) throw new BuildError(`post build substitution of ${what} produced ${docs.length} documents instead of one`);
+  if (docs.length !== 1)
+    throw new BuildError(`post build substitution of ${what} produced ${docs.length} documents instead of one`);
   return asManifest(docs[0]!.value, `${what} after post build substitution`);
 }
 
 /** Applies `postBuild` to `objects`; returns them unchanged when there is nothing to substitute. */
-export async function substitute(objects: Manifest[], postBuild: PostBuild | undefined, read: VariableSource, opts: SubstituteOptions = {}): Promise<Manifest[]> {
+export async function substitute(
+  objects: Manifest[],
+  postBuild: PostBuild | undefined,
+  read: VariableSource,
+  opts: SubstituteOptions = {},
+): Promise<Manifest[]> {
   if (!postBuild) return objects;
   const vars = await loadVariables(postBuild, read);
   if (vars.size === 0) return objects;

@@ -44,7 +44,14 @@ export async function runKustomize(root: string, dir: string, opts: KustomizeOpt
   // Overlays reaching a sibling base (`../base`) are the common Flux layout, so kustomize may load
   // anything; checkReferences has already refused every file and base outside the artifact.
   const args = ['build', dir, '--load-restrictor', 'LoadRestrictionsNone'];
-  const env = { PATH: '', HOME: root, HTTP_PROXY: DEAD_PROXY, HTTPS_PROXY: DEAD_PROXY, http_proxy: DEAD_PROXY, https_proxy: DEAD_PROXY };
+  const env = {
+    PATH: '',
+    HOME: root,
+    HTTP_PROXY: DEAD_PROXY,
+    HTTPS_PROXY: DEAD_PROXY,
+    http_proxy: DEAD_PROXY,
+    https_proxy: DEAD_PROXY,
+  };
   return new Promise((resolvePromise, reject) => {
     const child = spawn(binary, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -58,7 +65,13 @@ export async function runKustomize(root: string, dir: string, opts: KustomizeOpt
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new BuildError(e.code === 'ENOENT' ? `kustomize binary '${binary}' not found; set --kustomize-path` : `running kustomize: ${e.message}`));
+      reject(
+        new BuildError(
+          e.code === 'ENOENT'
+            ? `kustomize binary '${binary}' not found; set --kustomize-path`
+            : `running kustomize: ${e.message}`,
+        ),
+      );
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);

@@ -26,7 +26,14 @@ export interface BuildManifestsOptions extends KustomizeOptions {
 /** Builds `spec` from the artifact unpacked in `dir`, which is only read. */
 export async function buildManifests(dir: string, spec: BuildSpec, opts: BuildManifestsOptions): Promise<Manifest[]> {
   const built = await build(dir, spec.path, spec, opts);
-  const decrypted = await decryptObjects(built, { sopsPath: 'sops', keys: undefined, ...opts.decryption, timeoutMs: opts.timeoutMs });
-  const substituted = await substitute(decrypted, spec.postBuild, opts.readVariables, { strict: opts.strictSubstitution });
+  const decrypted = await decryptObjects(built, {
+    sopsPath: 'sops',
+    keys: undefined,
+    ...opts.decryption,
+    timeoutMs: opts.timeoutMs,
+  });
+  const substituted = await substitute(decrypted, spec.postBuild, opts.readVariables, {
+    strict: opts.strictSubstitution,
+  });
   return setCommonMetadata(substituted, spec.commonMetadata);
 }

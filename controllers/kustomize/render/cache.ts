@@ -102,7 +102,9 @@ export class ArtifactCache {
   }
 
   private async evict(): Promise<void> {
-    const idle = [...this.entries].filter(([, e]) => e.users === 0 && e.lastUsed > 0).sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    const idle = [...this.entries]
+      .filter(([, e]) => e.users === 0 && e.lastUsed > 0)
+      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
     for (const [digest, entry] of idle.slice(0, Math.max(0, idle.length - this.keepIdle))) {
       this.entries.delete(digest);
       await rm(await entry.ready, { recursive: true, force: true });

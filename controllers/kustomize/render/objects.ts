@@ -20,7 +20,8 @@ export interface Manifest extends KubernetesObject {
 const YAML_OPTIONS: ParseOptions & DocumentOptions & SchemaOptions & ToStringOptions = {
   version: '1.1',
   merge: true,
-  customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME')),
+  customTags: (tags) =>
+    tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME')),
   lineWidth: 0,
 };
 
@@ -48,7 +49,8 @@ export function describeObject(value: unknown): string {
 
 /** Checks that `value` is an object the API server could take; `where` names it in the error. */
 export function asManifest(value: unknown, where: string): Manifest {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BuildError(`${where} is not a YAML mapping`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new BuildError(`${where} is not a YAML mapping`);
   const o = value as Partial<Manifest>;
   const missing = [
     typeof o.apiVersion === 'string' && o.apiVersion !== '' ? undefined : 'apiVersion',
@@ -61,14 +63,19 @@ export function asManifest(value: unknown, where: string): Manifest {
 
 /** The objects of kustomize's output, in order. */
 export function parseManifests(text: string): Manifest[] {
-  return parseYamlStream(text, 'kustomize build output').map(({ index, value }) => asManifest(value, `document ${index} of the kustomize build output`));
+  return parseYamlStream(text, 'kustomize build output').map(({ index, value }) =>
+    asManifest(value, `document ${index} of the kustomize build output`),
+  );
 }
 
 /**
  * spec.commonMetadata: set on each object's own metadata only, never on selectors or pod
  * templates, and after substitution, as Flux does (a label change must not roll out pods).
  */
-export function setCommonMetadata(objects: Manifest[], common: { labels?: Record<string, string>; annotations?: Record<string, string> } | undefined): Manifest[] {
+export function setCommonMetadata(
+  objects: Manifest[],
+  common: { labels?: Record<string, string>; annotations?: Record<string, string> } | undefined,
+): Manifest[] {
   if (!common) return objects;
   const { labels, annotations } = common;
   return objects.map((o) => ({
@@ -76,7 +83,9 @@ export function setCommonMetadata(objects: Manifest[], common: { labels?: Record
     metadata: {
       ...o.metadata,
       ...(labels && Object.keys(labels).length > 0 ? { labels: { ...o.metadata.labels, ...labels } } : {}),
-      ...(annotations && Object.keys(annotations).length > 0 ? { annotations: { ...o.metadata.annotations, ...annotations } } : {}),
+      ...(annotations && Object.keys(annotations).length > 0
+        ? { annotations: { ...o.metadata.annotations, ...annotations } }
+        : {}),
     },
   }));
 }

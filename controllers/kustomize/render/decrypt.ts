@@ -40,7 +40,13 @@ export function keysFromSecret(data: Record<string, string>): DecryptionKeys {
   const keys: DecryptionKeys = { age: [], pgp: [] };
   for (const [name, value] of Object.entries(data)) {
     const text = Buffer.from(value, 'base64').toString('utf8');
-    if (name.endsWith('.agekey')) keys.age.push(...text.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('AGE-SECRET-KEY-')));
+    if (name.endsWith('.agekey'))
+      keys.age.push(
+        ...text
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l.startsWith('AGE-SECRET-KEY-')),
+      );
     else if (name.endsWith('.asc')) keys.pgp.push(text);
   }
   return keys;
@@ -100,7 +106,14 @@ class Sops {
   private gnupgHome(): Promise<string> {
     this.home ??= (async () => {
       const dir = await mkdtemp(join(tmpdir(), 'tide-gnupg-'));
-      for (const key of this.opts.keys.pgp) await this.run('gpg', ['--batch', '--import'], key, { GNUPGHOME: dir }, 'importing an OpenPGP key of the decryption Secret');
+      for (const key of this.opts.keys.pgp)
+        await this.run(
+          'gpg',
+          ['--batch', '--import'],
+          key,
+          { GNUPGHOME: dir },
+          'importing an OpenPGP key of the decryption Secret',
+        );
       return dir;
     })();
     return this.home;
@@ -118,13 +131,25 @@ class Sops {
     const file = join(await this.scratch(), `input-${++this.count}`);
     await writeFile(file, input, { mode: 0o600 });
     try {
-      return await this.run(this.opts.sopsPath, ['--decrypt', '--ignore-mac', '--input-type', from, '--output-type', to, file], '', env, 'sops');
+      return await this.run(
+        this.opts.sopsPath,
+        ['--decrypt', '--ignore-mac', '--input-type', from, '--output-type', to, file],
+        '',
+        env,
+        'sops',
+      );
     } finally {
       await rm(file, { force: true });
     }
   }
 
-  private run(binary: string, args: string[], input: string, extra: Record<string, string>, what: string): Promise<string> {
+  private run(
+    binary: string,
+    args: string[],
+    input: string,
+    extra: Record<string, string>,
+    what: string,
+  ): Promise<string> {
     // PATH lets sops find gpg; HOME keeps it away from the controller's own keyrings.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), SOPS_AGE_KEY_FILE: '/dev/null', ...extra };
     return new Promise((resolve, reject) => {
@@ -136,12 +161,22 @@ class Sops {
       child.stderr.on('data', (c: Buffer) => err.push(c));
       child.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new Error(e.code === 'ENOENT' ? `${binary} not found; install sops or set --sops-path` : `${what}: ${e.message}`));
+        reject(
+          new Error(
+            e.code === 'ENOENT' ? `${binary} not found; install sops or set --sops-path` : `${what}: ${e.message}`,
+          ),
+        );
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
-        reject(new Error(signal === 'SIGKILL' ? `${what} timed out after ${this.opts.timeoutMs}ms` : tidy(Buffer.concat(err).toString('utf8')) || `${what} exited with ${code}`));
+        reject(
+          new Error(
+            signal === 'SIGKILL'
+              ? `${what} timed out after ${this.opts.timeoutMs}ms`
+              : tidy(Buffer.concat(err).toString('utf8')) || `${what} exited with ${code}`,
+          ),
+        );
       });
       child.stdin.on('error', () => {});
       child.stdin.end(input);
@@ -167,7 +202,9 @@ export async function decryptObjects(objects: Manifest[], opts: DecryptOptions):
   const encrypted = (o: Manifest) =>
     isWholeEncryptedSecret(o) ||
     (o as { data?: Record<string, string> }).data?.sops_mac !== undefined ||
-    Object.values((o as { data?: Record<string, string> }).data ?? {}).some((v) => typeof v === 'string' && encryptedFormat(Buffer.from(v, 'base64')) !== undefined);
+    Object.values((o as { data?: Record<string, string> }).data ?? {}).some(
+      (v) => typeof v === 'string' && encryptedFormat(Buffer.from(v, 'base64')) !== undefined,
+    );
   const todo = candidates.filter(encrypted);
   if (todo.length === 0) return objects;
   if (!opts.keys) throw new BuildError(`${subject(todo[0]!)} is encrypted with SOPS, but spec.decryption is not set`);
@@ -193,7 +230,9 @@ async function decryptOne(sops: Sops, o: Manifest): Promise<Manifest> {
   // kustomize splits a dotenv file given as `envs:` into one key per line, the SOPS metadata
   // included, before anything can decrypt it.
   if (data.sops_mac !== undefined && Buffer.from(data.sops_mac, 'base64').toString('utf8').startsWith('ENC[')) {
-    throw new BuildError(`${subject(o)} comes from a SOPS-encrypted dotenv file given to a secretGenerator as envs:, which is not supported yet; list it under files: with a key ending in .env instead`);
+    throw new BuildError(
+      `${subject(o)} comes from a SOPS-encrypted dotenv file given to a secretGenerator as envs:, which is not supported yet; list it under files: with a key ending in .env instead`,
+    );
   }
   for (const [key, value] of Object.entries(data)) {
     const from = encryptedFormat(Buffer.from(value, 'base64'));

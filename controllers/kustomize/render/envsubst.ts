@@ -65,7 +65,10 @@ class Parser {
     while (this.#pos < this.#src.length && !this.#at('${')) {
       const ch = this.#src[this.#pos]!;
       const next = this.#src[this.#pos + 1];
-      if ((dollarEscapes && ch === '$' && next === '$') || (slashEscapes && ch === '\\' && (next === '/' || next === '\\'))) {
+      if (
+        (dollarEscapes && ch === '$' && next === '$') ||
+        (slashEscapes && ch === '\\' && (next === '/' || next === '\\'))
+      ) {
         out += next;
         this.#pos += 2;
         continue;
@@ -191,7 +194,11 @@ function globToRegExp(pattern: string): RegExp {
       if (i >= chars.length) throw new Error('bad pattern');
       re += hex(chars[i++]!);
     } else if (c === '[') {
-      let cls = chars[i] === '^' ? (i++, '^') : '';
+      let cls = '';
+      if (chars[i] === '^') {
+        cls = '^';
+        i++;
+      }
       let ranges = 0;
       for (;;) {
         if (chars[i] === ']' && ranges > 0) {
@@ -295,7 +302,9 @@ function apply(op: string, value: string, args: string[]): string {
     case '/#':
       return args.length === 2 && value.startsWith(args[0]!) ? replace(value, args[0]!, args[1]!, false) : value;
     case '/%':
-      return args.length === 2 && value.endsWith(args[0]!) ? value.slice(0, value.length - args[0]!.length) + args[1]! : value;
+      return args.length === 2 && value.endsWith(args[0]!)
+        ? value.slice(0, value.length - args[0]!.length) + args[1]!
+        : value;
     default:
       return value === '' ? args.join('') : value;
   }
