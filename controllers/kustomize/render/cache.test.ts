@@ -61,13 +61,13 @@ describe('ArtifactCache', () => {
     two.release();
     const three = await cache.acquire('http://x/3', 'sha256:03', 1000);
     three.release();
-    await new Promise((r) => setTimeout(r, 50));
+    await cache.evicted();
     expect(existsSync(held.dir), 'in use').to.equal(true);
     expect(existsSync(two.dir), 'least recently used idle tree').to.equal(false);
     expect(existsSync(three.dir), 'kept idle').to.equal(true);
     held.release();
     held.release(); // a second release changes nothing
-    await new Promise((r) => setTimeout(r, 50));
+    await cache.evicted();
     expect(existsSync(held.dir), 'released last, so kept').to.equal(true);
     expect(existsSync(three.dir)).to.equal(false);
     expect(cache.size).to.equal(1);

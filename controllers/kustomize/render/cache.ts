@@ -34,6 +34,8 @@ export class ArtifactCache {
   private readonly maxBytes: number;
   private readonly fetcher: Fetcher;
   private sequence = 0;
+  /** Removals started by release(), one after the other; see evicted(). */
+  private evicting: Promise<void> = Promise.resolve();
 
   constructor(dir: string, opts: ArtifactCacheOptions) {
     this.dir = dir;
@@ -73,9 +75,15 @@ export class ArtifactCache {
         released = true;
         held.users--;
         held.lastUsed = ++this.sequence;
-        void this.evict();
+        // A tree that cannot be removed stays on disk; it must not reject an unawaited promise.
+        this.evicting = this.evicting.then(() => this.evict()).catch(() => {});
       },
     };
+  }
+
+  /** Resolves once every removal started by the releases so far has finished (or failed): for tests. */
+  evicted(): Promise<void> {
+    return this.evicting;
   }
 
   /** Number of trees on disk or being unpacked; for tests and metrics. */

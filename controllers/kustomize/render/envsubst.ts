@@ -8,9 +8,9 @@
 // A default applies when the variable is unset or empty. Anything else after `${` (`${var-x}`,
 // `${}`, an unclosed brace) is an error, as in Flux. Offsets and lengths count UTF-8 bytes.
 
-type Node = { text: string } | Expr;
+export type Node = { text: string } | Expr;
 
-interface Expr {
+export interface Expr {
   name: string;
   op: string;
   args: Node[];
@@ -171,7 +171,10 @@ class Parser {
   }
 }
 
-/** A compiled Go path.Match pattern; throws on a malformed one. */
+/**
+ * A compiled pattern of envsubst's own path.Match copy, where `*` and `?` also match `/` (so a
+ * longest `*` then `/` prefix trim leaves the basename); throws on a malformed one.
+ */
 function globToRegExp(pattern: string): RegExp {
   const chars = [...pattern];
   const hex = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
@@ -188,8 +191,8 @@ function globToRegExp(pattern: string): RegExp {
   };
   while (i < chars.length) {
     const c = chars[i++]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
+    if (c === '*') re += '[\\s\\S]*';
+    else if (c === '?') re += '[\\s\\S]';
     else if (c === '\\') {
       if (i >= chars.length) throw new Error('bad pattern');
       re += hex(chars[i++]!);
@@ -276,7 +279,8 @@ function firstChar(s: string, change: (c: string) => string): string {
   return change(c) + s.slice(c.length);
 }
 
-function apply(op: string, value: string, args: string[]): string {
+/** One string function (`op` as the parser names it: '#len', ',', ':', '/#', ':=' …) on a value. */
+export function apply(op: string, value: string, args: string[]): string {
   switch (op) {
     case '#len':
       return String(Buffer.byteLength(value, 'utf8'));
@@ -308,6 +312,11 @@ function apply(op: string, value: string, args: string[]): string {
     default:
       return value === '' ? args.join('') : value;
   }
+}
+
+/** The parsed form of `text`: text runs and `${...}` expressions; throws SubstitutionSyntaxError. */
+export function parseTemplate(text: string): Node[] {
+  return new Parser(text).parse();
 }
 
 export interface ExpandOptions {

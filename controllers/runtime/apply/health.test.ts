@@ -127,7 +127,14 @@ describe('health rules', () => {
       spec: { replicas: 3, ...spec },
       status: { observedGeneration: 1, ...status },
     });
-    const done = { replicas: 3, readyReplicas: 3, updatedReplicas: 3, currentRevision: 'db-2', updateRevision: 'db-2' };
+    const done = {
+      replicas: 3,
+      readyReplicas: 3,
+      currentReplicas: 3,
+      updatedReplicas: 3,
+      currentRevision: 'db-2',
+      updateRevision: 'db-2',
+    };
 
     it('needs every replica ready at the update revision', () => {
       expect(objectHealth(sts(done)).state).to.equal('ready');
@@ -212,7 +219,7 @@ describe('health rules', () => {
   });
 
   describe('other objects', () => {
-    it('are ready without status, and by their Ready condition otherwise', () => {
+    it('are ready without status, and by their Ready condition otherwise (pending until True)', () => {
       expect(objectHealth(custom()).state).to.equal('ready');
       expect(objectHealth({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }).state).to.equal('ready');
       expect(
@@ -227,7 +234,8 @@ describe('health rules', () => {
           }),
         ),
       ).to.deep.equal({
-        state: 'failed',
+        // As kstatus: Ready=False is still in progress; only Stalled=True fails.
+        state: 'pending',
         message: 'not ready: BuildFailed: kustomize build failed',
       });
       expect(
@@ -266,7 +274,8 @@ describe('health rules', () => {
         'ready',
       );
       expect(objectHealth(pod({ phase: 'Succeeded' })).state).to.equal('ready');
-      expect(objectHealth(pod({ phase: 'Failed', message: 'OOMKilled' })).state).to.equal('failed');
+      // A finished Pod is Current in kstatus, whatever its exit.
+      expect(objectHealth(pod({ phase: 'Failed', message: 'OOMKilled' })).state).to.equal('ready');
       expect(
         objectHealth(
           pod({

@@ -31,35 +31,112 @@ export class IgnoreRuleError extends Error {
 
 type Requirement = (labels: Record<string, string>) => boolean;
 
+// k8s.io/apimachinery/pkg/labels: the lexer's special characters, its tokens and the key and value rules.
+const SPECIAL = new Set([' ', '\t', '\r', '\n', ',', '=', '!', '(', ')', '<', '>']);
+const OPERATORS = ['!=', '==', '=', '!', '(', ')', ',', '<', '>'];
+const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+type Token = { kind: 'id' | 'op' | 'end'; text: string };
+
+function lex(text: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i]!;
+    if (ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n') {
+      i++;
+      continue;
+    }
+    const op = OPERATORS.find((o) => text.startsWith(o, i));
+    if (op) {
+      tokens.push({ kind: 'op', text: op });
+      i += op.length;
+      continue;
+    }
+    let j = i;
+    while (j < text.length && !SPECIAL.has(text[j]!)) j++;
+    tokens.push({ kind: 'id', text: text.slice(i, j) });
+    i = j;
+  }
+  tokens.push({ kind: 'end', text: '' });
+  return tokens;
+}
+
+function validKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  const [prefix, name] = slash < 0 ? [undefined, key] : [key.slice(0, slash), key.slice(slash + 1)];
+  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return false;
+  return name.length > 0 && name.length <= 63 && NAME.test(name);
+}
+
 /**
- * Kubernetes label-selector syntax: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`,
- * comma-separated, all must hold.
+ * Kubernetes label-selector syntax, as k8s.io/apimachinery/pkg/labels parses it: `a=b`, `a==b`,
+ * `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, `a>1`, `a<1`, comma-separated, all must hold.
  */
 export function parseSelector(text: string, field: string): Requirement {
+  const tokens = lex(text);
+  let pos = 0;
+  const fail = (why: string): never => {
+    throw new IgnoreRuleError(`${field}: cannot parse selector '${text}': ${why}`);
+  };
+  const next = () => tokens[pos++]!;
+  const peek = () => tokens[pos]!;
   const requirements: Requirement[] = [];
-  // Commas inside parentheses belong to a set.
-  const parts = text.match(/(?:[^,(]|\([^)]*\))+/g) ?? [];
-  for (const raw of parts.map((p) => p.trim()).filter(Boolean)) {
-    const equality = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(raw);
-    const set = /^([\w./-]+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(raw);
-    const existence = /^(!?)([\w./-]+)$/.exec(raw);
-    if (equality) {
-      const [, key, op, value] = equality as unknown as [string, string, string, string];
-      requirements.push(op === '!=' ? (l) => l[key] !== value : (l) => l[key] === value);
-    } else if (set) {
-      const [, key, op, list] = set as unknown as [string, string, string, string];
-      const values = new Set(list.split(',').map((v) => v.trim()));
-      requirements.push(
-        op === 'in'
-          ? (l) => l[key] !== undefined && values.has(l[key]!)
-          : (l) => l[key] === undefined || !values.has(l[key]!),
-      );
-    } else if (existence) {
-      const [, not, key] = existence as unknown as [string, string, string];
-      requirements.push(not ? (l) => l[key] === undefined : (l) => l[key] !== undefined);
+  const value = (v: string): string => (LABEL_VALUE.test(v) && v.length <= 63 ? v : fail(`invalid value '${v}'`));
+  const key = (): string => {
+    const t = next();
+    if (t.kind !== 'id') fail(`found '${t.text}', expected: identifier`);
+    return validKey(t.text) ? t.text : fail(`invalid key '${t.text}'`);
+  };
+  if (peek().kind === 'end') return () => true;
+  for (;;) {
+    if (peek().kind === 'op' && peek().text === '!') {
+      next();
+      const k = key();
+      requirements.push((l) => l[k] === undefined);
     } else {
-      throw new IgnoreRuleError(`${field}: cannot parse selector requirement '${raw}'`);
+      const k = key();
+      const t = peek();
+      if (t.kind === 'end' || t.text === ',') requirements.push((l) => l[k] !== undefined);
+      else {
+        next();
+        const op = t.kind === 'id' && (t.text === 'in' || t.text === 'notin') ? t.text : t.kind === 'op' ? t.text : '';
+        if (op === 'in' || op === 'notin') {
+          if (next().text !== '(') fail(`found '${tokens[pos - 1]!.text}', expected: '('`);
+          const values = new Set<string>();
+          for (;;) {
+            const v = peek().kind === 'id' ? next().text : '';
+            values.add(value(v));
+            const sep = next();
+            if (sep.text === ')') break;
+            if (sep.text !== ',') fail(`found '${sep.text}', expected: ',' or ')'`);
+          }
+          requirements.push(
+            op === 'in'
+              ? (l) => l[k] !== undefined && values.has(l[k]!)
+              : (l) => l[k] === undefined || !values.has(l[k]!),
+          );
+        } else if (op === '=' || op === '==' || op === '!=') {
+          const v = value(peek().kind === 'id' ? next().text : '');
+          requirements.push(op === '!=' ? (l) => l[k] !== v : (l) => l[k] === v);
+        } else if (op === '<' || op === '>') {
+          const raw = peek().kind === 'id' ? next().text : '';
+          if (!/^[+-]?\d+$/.test(raw)) fail(`for '${op}' the value must be an integer, not '${raw}'`);
+          const bound = BigInt(raw);
+          requirements.push((l) => {
+            const have = l[k];
+            if (have === undefined || !/^[+-]?\d+$/.test(have)) return false;
+            return op === '>' ? BigInt(have) > bound : BigInt(have) < bound;
+          });
+        } else fail(`found '${t.text}', expected an operator`);
+      }
     }
+    const sep = next();
+    if (sep.kind === 'end') break;
+    if (sep.text !== ',') fail(`found '${sep.text}', expected: ',' or end of string`);
+    if (peek().kind === 'end') fail("found '', expected: identifier after ','");
   }
   return (labels) => requirements.every((r) => r(labels));
 }

@@ -44,19 +44,28 @@ function deploymentHealth(obj: Obj): ObjectHealth {
   const status = obj.status ?? {};
   const want = num(spec.replicas, 1);
   const progressing = condition(obj, 'Progressing');
-  if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded')
+  if (progressing?.reason === 'ProgressDeadlineExceeded')
     return failed(`progress deadline exceeded: ${explain(progressing)}`);
   if (spec.paused === true) return ready('paused');
+  const total = num(status.replicas);
   const updated = num(status.updatedReplicas);
   const available = num(status.availableReplicas);
-  const total = num(status.replicas);
+  if (total < want) return pending(`${total}/${want} replicas created`);
   if (updated < want) return pending(`${updated}/${want} replicas updated`);
-  if (total > updated) return pending(`${total - updated} old replicas pending termination`);
-  if (available < want) {
+  if (total > want) return pending(`${total - want} old replicas pending termination`);
+  if (available < updated) {
     const unavailable = condition(obj, 'Available');
     const why = unavailable?.status === 'False' ? ` (${explain(unavailable)})` : '';
-    return pending(`${available}/${want} replicas available${why}`);
+    return pending(`${available}/${updated} replicas available${why}`);
   }
+  if (num(status.readyReplicas) < want) return pending(`${num(status.readyReplicas)}/${want} replicas ready`);
+  // Without a progress deadline the controller never writes Progressing (kstatus: MaxInt32 means none).
+  const deadline = num(spec.progressDeadlineSeconds, 2 ** 31 - 1);
+  if (deadline !== 2 ** 31 - 1 && !(progressing?.status === 'True' && progressing.reason === 'NewReplicaSetAvailable'))
+    return pending(`new replica set not available${progressing ? ` (${explain(progressing)})` : ''}`);
+  const availableCond = condition(obj, 'Available');
+  if (availableCond?.status !== 'True')
+    return pending(`deployment not available${availableCond ? ` (${explain(availableCond)})` : ''}`);
   return ready(`${available}/${want} replicas available`);
 }
 
@@ -66,24 +75,32 @@ function statefulSetHealth(obj: Obj): ObjectHealth {
   const strategy = (spec.updateStrategy ?? {}) as { type?: string; rollingUpdate?: { partition?: number } };
   if (strategy.type === 'OnDelete') return ready('update strategy OnDelete');
   const want = num(spec.replicas, 1);
+  const total = num(status.replicas);
   const readyReplicas = num(status.readyReplicas);
-  if (num(status.replicas) < want) return pending(`${num(status.replicas)}/${want} replicas created`);
+  if (total < want) return pending(`${total}/${want} replicas created`);
   if (readyReplicas < want) return pending(`${readyReplicas}/${want} replicas ready`);
-  const partition = num(strategy.rollingUpdate?.partition);
+  if (total > want) return pending(`${total - want} extra replicas pending termination`);
   const updated = num(status.updatedReplicas);
-  if (partition > 0) {
+  const partition = strategy.rollingUpdate?.partition;
+  if (typeof partition === 'number') {
     return updated < want - partition
       ? pending(`${updated}/${want - partition} replicas updated (partition ${partition})`)
       : ready('partitioned roll out complete');
   }
-  if (status.updateRevision && status.currentRevision !== status.updateRevision)
-    return pending(`${updated}/${want} replicas at revision ${String(status.updateRevision)}`);
+  const current = num(status.currentReplicas);
+  if (current < want) return pending(`${current}/${want} replicas current`);
+  if ((status.currentRevision ?? '') !== (status.updateRevision ?? ''))
+    return pending(`${updated}/${want} replicas at revision ${String(status.updateRevision ?? '')}`);
   return ready(`${readyReplicas}/${want} replicas ready`);
 }
 
 function daemonSetHealth(obj: Obj): ObjectHealth {
   const status = obj.status ?? {};
-  const want = num(status.desiredNumberScheduled);
+  // The DaemonSet controller always writes both; without them it has not acted on the object.
+  if (typeof obj.metadata?.generation !== 'number') return pending('no metadata.generation');
+  if (typeof status.observedGeneration !== 'number') return pending('no status.observedGeneration');
+  if (typeof status.desiredNumberScheduled !== 'number') return pending('no status.desiredNumberScheduled');
+  const want = status.desiredNumberScheduled;
   const counts: Array<[string, unknown]> = [
     ['scheduled', status.currentNumberScheduled],
     ['updated', status.updatedNumberScheduled],
@@ -96,35 +113,58 @@ function daemonSetHealth(obj: Obj): ObjectHealth {
 
 function replicaSetHealth(obj: Obj): ObjectHealth {
   const want = num(obj.spec?.replicas, 1);
-  const available = num(obj.status?.availableReplicas);
+  const status = obj.status ?? {};
   const failure = condition(obj, 'ReplicaFailure');
-  if (available < want)
-    return pending(
-      `${available}/${want} replicas available${failure?.status === 'True' ? ` (${explain(failure)})` : ''}`,
-    );
-  return ready(`${available}/${want} replicas available`);
+  if (failure?.status === 'True') return pending(`replica failure: ${explain(failure)}`);
+  const counts: Array<[string, unknown]> = [
+    ['labelled', status.fullyLabeledReplicas],
+    ['available', status.availableReplicas],
+    ['ready', status.readyReplicas],
+  ];
+  for (const [what, value] of counts) if (num(value) < want) return pending(`${num(value)}/${want} replicas ${what}`);
+  const total = num(status.replicas);
+  if (total > want) return pending(`${total - want} extra replicas pending termination`);
+  return ready(`${num(status.availableReplicas)}/${want} replicas available`);
 }
 
+/** As Flux's Job status reader (fluxcd/pkg runtime/statusreaders): ready once complete, not merely started. */
 function jobHealth(obj: Obj): ObjectHealth {
-  const failedCond = condition(obj, 'Failed');
-  if (failedCond?.status === 'True') return failed(`job failed: ${explain(failedCond)}`);
+  if (obj.spec?.suspend === true) return ready('job suspended');
   const complete = condition(obj, 'Complete');
   if (complete?.status === 'True') return ready('job complete');
+  const failedCond = condition(obj, 'Failed');
+  if (failedCond?.status === 'True') return failed(`job failed: ${explain(failedCond)}`);
   const status = obj.status ?? {};
-  if (obj.spec?.suspend === true) return pending('job suspended');
   return pending(
     `job in progress: ${num(status.active)} active, ${num(status.succeeded)} succeeded, ${num(status.failed)} failed`,
   );
 }
 
+/** How long a Pod may stay unschedulable before it counts as failed (kstatus ScheduleWindow). */
+const SCHEDULE_WINDOW_MS = 15_000;
+
 function podHealth(obj: Obj): ObjectHealth {
   const phase = obj.status?.phase;
   if (phase === 'Succeeded') return ready('pod succeeded');
-  if (phase === 'Failed') return failed(`pod failed${obj.status?.message ? `: ${String(obj.status.message)}` : ''}`);
+  // A finished Pod is done, whatever its exit: kstatus calls it Current.
+  if (phase === 'Failed') return ready(`pod failed${obj.status?.message ? `: ${String(obj.status.message)}` : ''}`);
   const readyCond = condition(obj, 'Ready');
-  if (readyCond?.status === 'True') return ready('pod ready');
+  if (phase === 'Running') {
+    if (readyCond?.status === 'True') return ready('pod ready');
+    const statuses = (obj.status?.containerStatuses ?? []) as {
+      name?: string;
+      state?: { waiting?: { reason?: string } };
+    }[];
+    const looping = statuses.filter((c) => c?.state?.waiting?.reason === 'CrashLoopBackOff').map((c) => c.name);
+    if (looping.length > 0) return failed(`containers in CrashLoopBackOff: ${looping.join(', ')}`);
+    return pending(`pod running, not ready${readyCond ? `: ${explain(readyCond)}` : ''}`);
+  }
   const scheduled = condition(obj, 'PodScheduled');
-  if (scheduled?.status === 'False') return pending(`pod not scheduled: ${explain(scheduled)}`);
+  if (phase === 'Pending' && scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    const created = Date.parse(String(obj.metadata?.creationTimestamp ?? ''));
+    const young = Number.isFinite(created) && Date.now() - SCHEDULE_WINDOW_MS < created;
+    return (young ? pending : failed)(`pod not scheduled: ${explain(scheduled)}`);
+  }
   return pending(`pod ${String(phase ?? 'Pending')}${readyCond ? `: ${explain(readyCond)}` : ''}`);
 }
 
@@ -133,6 +173,8 @@ function crdHealth(obj: Obj): ObjectHealth {
   if (names?.status === 'False') return failed(`names not accepted: ${explain(names)}`);
   const established = condition(obj, 'Established');
   if (established?.status === 'True') return ready('established');
+  if (established?.status === 'False' && established.reason !== 'Installing')
+    return failed(`not established: ${explain(established)}`);
   return pending(established ? `not established: ${explain(established)}` : 'not established');
 }
 
@@ -148,15 +190,20 @@ function serviceHealth(obj: Obj): ObjectHealth {
   return ready('service');
 }
 
-function conditionsHealth(obj: Obj): ObjectHealth {
+/** kstatus's standard conditions, which decide for any kind that sets them. */
+function standardConditionsHealth(obj: Obj): ObjectHealth | undefined {
   const stalled = condition(obj, 'Stalled');
   if (stalled?.status === 'True') return failed(`stalled: ${explain(stalled)}`);
   const reconciling = condition(obj, 'Reconciling');
   if (reconciling?.status === 'True') return pending(`reconciling: ${explain(reconciling)}`);
+  return undefined;
+}
+
+function conditionsHealth(obj: Obj): ObjectHealth {
   const readyCond = condition(obj, 'Ready');
   if (!readyCond) return ready('no Ready condition');
   if (readyCond.status === 'True') return ready(explain(readyCond));
-  if (readyCond.status === 'False') return failed(`not ready: ${explain(readyCond)}`);
+  // kstatus reads Ready=False as still in progress: only Stalled is a failure.
   return pending(`not ready: ${explain(readyCond)}`);
 }
 
@@ -180,6 +227,8 @@ export function objectHealth(object: KubernetesObject): ObjectHealth {
   if (typeof generation === 'number' && typeof observed === 'number' && observed < generation) {
     return pending(`generation ${generation} not yet observed (observed ${observed})`);
   }
+  const standard = standardConditionsHealth(obj);
+  if (standard) return standard;
   const rule = BY_KIND[`${refOf(obj).group}/${obj.kind}`];
   if (rule) {
     // A built-in controller that has not written status yet has not acted on the object.
