@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { resourceTypeOf } from '../../controllers/api/kind.ts';
 import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
-import { parseFlags } from '../../controllers/flags.ts';
+import { optionsFrom } from '../../controllers/runtime/setup.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
 import { Logger } from '../../controllers/runtime/logger.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
 import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
-import { setupSource } from '../../controllers/source/setup.ts';
+import { setupSource, source } from '../../controllers/source/setup.ts';
 import { kubeConfig } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
@@ -114,7 +114,7 @@ describe('GitRepository', function () {
 
     storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
     const port = await freePort();
-    const args = parseFlags([
+    const options = optionsFrom(source, [
       `--storage-path=${storagePath}`,
       `--storage-addr=127.0.0.1:${port}`,
       `--storage-adv-addr=127.0.0.1:${port}`,
@@ -128,7 +128,7 @@ describe('GitRepository', function () {
       labelSelector: `${SHARD}!=small`,
       retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 },
     });
-    await setupSource({ manager, args });
+    await setupSource({ manager, options });
     await manager.start();
     const smallPort = await freePort();
     small = new Manager({
@@ -140,7 +140,7 @@ describe('GitRepository', function () {
     });
     await setupSource({
       manager: small,
-      args: parseFlags([
+      options: optionsFrom(source, [
         `--storage-path=${storagePath}`,
         `--storage-addr=127.0.0.1:${smallPort}`,
         `--storage-adv-addr=127.0.0.1:${smallPort}`,
@@ -476,8 +476,14 @@ describe('GitRepository', function () {
 
     it('suspend stops reconciling until resumed', async () => {
       await create('paused', { url: anon.url('app'), suspend: true });
-      await new Promise((r) => setTimeout(r, 1500));
-      expect((await get('paused')).status?.artifact).to.equal(undefined);
+      const requestedAt = await requestReconcile('paused');
+      // A repository created after it, from the same source, is fetched and published: 'paused',
+      // queued first, would have been too.
+      await create('unpaused', { url: anon.url('app') });
+      await ready('unpaused');
+      const paused = await get('paused');
+      expect(paused.status?.artifact).to.equal(undefined);
+      expect(paused.status?.lastHandledReconcileAt, 'a suspended object is not reconciled').to.not.equal(requestedAt);
       await patchSpec('paused', { suspend: null });
       await ready('paused');
     });

@@ -206,7 +206,14 @@ describe('controller runtime on a real API server', function () {
 
     beforeEach(async () => {
       rec = new RecordingReconciler('m1');
-      manager = new Manager({ kubeConfig: kc, logger, metrics: new Metrics(false), namespace: ns });
+      // Retries come within milliseconds, so a later reconcile shows whether one was due.
+      manager = new Manager({
+        kubeConfig: kc,
+        logger,
+        metrics: new Metrics(false),
+        namespace: ns,
+        retry: { minRetryDelayMs: 5, maxRetryDelayMs: 50 },
+      });
       manager.addController({
         name: 'gitrepository',
         resource: gitRepos,
@@ -293,7 +300,9 @@ describe('controller runtime on a real API server', function () {
       expect(events[0]).to.deep.include({ type: 'Warning', message: 'url https://stall.example.com/x is not usable' });
       expect(events[0]!.source?.component).to.equal('source-controller');
       const attempts = rec.seen.filter((n) => n === 'bad').length;
-      await new Promise((r) => setTimeout(r, 2000));
+      // An object created now is reconciled after any retry of 'bad' (due within 5 ms) would have been.
+      await createRepo(kc, repo('after-bad', ns));
+      await eventually(async () => expect((await readyOf(kc, ns, 'after-bad')).status).to.equal('True'));
       expect(rec.seen.filter((n) => n === 'bad').length).to.equal(attempts, 'a stalled object is not retried');
     });
   });
@@ -323,8 +332,12 @@ describe('controller runtime on a real API server', function () {
         await createRepo(kc, other);
         await createRepo(kc, mine);
         await eventually(() => readyOf(kc, ns, 'mine'));
-        await new Promise((r) => setTimeout(r, 1000));
-        expect(rec.seen).to.deep.equal(['mine']);
+        // 'other' was created first: had the manager seen it, it would have come before this one.
+        const later = repo('mine-later', ns);
+        later.metadata!.labels = { 'sharding.fluxcd.io/key': 'a' };
+        await createRepo(kc, later);
+        await eventually(() => readyOf(kc, ns, 'mine-later'));
+        expect(rec.seen).to.deep.equal(['mine', 'mine-later']);
         expect((await getRepo(kc, ns, 'other')).status?.conditions).to.equal(undefined);
       } finally {
         await manager.stop();
@@ -334,10 +347,12 @@ describe('controller runtime on a real API server', function () {
     it('stop() lets an in-flight reconcile finish and write its status, within the deadline', async () => {
       let started!: () => void;
       const inFlight = new Promise<void>((r) => (started = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
       const slow: Reconciler<Repo> = {
         async reconcile() {
           started();
-          await new Promise((r) => setTimeout(r, 1500));
+          await released;
           return { type: 'success', reason: 'Succeeded', message: 'finished after shutdown began' };
         },
       };
@@ -357,7 +372,10 @@ describe('controller runtime on a real API server', function () {
       await manager.start();
       await createRepo(kc, repo('slow', ns));
       await inFlight;
-      await manager.stop();
+      // The reconcile finishes only once shutdown has begun.
+      const stopped = manager.stop();
+      release();
+      await stopped;
       expect((await readyOf(kc, ns, 'slow')).message).to.equal('finished after shutdown began');
     });
 
@@ -368,7 +386,7 @@ describe('controller runtime on a real API server', function () {
       const stuck: Reconciler<Repo> = {
         async reconcile() {
           started();
-          await new Promise((r) => setTimeout(r, 20_000).unref());
+          await new Promise<never>(() => {}); // never settles: a reconcile stuck for good
           finished = true;
           return { type: 'success', reason: 'Succeeded', message: 'too late' };
         },
@@ -438,7 +456,9 @@ describe('controller runtime on a real API server', function () {
       await b.start();
       await createRepo(kc, repo('one', ns));
       await eventually(async () => expect((await readyOf(kc, ns, 'one')).message).to.equal('reconciled by a'));
-      await new Promise((r) => setTimeout(r, 1500));
+      // 'one' came first: had the standby acted on it, it would have before the leader handled this.
+      await createRepo(kc, repo('one-later', ns));
+      await eventually(async () => expect((await readyOf(kc, ns, 'one-later')).message).to.equal('reconciled by a'));
       expect(b.isLeader()).to.equal(false);
       expect(recB.seen, 'the standby reconciles nothing').to.deep.equal([]);
 
