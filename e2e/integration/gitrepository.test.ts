@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { resourceTypeOf } from '../../controllers/api/kind.ts';
 import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
-import { optionsFrom } from '../../controllers/runtime/setup.ts';
+import { parseFlags } from '../../controllers/flags.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
 import { Logger } from '../../controllers/runtime/logger.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
 import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
-import { setupSource, source } from '../../controllers/source/setup.ts';
+import { setupSource } from '../../controllers/source/setup.ts';
 import { kubeConfig } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
@@ -114,7 +114,7 @@ describe('GitRepository', function () {
 
     storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
     const port = await freePort();
-    const options = optionsFrom(source, [
+    const args = parseFlags([
       `--storage-path=${storagePath}`,
       `--storage-addr=127.0.0.1:${port}`,
       `--storage-adv-addr=127.0.0.1:${port}`,
@@ -128,7 +128,7 @@ describe('GitRepository', function () {
       labelSelector: `${SHARD}!=small`,
       retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 },
     });
-    await setupSource({ manager, options });
+    await setupSource({ manager, args });
     await manager.start();
     const smallPort = await freePort();
     small = new Manager({
@@ -140,7 +140,7 @@ describe('GitRepository', function () {
     });
     await setupSource({
       manager: small,
-      options: optionsFrom(source, [
+      args: parseFlags([
         `--storage-path=${storagePath}`,
         `--storage-addr=127.0.0.1:${smallPort}`,
         `--storage-adv-addr=127.0.0.1:${smallPort}`,
