@@ -13,6 +13,7 @@ import { REQUESTED_AT_ANNOTATION } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
 import pkg from '../../package.json' with { type: 'json' };
+import { errorMessage } from '../runtime/api-errors.ts';
 
 const USAGE = `Usage:
   tide reconcile <kind> <name> [-n namespace] [--timeout 5m]
@@ -140,5 +141,5 @@ function apiMessage(err: unknown): string {
       // not JSON: fall through to the error's message
     }
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

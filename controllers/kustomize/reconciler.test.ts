@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import type { KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { findCondition } from '../runtime/conditions.ts';
 import type { ReconcileContext } from '../runtime/controller.ts';
+import type { Outcome } from '../runtime/outcome.ts';
 import type { Informer } from '../runtime/informer.ts';
-import type { ReconcileError } from '../runtime/outcome.ts';
 import type { Kustomization, Source } from './dependencies.ts';
 import {
   KustomizationReconciler,
@@ -78,17 +78,23 @@ function informer<T>(objects: Record<string, T>): Informer<T & KubernetesObject>
   return { get: (key: string) => objects[key] } as unknown as Informer<T & KubernetesObject>;
 }
 
-function ctx(obj: Kustomization): ReconcileContext<KustomizationStatus> & { events: string[] } {
-  const events: string[] = [];
-  return {
+type TestContext = ReconcileContext<KustomizationStatus> & { events: string[]; progressed: string[] };
+
+/** A context that records events and progress writes; `abort` stands for a newer request arriving. */
+function ctx(obj: Kustomization, abort = new AbortController()): TestContext {
+  const c: TestContext = {
     key: 'ns/app',
     logger: undefined as never,
     status: structuredClone(obj.status ?? {}),
     now: () => new Date('2026-01-01T00:00:00Z'),
-    event: (_type, reason, message) => events.push(`${reason}: ${message}`),
+    event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
     skipStatus: false,
-    events,
+    signal: abort.signal,
+    progress: async (message) => void c.progressed.push(message),
+    events: [],
+    progressed: [],
   };
+  return c;
 }
 
 function reconciler(
@@ -112,15 +118,6 @@ function reconciler(
     requeueDependencyMs: 30_000,
     ...lockdown,
   });
-}
-
-async function outcomeOf(promise: Promise<unknown>): Promise<ReconcileError | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (err) {
-    return err as ReconcileError;
-  }
 }
 
 describe('Kustomization reconciler', () => {
@@ -181,8 +178,8 @@ describe('Kustomization reconciler', () => {
       );
       const { steps, calls, leases } = fakeSteps([cm('a')], failing);
       const c = ctx(obj);
-      const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
-      expect(err).to.include({ outcome: 'error', reason, message: `${failing} exploded` });
+      const err = await reconciler(steps).reconcile(obj, c);
+      expect(err).to.include({ type: 'error', reason, message: `${failing} exploded`, step: failing });
       expect(leases.released, 'the unpacked artifact is released').to.equal(leases.taken);
       expect(calls.at(-1)).to.equal(failing);
       expect(calls).to.not.include('prune');
@@ -218,13 +215,11 @@ describe('Kustomization reconciler', () => {
 
     const broken = fakeSteps([cm('a')]);
     const c = ctx(obj);
-    const err = await outcomeOf(
-      reconciler(broken.steps, {}, undefined, async () => {
-        throw new Error("kubeconfig Secret 'ns/remote' not found");
-      }).reconcile(obj, c),
-    );
+    const err = await reconciler(broken.steps, {}, undefined, async () => {
+      throw new Error("kubeconfig Secret 'ns/remote' not found");
+    }).reconcile(obj, c);
     expect(err).to.include({
-      outcome: 'error',
+      type: 'error',
       reason: 'ReconciliationFailed',
       message: "kubeconfig Secret 'ns/remote' not found",
     });
@@ -240,8 +235,8 @@ describe('Kustomization reconciler', () => {
     ]) {
       const obj = kustomization(spec);
       const { steps, calls } = fakeSteps([cm('a')]);
-      const err = await outcomeOf(reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, ctx(obj)));
-      expect(err).to.include({ outcome: 'stalled', reason: 'AccessDenied' });
+      const err = await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, ctx(obj));
+      expect(err).to.include({ type: 'stalled', reason: 'AccessDenied' });
       expect(err?.message).to.match(/other.*cross-namespace references are not allowed/);
       expect(calls).to.deep.equal([]);
     }
@@ -268,15 +263,15 @@ describe('Kustomization reconciler', () => {
 
   it('answers a kubeConfig without secretRef (cloud provider authentication) with UnsupportedFeature', async () => {
     const obj = kustomization({ kubeConfig: { configMapRef: { name: 'aws' } } });
-    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'stalled', reason: 'UnsupportedFeature' });
+    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+    expect(err).to.include({ type: 'stalled', reason: 'UnsupportedFeature' });
   });
 
   it('retries a failure no later than spec.retryInterval', async () => {
     const obj = kustomization({ retryInterval: '45s' });
     const { steps } = fakeSteps([cm('a')], 'build');
-    const err = await outcomeOf(reconciler(steps).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'error', reason: 'BuildFailed', requeueAfterMs: 45_000 });
+    const err = await reconciler(steps).reconcile(obj, ctx(obj));
+    expect(err).to.include({ type: 'error', reason: 'BuildFailed', requeueAfterMs: 45_000 });
   });
 
   it('does not prune with prune: false, but still records the new inventory', async () => {
@@ -306,11 +301,11 @@ describe('Kustomization reconciler', () => {
         ],
       },
     );
-    const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra }).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'waiting', reason: 'DependencyNotReady', requeueAfterMs: 30_000 });
+    const err = await reconciler(steps, { 'ns/infra': infra }).reconcile(obj, ctx(obj));
+    expect(err).to.include({ type: 'waiting', reason: 'DependencyNotReady', requeueAfterMs: 30_000 });
     expect(err?.message).to.equal("dependency 'ns/infra' is not ready");
     expect(calls).to.deep.equal([]);
-    const missing = await outcomeOf(reconciler(steps).reconcile(obj, ctx(obj)));
+    const missing = await reconciler(steps).reconcile(obj, ctx(obj));
     expect(missing?.message).to.equal("dependency 'ns/infra' not found");
   });
 
@@ -346,9 +341,9 @@ describe('Kustomization reconciler', () => {
       metadata: { name: 'infra', namespace: 'ns', generation: 1, labels: { version } },
     });
     const { steps } = fakeSteps([cm('a')]);
-    const err = await outcomeOf(reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, ctx(obj)));
+    const err = await reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, ctx(obj));
     expect(err).to.include({
-      outcome: 'waiting',
+      type: 'waiting',
       reason: 'DependencyNotReady',
       message: "dependency 'ns/infra' is not ready: readyExpr is false",
     });
@@ -367,8 +362,8 @@ describe('Kustomization reconciler', () => {
     await reconciler(steps).reconcile(obj, ctx(obj));
     expect(ignored).to.deep.equal([['spec', 'replicas']]);
     const bad = kustomization({ driftIgnoreRules: [{ paths: ['spec/replicas'] }] });
-    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(bad, ctx(bad)));
-    expect(err).to.include({ outcome: 'stalled', reason: 'InvalidSpec' });
+    const err = await reconciler(fakeSteps([]).steps).reconcile(bad, ctx(bad));
+    expect(err).to.include({ type: 'stalled', reason: 'InvalidSpec' });
     expect(err?.message).to.match(/^spec\.driftIgnoreRules\[0\]\.paths\[0\]: 'spec\/replicas' is not a JSON pointer/);
   });
 
@@ -378,8 +373,8 @@ describe('Kustomization reconciler', () => {
       { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] },
     ]) {
       const obj = kustomization(spec);
-      const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
-      expect(err).to.include({ outcome: 'stalled', reason: 'InvalidCELExpression' });
+      const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+      expect(err).to.include({ type: 'stalled', reason: 'InvalidCELExpression' });
       expect(err?.message).to.match(
         /^spec\.(dependsOn\[0\]\.readyExpr|healthCheckExprs\[0\]\.current): invalid CEL expression/,
       );
@@ -390,35 +385,110 @@ describe('Kustomization reconciler', () => {
     const obj = kustomization({ wait: true, timeout: '1m' });
     const { steps } = fakeSteps([cm('a')], 'waitForHealth');
     const c = ctx(obj);
-    const err = await outcomeOf(reconciler(steps).reconcile(obj, c));
+    const err = await reconciler(steps).reconcile(obj, c);
     expect(err).to.include({ reason: 'HealthCheckFailed' });
     expect(findCondition(c.status.conditions, 'Healthy')).to.include({ status: 'False', reason: 'HealthCheckFailed' });
   });
 
   it('stalls on source kinds it does not support, and names them', async () => {
     const obj = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'x' } });
-    const err = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj)));
-    expect(err).to.include({ outcome: 'stalled', reason: 'UnsupportedFeature' });
+    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+    expect(err).to.include({ type: 'stalled', reason: 'UnsupportedFeature' });
     expect(err?.message).to.include('OCIRepository');
   });
 
   it('waits for a source without an artifact, and for a missing one, like for a dependency', async () => {
     const obj = kustomization();
-    const err = await outcomeOf(
-      reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(obj, ctx(obj)),
+    const err = await reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(
+      obj,
+      ctx(obj),
     );
     expect(err).to.include({
-      outcome: 'waiting',
+      type: 'waiting',
       reason: 'ArtifactFailed',
       message: "source 'GitRepository/ns/repo' is not ready: it has no artifact yet",
       requeueAfterMs: 30_000,
     });
     const other = kustomization({ sourceRef: { kind: 'GitRepository', name: 'elsewhere' } });
-    const missing = await outcomeOf(reconciler(fakeSteps([]).steps).reconcile(other, ctx(other)));
+    const missing = await reconciler(fakeSteps([]).steps).reconcile(other, ctx(other));
     expect(missing).to.include({
-      outcome: 'waiting',
+      type: 'waiting',
       reason: 'ArtifactFailed',
       message: "source 'GitRepository/ns/elsewhere' not found",
     });
+  });
+
+  it('shows progress once for a new revision or generation, and not on a resync or a retry of the same revision', async () => {
+    const fresh = kustomization();
+    const c = ctx(fresh);
+    await reconciler(fakeSteps([cm('a')]).steps).reconcile(fresh, c);
+    expect(c.progressed).to.deep.equal([`Fetching manifests for revision ${REV} with a timeout of 5m`]);
+
+    for (const status of [
+      { observedGeneration: 1, lastAttemptedRevision: REV, lastAppliedRevision: REV },
+      { observedGeneration: 1, lastAttemptedRevision: REV, lastAppliedRevision: 'older' },
+    ]) {
+      const resync = kustomization({}, status);
+      const quiet = ctx(resync);
+      await reconciler(fakeSteps([cm('a')]).steps).reconcile(resync, quiet);
+      expect(quiet.progressed).to.deep.equal([]);
+    }
+    const newGeneration = kustomization({}, { observedGeneration: 0, lastAttemptedRevision: REV });
+    const again = ctx(newGeneration);
+    await reconciler(fakeSteps([cm('a')]).steps).reconcile(newGeneration, again);
+    expect(again.progressed).to.have.length(1);
+  });
+
+  it('says so when the health check really waits, and a newer request cancels the wait', async () => {
+    const obj = kustomization({ wait: true });
+    const { steps } = fakeSteps([cm('a')]);
+    steps.waitForHealth = async (_entries, _timeout, opts) => {
+      await opts.onWaiting?.('Deployment/ns/web: Available: 0/1 replicas');
+      await new Promise((_resolve, reject) => {
+        opts.signal?.addEventListener('abort', () => reject(opts.signal?.reason));
+      });
+    };
+    const abort = new AbortController();
+    const c = ctx(obj, abort);
+    const pending = reconciler(steps).reconcile(obj, c);
+    await new Promise((r) => setImmediate(r));
+    expect(c.progressed.at(-1)).to.equal(
+      `Health check in progress for revision ${REV}: waiting for Deployment/ns/web: Available: 0/1 replicas`,
+    );
+    abort.abort('GitRepository/ns/repo');
+    const outcome = await pending;
+    expect(outcome).to.include({
+      type: 'superseded',
+      reason: 'HealthCheckCanceled',
+      message: 'New reconciliation triggered by GitRepository/ns/repo',
+      step: 'health',
+    });
+    expect(c.events).to.include(
+      'HealthCheckCanceled: Health checks canceled due to new reconciliation triggered by GitRepository/ns/repo',
+    );
+    expect(c.status.history?.[0]?.lastReconciledStatus).to.equal('HealthCheckCanceled');
+  });
+
+  it("runs the steps in their order and ends a step that throws anything with that step's reason", async () => {
+    const r = reconciler(fakeSteps([cm('a')]).steps);
+    expect(r.recipe.steps.map((s) => s.name)).to.deep.equal([
+      'finalizer',
+      'validate',
+      'dependencies',
+      'source',
+      'target',
+      'fetch',
+      'build',
+      'apply',
+      'prune',
+      'health',
+    ]);
+    const { steps } = fakeSteps([cm('a')]);
+    steps.prune = async () => {
+      throw 'not an Error at all';
+    };
+    const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_gone__ConfigMap', v: 'v1' }] } });
+    const outcome: Outcome = await reconciler(steps).reconcile(obj, ctx(obj));
+    expect(outcome).to.include({ type: 'error', reason: 'PruneFailed', message: 'not an Error at all', step: 'prune' });
   });
 });

@@ -11,10 +11,12 @@ import type { ReconcileContext, Reconciler } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
 import type { Informer } from '../runtime/informer.ts';
-import { ReconcileError, failed, stalled, waiting, type Outcome } from '../runtime/outcome.ts';
+import { failed, stalled, superseded, waiting, type Outcome } from '../runtime/outcome.ts';
+import { runSteps, type Recipe } from '../runtime/steps.ts';
 import { digestOf, recordSnapshot } from '../runtime/history.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { ExpressionError, healthExpressions, type CustomHealth } from '../runtime/apply/expressions.ts';
+import type { WaitOptions as HealthWait } from '../runtime/apply/health.ts';
 import { compileIgnoreRules, IgnoreRuleError, type IgnoreRules } from '../runtime/apply/ignore.ts';
 import {
   readyExpressions,
@@ -24,6 +26,7 @@ import {
   type Readiness,
   type Source,
 } from './dependencies.ts';
+import { errorMessage } from '../runtime/api-errors.ts';
 
 type Ctx = ReconcileContext<KustomizationStatus>;
 export type { InventoryEntry, Action };
@@ -46,15 +49,8 @@ export interface KustomizeSteps {
   prune(stale: InventoryEntry[], owner: Record<string, string>): Promise<string[]>;
   /** Resolves once none of the objects exists any more; throws naming those left at the timeout. */
   waitForTermination(entries: InventoryEntry[], timeoutMs: number): Promise<void>;
-  /**
-   * `observed`: objects just read or written, so that those already healthy need no request;
-   * `custom`: spec.healthCheckExprs, in place of kstatus for their kinds.
-   */
-  waitForHealth(
-    entries: InventoryEntry[],
-    timeoutMs: number,
-    opts: { observed?: ReadonlyMap<string, KubernetesObject>; custom?: CustomHealth },
-  ): Promise<void>;
+  /** Resolves once all are healthy; throws naming those that are not at the timeout, or when aborted. */
+  waitForHealth(entries: InventoryEntry[], timeoutMs: number, opts: HealthWait): Promise<void>;
 }
 
 export interface Applied {
@@ -94,9 +90,52 @@ export interface KustomizationDeps {
 
 const SUPPORTED_SOURCES = ['GitRepository'];
 
+/** What the steps of one reconcile hand each other. */
+interface Run {
+  obj: Kustomization;
+  ctx: Ctx;
+  owner: Record<string, string>;
+  started: Date;
+  checked?: Checked;
+  timeoutMs?: number;
+  artifact?: NonNullable<NonNullable<Source['status']>['artifact']>;
+  /** A new generation or source revision: progress is shown, and health waits say so. */
+  news?: boolean;
+  steps?: KustomizeSteps;
+  unpacked?: { dir: string; release(): void };
+  objects?: KubernetesObject[];
+  /** Digest of the built manifests, for status.history; set once the build passed. */
+  digest?: string;
+  applied?: Applied;
+}
+
 export class KustomizationReconciler implements Reconciler<Kustomization> {
   readonly failureReason = Reason.ReconciliationFailed;
   private readonly deps: KustomizationDeps;
+  /**
+   * The ordered steps of a reconcile. Nothing is applied or pruned for a revision that fails to
+   * download, build or validate; a failed apply prunes nothing.
+   */
+  readonly recipe: Recipe<Run> = {
+    steps: [
+      { name: 'finalizer', reason: Reason.ReconciliationFailed, run: (r) => this.ensureFinalizer(r) },
+      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validateStep(r) },
+      { name: 'dependencies', reason: Reason.DependencyNotReady, run: (r) => this.dependencies(r) },
+      { name: 'source', reason: Reason.ArtifactFailed, run: (r) => this.source(r) },
+      { name: 'target', reason: Reason.ReconciliationFailed, run: (r) => this.target(r) },
+      { name: 'fetch', reason: Reason.ArtifactFailed, run: (r) => this.fetch(r) },
+      { name: 'build', reason: Reason.BuildFailed, run: (r) => this.build(r) },
+      { name: 'apply', reason: Reason.ReconciliationFailed, run: (r) => this.apply(r) },
+      { name: 'prune', reason: Reason.PruneFailed, run: (r) => this.prune(r) },
+      { name: 'health', reason: Reason.HealthCheckFailed, run: (r) => this.health(r) },
+    ],
+    success: (r) => ({
+      type: 'success',
+      reason: Reason.ReconciliationSucceeded,
+      message: `Applied revision: ${r.artifact!.revision}`,
+      requeueAfterMs: parseDuration(r.checked!.spec.interval),
+    }),
+  };
 
   constructor(deps: KustomizationDeps) {
     this.deps = deps;
@@ -104,157 +143,177 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   sourceOf = (k: Kustomization): Source | undefined => {
     const ref = k.spec?.sourceRef;
-    if (ref?.kind !== 'GitRepository') return undefined;
+    if (!ref || ref.kind !== 'GitRepository') return undefined;
     return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
   };
 
   /**
-   * Failures are retried with the runtime's backoff, never waiting longer than spec.retryInterval
-   * (default spec.interval), which is when Flux retries.
+   * Runs the steps, records status.history for manifests that built, and retries failures with
+   * the runtime's backoff, never waiting longer than spec.retryInterval (default spec.interval),
+   * which is when Flux retries.
    */
   async reconcile(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
-    try {
-      return await this.run(obj, ctx);
-    } catch (err) {
-      const retryMs = retryIntervalOf(obj);
-      if (retryMs === undefined || obj.metadata?.deletionTimestamp) throw err;
-      if (err instanceof ReconcileError) {
-        if (err.outcome !== 'error' || err.requeueAfterMs !== undefined) throw err;
-        throw failed(err.reason, err.message, retryMs);
-      }
-      throw failed(this.failureReason, err instanceof Error ? err.message : String(err), retryMs);
-    }
-  }
-
-  private async run(obj: Kustomization, ctx: Ctx): Promise<Outcome> {
-    const started = ctx.now();
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
+    const run: Run = { obj, ctx, owner, started: ctx.now() };
+    const outcome = await runSteps(this.recipe, run, { ...ctx, generation: obj.metadata?.generation });
+    if (run.digest) this.record(run, outcome.reason);
+    const retryMs = retryIntervalOf(obj);
+    if (outcome.type === 'error' && outcome.requeueAfterMs === undefined && retryMs !== undefined) {
+      return { ...outcome, requeueAfterMs: retryMs };
+    }
+    return outcome;
+  }
+
+  private async ensureFinalizer({ obj }: Run): Promise<void> {
     if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
-    const checked = this.validate(obj);
-    const { spec } = checked;
-    const interval = parseDuration(spec.interval);
-    const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
+  }
 
-    const blocker = unreadyDependency(obj, checked.readiness, this.deps.kustomizations, this.sourceOf);
+  private validateStep(run: Run): void {
+    run.checked = this.validate(run.obj);
+    run.timeoutMs = parseDuration(run.checked.spec.timeout ?? run.checked.spec.interval);
+  }
+
+  private dependencies({ obj, checked }: Run): void {
+    const blocker = unreadyDependency(obj, checked!.readiness, this.deps.kustomizations, this.sourceOf);
     if (blocker) throw waiting(Reason.DependencyNotReady, blocker, this.deps.requeueDependencyMs);
+  }
 
+  /**
+   * The source's artifact. A missing source, or one without an artifact yet, is not a failure of
+   * this object: like Flux, wait for it (its first artifact re-queues this Kustomization at once,
+   * through the source informer).
+   */
+  private async source(run: Run): Promise<void> {
+    const { obj, ctx } = run;
     const source = this.sourceOf(obj);
     const [sourceName] = sourceKey(obj);
-    // Not a failure of this object: like Flux, wait for the source (its first artifact re-queues
-    // this Kustomization at once, through the source informer).
     if (!source)
       throw waiting(Reason.ArtifactFailed, `source '${sourceName}' not found`, this.deps.requeueDependencyMs);
     const artifact = source.status?.artifact;
-    if (!artifact)
+    if (!artifact) {
       throw waiting(
         Reason.ArtifactFailed,
         `source '${sourceName}' is not ready: it has no artifact yet`,
         this.deps.requeueDependencyMs,
       );
-    const revision = artifact.revision;
-    ctx.status.lastAttemptedRevision = revision;
-    // The cluster and account to act as (a kubeconfig Secret is read here, not while waiting).
-    const steps = await step(Reason.ReconciliationFailed, () => this.deps.stepsFor(this.targetOf(obj)));
-
-    const unpacked = await step(Reason.ArtifactFailed, () => steps.fetch(artifact.url, artifact.digest, timeoutMs));
-    let objects: KubernetesObject[];
-    try {
-      objects = await step(Reason.BuildFailed, () => steps.build(unpacked.dir, obj, spec, timeoutMs));
-    } finally {
-      unpacked.release();
     }
-    for (const o of objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...owner } };
-
-    // status.history: what these manifests gave, success or the failing step's reason.
-    // Secret values stay out of the digest: it is in status, and a decrypted value must not be
-    // guessable from it.
-    const digest = digestOf(objects.map(withoutSecretValues));
-    const origin = artifact.metadata?.['org.opencontainers.image.revision'];
-    const record = (status: string) => {
-      const metadata = { revision, ...(origin ? { originRevision: origin } : {}) };
-      ctx.status.history = recordSnapshot(ctx.status.history, {
-        digest,
-        status,
-        at: ctx.now(),
-        durationMs: ctx.now().getTime() - started.getTime(),
-        metadata,
-      });
-    };
-    try {
-      const outcome = await this.applyAndCheck(obj, checked, ctx, steps, objects, owner, timeoutMs);
-      ctx.status.lastAppliedRevision = revision;
-      record(outcome.reason);
-      return { ...outcome, message: `Applied revision: ${revision}`, requeueAfterMs: interval };
-    } catch (err) {
-      record(err instanceof ReconcileError ? err.reason : Reason.ReconciliationFailed);
-      throw err;
+    run.artifact = artifact;
+    // Real work ahead: say so once, before the long part. A retry of the same revision and a
+    // no-op resync write nothing here.
+    run.news =
+      obj.status?.observedGeneration !== obj.metadata?.generation ||
+      obj.status?.lastAttemptedRevision !== artifact.revision;
+    ctx.status.lastAttemptedRevision = artifact.revision;
+    if (run.news) {
+      const timeout = run.checked!.spec.timeout ?? run.checked!.spec.interval;
+      await ctx.progress(`Fetching manifests for revision ${artifact.revision} with a timeout of ${timeout}`);
     }
   }
 
-  /** Apply, prune, health: the steps that act on the cluster, once the objects are built. */
-  private async applyAndCheck(
-    obj: Kustomization,
-    { spec, ignore, customHealth }: Checked,
-    ctx: Ctx,
-    steps: KustomizeSteps,
-    objects: KubernetesObject[],
-    owner: Record<string, string>,
-    timeoutMs: number,
-  ): Promise<Outcome> {
-    const {
-      changes,
-      inventory: entries,
-      observed,
-    } = await step(Reason.ReconciliationFailed, () => steps.apply(objects, { force: spec.force ?? false, ignore }));
-    const previous = ctx.status.inventory?.entries ?? [];
-    const current = new Set(entries.map((e) => e.id));
-    const stale = previous.filter((e) => !current.has(e.id));
+  /** The cluster and account to act as (a kubeconfig Secret is read here, not while waiting). */
+  private async target(run: Run): Promise<void> {
+    run.steps = await this.deps.stepsFor(this.targetOf(run.obj));
+  }
+
+  private async fetch(run: Run): Promise<void> {
+    run.unpacked = await run.steps!.fetch(run.artifact!.url, run.artifact!.digest, run.timeoutMs!);
+  }
+
+  private async build(run: Run): Promise<void> {
+    try {
+      run.objects = await run.steps!.build(run.unpacked!.dir, run.obj, run.checked!.spec, run.timeoutMs!);
+    } finally {
+      run.unpacked!.release();
+    }
+    for (const o of run.objects) o.metadata = { ...o.metadata, labels: { ...o.metadata?.labels, ...run.owner } };
+    // Secret values stay out of the digest: it is in status, and a decrypted value must not be
+    // guessable from it.
+    run.digest = digestOf(run.objects.map(withoutSecretValues));
+  }
+
+  private async apply(run: Run): Promise<void> {
+    const { spec, ignore } = run.checked!;
+    run.applied = await run.steps!.apply(run.objects!, { force: spec.force ?? false, ignore });
     // The inventory always lists what is applied now, so that a later prune can find it even when
     // this one is disabled or fails.
-    ctx.status.inventory = { entries };
-    let deleted: string[] = [];
-    if (spec.prune && stale.length > 0) deleted = await step(Reason.PruneFailed, () => steps.prune(stale, owner));
-    const changed = changes.filter((c) => c.action !== 'unchanged' && c.action !== 'skipped');
-    if (changed.length + deleted.length > 0) {
-      const lines = [...changed.map((c) => `${c.id} ${c.action}`), ...deleted.map((id) => `${id} deleted`)];
-      ctx.event('Normal', 'Progressing', lines.join('\n'));
-    }
+    run.ctx.status.inventory = { entries: run.applied.inventory };
+  }
 
-    const checks = spec.wait ? entries : this.healthCheckEntries(obj, spec);
-    if (checks.length > 0) {
-      try {
-        await steps.waitForHealth(checks, timeoutMs, { observed, custom: customHealth });
-      } catch (err) {
-        const message = `health check failed after ${spec.timeout ?? spec.interval}: ${err instanceof Error ? err.message : String(err)}`;
-        ctx.status.conditions = setCondition(
-          ctx.status.conditions,
-          {
-            type: 'Healthy',
-            status: 'False',
-            reason: Reason.HealthCheckFailed,
-            message,
-            observedGeneration: obj.metadata?.generation,
-          },
-          ctx.now(),
-        );
-        throw failed(Reason.HealthCheckFailed, message);
+  private async prune(run: Run): Promise<void> {
+    const { ctx, applied, obj } = run;
+    const previous = obj.status?.inventory?.entries ?? [];
+    const current = new Set(applied!.inventory.map((e) => e.id));
+    const stale = previous.filter((e) => !current.has(e.id));
+    let deleted: string[] = [];
+    try {
+      if (run.checked!.spec.prune && stale.length > 0) deleted = await run.steps!.prune(stale, run.owner);
+    } finally {
+      const changed = applied!.changes.filter((c) => c.action !== 'unchanged' && c.action !== 'skipped');
+      if (changed.length + deleted.length > 0) {
+        const lines = [...changed.map((c) => `${c.id} ${c.action}`), ...deleted.map((id) => `${id} deleted`)];
+        ctx.event('Normal', 'Progressing', lines.join('\n'));
       }
-      ctx.status.conditions = setCondition(
-        ctx.status.conditions,
-        {
-          type: 'Healthy',
-          status: 'True',
-          reason: Reason.Succeeded,
-          message: 'Health check passed',
-          observedGeneration: obj.metadata?.generation,
-        },
-        ctx.now(),
-      );
-    } else {
-      ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
     }
-    return { type: 'success', reason: Reason.ReconciliationSucceeded, message: '' };
+  }
+
+  /**
+   * wait: true checks every applied object, else spec.healthChecks. A newer request for this
+   * Kustomization (a new revision or generation) cancels the wait, as Flux's
+   * CancelHealthCheckOnNewRevision does: the new one is reconciled next.
+   */
+  private async health(run: Run): Promise<void> {
+    const { obj, ctx, checked } = run;
+    const { spec, customHealth } = checked!;
+    const checks = spec.wait ? run.applied!.inventory : this.healthCheckEntries(obj, spec);
+    run.ctx.status.lastAppliedRevision = run.artifact!.revision;
+    if (checks.length === 0) {
+      ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
+      return;
+    }
+    const setHealthy = (status: 'True' | 'False', reason: string, message: string) => {
+      const condition = { type: 'Healthy', status, reason, message, observedGeneration: obj.metadata?.generation };
+      ctx.status.conditions = setCondition(ctx.status.conditions, condition, ctx.now());
+    };
+    try {
+      await run.steps!.waitForHealth(checks, run.timeoutMs!, {
+        observed: run.applied!.observed,
+        custom: customHealth,
+        signal: ctx.signal,
+        onWaiting: run.news
+          ? (pending) =>
+              ctx.progress(`Health check in progress for revision ${run.artifact!.revision}: waiting for ${pending}`)
+          : undefined,
+      });
+    } catch (err) {
+      if (ctx.signal.aborted) {
+        const trigger = String(ctx.signal.reason);
+        ctx.event(
+          'Normal',
+          Reason.HealthCheckCanceled,
+          `Health checks canceled due to new reconciliation triggered by ${trigger}`,
+        );
+        throw superseded(Reason.HealthCheckCanceled, `New reconciliation triggered by ${trigger}`);
+      }
+      const message = `health check failed after ${spec.timeout ?? spec.interval}: ${errorMessage(err)}`;
+      setHealthy('False', Reason.HealthCheckFailed, message);
+      throw failed(Reason.HealthCheckFailed, message);
+    }
+    setHealthy('True', Reason.Succeeded, 'Health check passed');
+  }
+
+  /** status.history: what these manifests gave, success or the reason of the step that failed. */
+  private record({ ctx, artifact, digest, started }: Run, result: string): void {
+    const origin = artifact!.metadata?.['org.opencontainers.image.revision'];
+    const metadata = { revision: artifact!.revision, ...(origin ? { originRevision: origin } : {}) };
+    ctx.status.history = recordSnapshot(ctx.status.history, {
+      digest: digest!,
+      status: result,
+      at: ctx.now(),
+      durationMs: ctx.now().getTime() - started.getTime(),
+      metadata,
+    });
+    if (result === Reason.ReconciliationSucceeded) ctx.status.lastAppliedRevision = artifact!.revision;
   }
 
   /** The spec, defaulted and checked, with its expressions and rules compiled once. */
@@ -348,11 +407,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
         try {
           await steps.waitForTermination(entries, parseDuration(timeout));
         } catch (err) {
-          ctx.event(
-            'Warning',
-            Reason.PruneFailed,
-            `failed to wait for resources termination: ${err instanceof Error ? err.message : String(err)}`,
-          );
+          ctx.event('Warning', Reason.PruneFailed, `failed to wait for resources termination: ${errorMessage(err)}`);
         }
       }
     }
@@ -378,15 +433,5 @@ function retryIntervalOf(obj: Kustomization): number | undefined {
     return text ? parseDuration(text) : undefined;
   } catch {
     return undefined; // an invalid interval is reported by validation
-  }
-}
-
-/** Runs a step; anything it throws that is not already an outcome fails with `reason`. */
-async function step<T>(reason: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof ReconcileError) throw err;
-    throw failed(reason, err instanceof Error ? err.message : String(err));
   }
 }

@@ -7,11 +7,19 @@ import type { EventRecorder, EventType } from './events.ts';
 import type { Informer } from './informer.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { applyOutcome, outcomeOf, queueDecision, type ObservedStatus, type Outcome } from './outcome.ts';
+import {
+  applyOutcome,
+  outcomeOf,
+  progressStatus,
+  queueDecision,
+  type ObservedStatus,
+  type Outcome,
+} from './outcome.ts';
 import { WorkQueue } from './queue.ts';
 import { defaultControllerRateLimiter, type RetryOptions } from './rate-limiter.ts';
 import { keyOf, type ResourceType } from './resource.ts';
 import type { StatusPatcher } from './status.ts';
+import { errorMessage } from './api-errors.ts';
 
 export const REQUESTED_AT_ANNOTATION = 'reconcile.fluxcd.io/requestedAt';
 
@@ -29,12 +37,22 @@ export interface ReconcileContext<S extends ObservedStatus = ObservedStatus> {
   event(type: EventType, reason: string, message: string): void;
   /** Set when the object is gone or about to be (finalizer removed): nothing to patch. */
   skipStatus: boolean;
+  /**
+   * Aborted when a newer request for this object arrives while it is reconciled (a spec change,
+   * a reconcile request, a new source revision); the reason names what asked. Long waits pass it on.
+   */
+  signal: AbortSignal;
+  /**
+   * Writes `status` now with Reconciling=True (Progressing, `message`) and Ready=Unknown, so that
+   * kstatus tools see the work before its long part. Call once, when there is real work.
+   */
+  progress(message: string): Promise<void>;
 }
 
 export interface Reconciler<T extends ManagedObject> {
-  /** Returns an outcome or throws one (ReconcileError); any other throw is an `error` outcome. */
+  /** Returns the outcome of the reconcile (steps.ts runs the steps); throws only on a defect. */
   reconcile(obj: T, ctx: ReconcileContext<NonNullable<T['status']>>): Promise<Outcome>;
-  /** The reason used when an unclassified error escapes reconcile(). */
+  /** The reason used when a defect escapes reconcile(). */
   failureReason?: string;
 }
 
@@ -63,6 +81,8 @@ export class Controller<T extends ManagedObject> {
   private readonly clock: Clock;
   private workers: Promise<void>[] = [];
   private running = false;
+  /** Reconciles in flight, by key: aborted when a newer request for the key arrives. */
+  private readonly inFlight = new Map<string, AbortController>();
 
   constructor(opts: ControllerOptions<T>) {
     this.opts = opts;
@@ -76,13 +96,22 @@ export class Controller<T extends ManagedObject> {
     opts.informer.on({
       add: (obj) => this.enqueue(keyOf(obj)),
       update: (oldObj, newObj) => {
-        if (specOrRequestChanged(oldObj, newObj)) this.enqueue(keyOf(newObj));
+        if (!specOrRequestChanged(oldObj, newObj)) return;
+        // A finalizer we added is no news; a new generation or reconcile request supersedes the
+        // reconcile in flight.
+        const newer = newRequest(oldObj, newObj);
+        this.enqueue(keyOf(newObj), newer ? `${opts.resource.kind}/${keyOf(newObj)}` : undefined);
       },
       delete: (obj) => this.queue.forget(keyOf(obj)),
     });
   }
 
-  enqueue(key: string): void {
+  /**
+   * Queues the key. With `trigger` (what asked, e.g. GitRepository/ns/name), a reconcile of the
+   * key in flight is told that it is superseded (ctx.signal).
+   */
+  enqueue(key: string, trigger?: string): void {
+    if (trigger) this.inFlight.get(key)?.abort(trigger);
     this.queue.add(key);
   }
 
@@ -138,6 +167,11 @@ export class Controller<T extends ManagedObject> {
       return;
     }
     const started = this.clock.now();
+    const generation = obj.metadata?.generation ?? 0;
+    const abort = new AbortController();
+    this.inFlight.set(key, abort);
+    // What the API server holds now: the informer's copy until this reconcile writes progress.
+    let written: unknown = obj.status;
     const ctx: ReconcileContext<NonNullable<T['status']>> = {
       key,
       logger,
@@ -145,12 +179,25 @@ export class Controller<T extends ManagedObject> {
       now: () => new Date(this.clock.now()),
       event: (type, reason, message) => void this.opts.recorder.record(obj, type, reason, message),
       skipStatus: false,
+      signal: abort.signal,
+      progress: async (message) => {
+        ctx.status = progressStatus(ctx.status, message, generation, ctx.now());
+        const status = structuredClone(ctx.status);
+        try {
+          if (await this.opts.patcher.patch(resource, obj, status, written)) written = status;
+        } catch (err) {
+          // Progress is a courtesy; the reconcile goes on and its final write says how it ended.
+          logger.debug('failed to write progress', { error: errorMessage(err) });
+        }
+      },
     };
     let outcome: Outcome;
     try {
       outcome = await reconciler.reconcile(obj, ctx);
     } catch (err) {
       outcome = outcomeOf(err, reconciler.failureReason);
+    } finally {
+      this.inFlight.delete(key);
     }
     const seconds = (this.clock.now() - started) / 1000;
     metrics.reconcileDuration.observe(
@@ -158,14 +205,14 @@ export class Controller<T extends ManagedObject> {
       seconds,
     );
 
-    let status = applyOutcome(ctx.status, outcome, obj.metadata?.generation ?? 0, ctx.now());
+    let status = applyOutcome(ctx.status, outcome, generation, ctx.now());
     const requestedAt = obj.metadata?.annotations?.[REQUESTED_AT_ANNOTATION];
     if (requestedAt) status = { ...status, lastHandledReconcileAt: requestedAt };
     if (!ctx.skipStatus) {
       try {
-        await this.opts.patcher.patch(resource, obj, status);
+        await this.opts.patcher.patch(resource, obj, status, written);
       } catch (err) {
-        logger.error('failed to update status', { error: err instanceof Error ? err.message : String(err) });
+        logger.error('failed to update status', { error: errorMessage(err) });
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: this.name });
         this.queue.addRateLimited(key);
@@ -173,7 +220,7 @@ export class Controller<T extends ManagedObject> {
       }
     }
     if (outcome.type === 'error' || outcome.type === 'stalled') {
-      logger.error('Reconciler error', { reason: outcome.reason, error: outcome.message });
+      logger.error('Reconciler error', { step: outcome.step, reason: outcome.reason, error: outcome.message });
       if (!ctx.skipStatus) ctx.event('Warning', outcome.reason, outcome.message);
     } else {
       logger.debug('reconciled', {
@@ -201,6 +248,17 @@ export class Controller<T extends ManagedObject> {
         break;
     }
   }
+}
+
+/** A new generation, a new reconcile request or a deletion: what supersedes a reconcile in flight. */
+function newRequest(oldObj: KubernetesObject, newObj: KubernetesObject): boolean {
+  const o = oldObj.metadata ?? {};
+  const n = newObj.metadata ?? {};
+  return (
+    o.generation !== n.generation ||
+    o.annotations?.[REQUESTED_AT_ANNOTATION] !== n.annotations?.[REQUESTED_AT_ANNOTATION] ||
+    Boolean(o.deletionTimestamp) !== Boolean(n.deletionTimestamp)
+  );
 }
 
 /**

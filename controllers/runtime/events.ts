@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realClock, type Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
+import { errorMessage } from './api-errors.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -77,7 +78,7 @@ export class EventRecorder {
       this.recent.set(foldKey, { name, namespace, count: 1, at: now });
     } catch (err) {
       this.recent.delete(foldKey);
-      this.logger?.error('unable to record event', { reason, error: err instanceof Error ? err.message : String(err) });
+      this.logger?.error('unable to record event', { reason, error: errorMessage(err) });
     }
   }
 

@@ -2,6 +2,7 @@
 // digest of what was reconciled and result. Reconciling the same thing with the same result again
 // updates its entry (and moves it first) instead of adding one.
 import { createHash } from 'node:crypto';
+import { rfc3339 } from './conditions.ts';
 
 export interface Snapshot {
   digest: string;
@@ -38,7 +39,7 @@ export function recordSnapshot(
   history: readonly Snapshot[] | undefined,
   entry: { digest: string; status: string; at: Date; durationMs: number; metadata?: Record<string, string> },
 ): Snapshot[] {
-  const at = entry.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const at = rfc3339(entry.at);
   const list = [...(history ?? [])];
   const i = list.findIndex((s) => s.digest === entry.digest && s.lastReconciledStatus === entry.status);
   const previous = i >= 0 ? list.splice(i, 1)[0] : undefined;

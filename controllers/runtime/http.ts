@@ -1,6 +1,7 @@
 // The metrics and health endpoints. Addresses are Go-style: ":8080" binds every interface,
 // "127.0.0.1:8080" one.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { errorMessage } from './api-errors.ts';
 
 export function parseAddress(flag: string, addr: string): { host: string | undefined; port: number } {
   const i = addr.lastIndexOf(':');
@@ -30,7 +31,7 @@ export async function listen(
       return;
     }
     Promise.resolve(route(req, res)).catch((err: unknown) => {
-      res.writeHead(500).end(`${err instanceof Error ? err.message : String(err)}\n`);
+      res.writeHead(500).end(`${errorMessage(err)}\n`);
     });
   });
   await new Promise<void>((resolve, reject) => {

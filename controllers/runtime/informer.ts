@@ -5,6 +5,7 @@ import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type Kubernetes
 import { realClock, type Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import { apiVersionOf, collectionPath, keyOf, type ResourceType } from './resource.ts';
+import { errorMessage } from './api-errors.ts';
 
 export interface EventHandlers<T> {
   add?(obj: T): void;
@@ -156,7 +157,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs);
     this.opts.logger?.debug('watch failed; restarting', {
       kind: this.resource.kind,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
       retryInMs: delay,
     });
     this.restartTimer?.cancel();

@@ -6,8 +6,10 @@ import {
   failed,
   jitter,
   outcomeOf,
+  progressStatus,
   queueDecision,
   stalled,
+  superseded,
   waiting,
 } from './outcome.ts';
 
@@ -83,5 +85,27 @@ describe('outcome table', () => {
     expect(new Set(values).size).to.be.greaterThan(100);
     expect(jitter(100_000, () => 0)).to.equal(95_000);
     expect(jitter(100_000, () => 0.5)).to.equal(100_000);
+  });
+
+  it('superseded: Ready=False, Reconciling=True Progressing, generation not observed, nothing scheduled', () => {
+    const o = outcomeOf(superseded('HealthCheckCanceled', 'New reconciliation triggered by GitRepository/ns/repo'));
+    const s = applyOutcome({ observedGeneration: 1 }, o, 2, now);
+    expect(findCondition(s.conditions, 'Ready')).to.include({ status: 'False', reason: 'HealthCheckCanceled' });
+    expect(findCondition(s.conditions, 'Reconciling')).to.include({ status: 'True', reason: 'Progressing' });
+    expect(s.observedGeneration).to.equal(1);
+    expect(queueDecision(o)).to.deep.equal({ action: 'none' });
+  });
+
+  it('progress: Reconciling=True Progressing with the message, Ready=Unknown, Stalled gone', () => {
+    const stalledBefore = applyOutcome({}, outcomeOf(stalled('InvalidSpec', 'x')), 1, now);
+    const s = progressStatus(stalledBefore, 'Fetching manifests for revision main@sha1:ab', 2, now);
+    expect(findCondition(s.conditions, 'Reconciling')).to.include({
+      status: 'True',
+      reason: 'Progressing',
+      message: 'Fetching manifests for revision main@sha1:ab',
+      observedGeneration: 2,
+    });
+    expect(findCondition(s.conditions, 'Ready')).to.include({ status: 'Unknown', reason: 'Progressing' });
+    expect(findCondition(s.conditions, 'Stalled')).to.equal(undefined);
   });
 });

@@ -1,9 +1,12 @@
 // The one mapping from the outcome of a reconcile to conditions and to what the queue does next
-// (ARCHITECTURE §3). Reconcilers return or throw outcomes; they never touch the queue.
+// (ARCHITECTURE §3). Inside a reconcile, a step that cannot go on throws its outcome (`stalled()`,
+// `waiting()`, `failed()`, `superseded()`); the step runner (steps.ts) catches it and the
+// reconciler returns the one Outcome. Reconcilers never touch the queue.
 import { setCondition, removeCondition, type Condition } from './conditions.ts';
 import { ConditionType, Reason } from './reasons.ts';
+import { errorMessage } from './api-errors.ts';
 
-export type OutcomeType = 'success' | 'waiting' | 'stalled' | 'error';
+export type OutcomeType = 'success' | 'waiting' | 'stalled' | 'error' | 'superseded';
 
 export interface Outcome {
   type: OutcomeType;
@@ -11,11 +14,14 @@ export interface Outcome {
   message: string;
   /** success: the spec interval; waiting: how long to wait; error: the longest the backoff may grow to. */
   requeueAfterMs?: number;
+  /** The step that ended the reconcile, when one failed (for logs). */
+  step?: string;
 }
 
 interface Row {
   ready: 'True' | 'False';
-  reconciling: boolean;
+  /** Reconciling=True with this reason, or no Reconciling condition. */
+  reconciling: string | false;
   stalled: boolean;
   observeGeneration: boolean;
   queue: 'after-jittered' | 'after' | 'none' | 'backoff';
@@ -23,12 +29,33 @@ interface Row {
 
 export const OUTCOME_TABLE: Readonly<Record<OutcomeType, Row>> = {
   success: { ready: 'True', reconciling: false, stalled: false, observeGeneration: true, queue: 'after-jittered' },
-  waiting: { ready: 'False', reconciling: true, stalled: false, observeGeneration: false, queue: 'after' },
+  waiting: {
+    ready: 'False',
+    reconciling: Reason.ProgressingWithRetry,
+    stalled: false,
+    observeGeneration: false,
+    queue: 'after',
+  },
   stalled: { ready: 'False', reconciling: false, stalled: true, observeGeneration: true, queue: 'none' },
-  error: { ready: 'False', reconciling: true, stalled: false, observeGeneration: false, queue: 'backoff' },
+  error: {
+    ready: 'False',
+    reconciling: Reason.ProgressingWithRetry,
+    stalled: false,
+    observeGeneration: false,
+    queue: 'backoff',
+  },
+  // A newer request for the object arrived and cut this reconcile short (a health wait): the
+  // queue already holds the object again, so nothing is scheduled here.
+  superseded: {
+    ready: 'False',
+    reconciling: Reason.Progressing,
+    stalled: false,
+    observeGeneration: false,
+    queue: 'none',
+  },
 };
 
-/** An error that carries its outcome; anything else thrown counts as `error`. */
+/** How a step hands its outcome to the runner; anything else thrown counts as `error` with the step's reason. */
 export class ReconcileError extends Error {
   readonly outcome: OutcomeType;
   readonly reason: string;
@@ -56,11 +83,21 @@ export function failed(reason: string, message: string, retryAfterMs?: number): 
   return new ReconcileError('error', reason, message, retryAfterMs);
 }
 
+/** A newer request for the object made this reconcile moot (Flux's HealthCheckCanceled). */
+export function superseded(reason: string, message: string): ReconcileError {
+  return new ReconcileError('superseded', reason, message);
+}
+
 export function outcomeOf(err: unknown, fallbackReason: string = Reason.ReconciliationFailed): Outcome {
   if (err instanceof ReconcileError) {
-    return { type: err.outcome, reason: err.reason, message: err.message, requeueAfterMs: err.requeueAfterMs };
+    return {
+      type: err.outcome,
+      reason: err.reason,
+      message: err.message,
+      ...(err.requeueAfterMs !== undefined ? { requeueAfterMs: err.requeueAfterMs } : {}),
+    };
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return { type: 'error', reason: fallbackReason, message };
 }
 
@@ -95,7 +132,7 @@ export function applyOutcome<S extends ObservedStatus>(
         {
           type: ConditionType.Reconciling,
           status: 'True',
-          reason: Reason.ProgressingWithRetry,
+          reason: row.reconciling,
           message: outcome.message,
           observedGeneration: generation,
         },
@@ -148,4 +185,34 @@ export function queueDecision(outcome: Outcome, random: () => number = Math.rand
     case 'none':
       return { action: 'none' };
   }
+}
+
+/**
+ * The status a reconcile shows while it works on a new generation or revision (kstatus
+ * "in progress"): Reconciling=True reason Progressing with `message`, Ready=Unknown.
+ */
+export function progressStatus<S extends ObservedStatus>(status: S, message: string, generation: number, now: Date): S {
+  let conditions = setCondition(
+    status.conditions,
+    {
+      type: ConditionType.Reconciling,
+      status: 'True',
+      reason: Reason.Progressing,
+      message,
+      observedGeneration: generation,
+    },
+    now,
+  );
+  conditions = setCondition(
+    conditions,
+    {
+      type: ConditionType.Ready,
+      status: 'Unknown',
+      reason: Reason.Progressing,
+      message: 'Reconciliation in progress',
+      observedGeneration: generation,
+    },
+    now,
+  );
+  return { ...status, conditions: removeCondition(conditions, ConditionType.Stalled) };
 }

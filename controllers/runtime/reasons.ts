@@ -38,9 +38,12 @@ export const Reason = {
   NotFound: 'NotFound',
   NoArtifact: 'NoArtifact',
   UnsupportedFeature: 'UnsupportedFeature',
+  InvalidProviderConfiguration: 'InvalidProviderConfiguration',
   // Kustomizations
   ArtifactFailed: 'ArtifactFailed',
   BuildFailed: 'BuildFailed',
   PruneFailed: 'PruneFailed',
   HealthCheckFailed: 'HealthCheckFailed',
+  /** A newer request (revision, generation, reconcile request) ended a health wait (Flux's meta reason). */
+  HealthCheckCanceled: 'HealthCheckCanceled',
 } as const;

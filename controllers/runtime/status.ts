@@ -18,9 +18,17 @@ export class StatusPatcher {
     this.fieldManager = fieldManager;
   }
 
-  /** Applies `status` unless it equals what the object already has; returns whether it wrote. */
-  async patch(rt: ResourceType, obj: KubernetesObject & { status?: unknown }, status: object): Promise<boolean> {
-    if (isDeepStrictEqual(obj.status ?? {}, status)) return false;
+  /**
+   * Applies `status` unless it equals `current` (what the object has: its cached status, or what
+   * this reconcile last wrote); returns whether it wrote.
+   */
+  async patch(
+    rt: ResourceType,
+    obj: KubernetesObject & { status?: unknown },
+    status: object,
+    current: unknown = obj.status,
+  ): Promise<boolean> {
+    if (isDeepStrictEqual(current ?? {}, status)) return false;
     const name = obj.metadata!.name!;
     const namespace = obj.metadata?.namespace;
     const body = {

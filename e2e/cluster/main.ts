@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { componentStopOrder, LocalCluster, repoRoot } from './cluster.ts';
 import { portIsFree, recordedPid, spawnLogged, stopRecorded } from './process.ts';
+import { errorMessage } from '../../controllers/runtime/api-errors.ts';
 
 const stateDir = path.join(repoRoot, '.tide');
 const kubeconfig = path.join(stateDir, 'kubeconfig');
@@ -134,6 +135,6 @@ try {
   process.exit(0);
 } catch (err) {
   if (interrupted) await interrupted;
-  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`error: ${errorMessage(err)}`);
   process.exit(1);
 }

@@ -5,6 +5,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parse } from '@marcbachmann/cel-js';
 import type { ObjectHealth } from './kstatus.ts';
+import { errorMessage } from '../api-errors.ts';
 
 /** An expression that does not parse; `message` names where it is and what is wrong. */
 export class ExpressionError extends Error {
@@ -15,7 +16,7 @@ export type Compiled = (variables: Record<string, unknown>) => unknown;
 
 /** The first line of a cel-js message (the rest is a drawing of the position). */
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+  return errorMessage(err).split('\n')[0]!.trim();
 }
 
 export function compile(expression: string, where: string): Compiled {

@@ -44,6 +44,8 @@ export interface WaitOptions {
   observed?: ReadonlyMap<string, KubernetesObject>;
   /** Rules that replace kstatus for some kinds (healthCheckExprs). */
   custom?: CustomHealth;
+  /** Called once, when the first look finds objects not ready: the wait really begins. */
+  onWaiting?: (pending: string) => Promise<void> | void;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function waitForHealth(
   const deadline = Date.now() + timeoutMs;
   const health = (obj: KubernetesObject) => opts.custom?.(obj) ?? objectHealth(obj);
   let waiting = entries.map((e) => ({ ref: refOfEntry(e), known: opts.observed?.get(e.id) }));
+  let first = true;
   for (;;) {
     opts.signal?.throwIfAborted();
     const report: HealthReport = { ready: true, pending: [], failed: [] };
@@ -90,6 +93,11 @@ export async function waitForHealth(
     }
     if (report.ready) return;
     if (opts.failFast && report.failed.length > 0) throw new HealthError('health check failed', report);
+    if (first) {
+      first = false;
+      const pending = [...report.failed, ...report.pending];
+      await opts.onWaiting?.(pending.length === 1 ? pending[0]! : `${pending.length} objects`);
+    }
     const left = deadline - Date.now();
     if (left <= 0) throw new HealthError(`timeout after ${Math.round(timeoutMs / 1000)}s waiting for`, report);
     waiting = results.filter((r) => r.state !== 'ready').map((r) => ({ ref: r.ref, known: undefined }));
