@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import git from 'isomorphic-git';
 import ssh2 from 'ssh2';
 import { fingerprint } from '../../controllers/source/git/known-hosts.ts';
+import type { ProxyConfig } from '../../controllers/source/git/proxy.ts';
 import { openTransport } from '../../controllers/source/git/transport.ts';
 import {
   TransportError,
@@ -21,6 +22,7 @@ import { startGitHttpServer, type GitHttpServer } from '../support/git/http-serv
 import { branch, commit, createRepo, tag } from '../support/git/repos.ts';
 import { startGitSshServer, type GitSshServer } from '../support/git/ssh-server.ts';
 import { freePort } from '../support/net.ts';
+import { startProxyServer, type ProxyServer } from '../support/proxy.ts';
 
 interface Fixture {
   first: string;
@@ -75,6 +77,11 @@ async function expectTransportError(p: Promise<unknown>, kind: TransportErrorKin
   const err = caught as TransportError;
   expect(err.kind, err.message).to.equal(kind);
   return err;
+}
+
+/** A listing through a transport that `make` opens, where opening may already fail. */
+function listRefsVia(make: () => Transport): Promise<Record<string, string>> {
+  return Promise.resolve().then(() => refsOf(make()));
 }
 
 /** openTransport may refuse at once (an unreadable key) or the first request fails; either counts. */
@@ -346,6 +353,85 @@ describe('git transports', function () {
         expect(err.message).to.contain(`127.0.0.1:${port}`);
       } finally {
         silent.close();
+      }
+    });
+  });
+
+  describe('through an HTTP proxy (tinyproxy with basic auth)', () => {
+    const proxyAuth = { username: 'proxy-user', password: 'pr0xy-pa55' };
+    let proxy: ProxyServer;
+    let plain: GitHttpServer;
+    let tls: GitHttpServer;
+    let sshd: GitSshServer;
+    before(async () => {
+      [proxy, plain, tls, sshd] = await Promise.all([
+        startProxyServer({ auth: proxyAuth }),
+        startGitHttpServer({ root, auth: { username: 'flux', password: 'open-sesame-42' } }),
+        startGitHttpServer({ root, tls: true }),
+        startGitSshServer({ root }),
+      ]);
+    });
+    after(() => Promise.all([proxy, plain, tls, sshd].map((s) => s?.close())));
+
+    const proxied = (url: string, creds: GitCredentials, config: Partial<ProxyConfig> = {}): Transport => {
+      const t = openTransport(url, creds, {
+        timeoutMs: 20_000,
+        proxy: { url: new URL(proxy.address), ...proxyAuth, ...config },
+      });
+      opened.push(t);
+      return t;
+    };
+    const hostOf = (url: string) => new URL(url).host;
+
+    it('fetches over plain HTTP with absolute-form requests through the proxy', async () => {
+      const t = proxied(plain.url('app'), { username: 'flux', password: 'open-sesame-42' });
+      expectAppRefs(await refsOf(t));
+      await expectShallowMain(t);
+      const seen = proxy.requests().filter((r) => r.includes(hostOf(plain.baseUrl)));
+      expect(seen).to.include(`GET http://${hostOf(plain.baseUrl)}/app.git/info/refs?service=git-upload-pack`);
+      expect(seen).to.include(`POST http://${hostOf(plain.baseUrl)}/app.git/git-upload-pack`);
+    });
+
+    it('tunnels HTTPS with CONNECT, checking the server certificate end to end', async () => {
+      expectAppRefs(await refsOf(proxied(tls.url('app'), { caPem: tls.caPem! })));
+      expect(proxy.requests()).to.include(`CONNECT ${hostOf(tls.baseUrl)}`);
+      await expectTransportError(
+        listRefsVia(() => proxied(tls.url('app'), {})),
+        'unreachable',
+      );
+    });
+
+    it('tunnels SSH with CONNECT, as go-git does', async () => {
+      const t = proxied(sshd.url('app'), { identity: sshd.clientKey.privateKey, knownHosts: sshd.knownHosts });
+      expectAppRefs(await refsOf(t));
+      await expectShallowMain(t);
+      expect(proxy.requests()).to.include(`CONNECT 127.0.0.1:${sshd.port}`);
+    });
+
+    it('fails with kind auth for wrong or missing proxy credentials, without repeating them', async () => {
+      for (const url of [tls.url('app'), sshd.url('app')]) {
+        const creds = { caPem: tls.caPem!, identity: sshd.clientKey.privateKey, knownHosts: sshd.knownHosts };
+        const wrong = await expectTransportError(
+          listRefsVia(() => proxied(url, creds, { password: 'wr0ng-pa55' })),
+          'auth',
+        );
+        expect(wrong.message).to.contain(`proxy ${hostOf(proxy.address)} rejected the proxy credentials`);
+        expect(wrong.message).not.to.contain('wr0ng-pa55');
+        const missing = await expectTransportError(
+          listRefsVia(() => proxied(url, creds, { username: undefined, password: undefined })),
+          'auth',
+        );
+        expect(missing.message).to.contain('requires authentication');
+      }
+    });
+
+    it('reports a proxy that does not listen as unreachable, naming the proxy', async () => {
+      const port = await freePort();
+      for (const url of [plain.url('app'), tls.url('app')]) {
+        const t = openTransport(url, {}, { timeoutMs: 5000, proxy: { url: new URL(`http://127.0.0.1:${port}`) } });
+        opened.push(t);
+        const err = await expectTransportError(refsOf(t), 'unreachable');
+        expect(err.message).to.contain(`proxy 127.0.0.1:${port}`).and.contain('connection refused');
       }
     });
   });

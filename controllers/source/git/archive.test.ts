@@ -315,6 +315,60 @@ describe('writeArtifact', function () {
     expect(ok.files).to.equal(11);
   });
 
+  it('packs only the sparse directories, not their look-alike siblings', async () => {
+    const path = out();
+    const res = await writeArtifact({ fs, gitdir, commit: plain, out: path, sparse: ['deploy/sub', 'scripts'] });
+    const names = (await readTarball(readFileSync(path))).map((i) => i.name);
+    expect(names).to.deep.equal(['deploy/', 'deploy/sub/', 'deploy/sub/more.txt', 'scripts/', 'scripts/run.sh']);
+    expect(res.files).to.equal(2);
+    const none = out();
+    await writeArtifact({ fs, gitdir, commit: plain, out: none, sparse: ['scrip'] });
+    expect(await readTarball(readFileSync(none))).to.deep.equal([]);
+  });
+
+  it('packs a fetched submodule in place of its gitlink, and skips gitlinks it was not given', async () => {
+    const sub = join(tmp, 'sub');
+    mkdirSync(sub);
+    git(sub, 'init', '-q', '-b', 'main');
+    put(sub, 'lib.yaml', 'kind: Library\n');
+    put(sub, '.sourceignore', '*.md\n');
+    put(sub, 'README.md', '# sub\n');
+    const subCommit = commitAll(sub, 'sub');
+    // The submodule's objects in the superproject's object database, as fetchSubmodules leaves them.
+    git(repo, 'fetch', '-q', sub, 'main');
+    const sup = join(tmp, 'sup');
+    mkdirSync(sup);
+    git(sup, 'init', '-q', '-b', 'main');
+    put(sup, 'app.yaml', 'kind: App\n');
+    git(sup, 'add', '-A');
+    git(sup, 'update-index', '--add', '--cacheinfo', `160000,${subCommit},vendor/lib`);
+    git(sup, 'update-index', '--add', '--cacheinfo', `160000,${'2'.repeat(40)},vendor/other`);
+    git(sup, 'commit', '-q', '-m', 'sup');
+    git(repo, 'fetch', '-q', sup, 'main');
+    const supCommit = git(sup, 'rev-parse', 'HEAD');
+    const path = out();
+    await writeArtifact({ fs, gitdir, commit: supCommit, out: path, submodules: new Map([['vendor/lib', subCommit]]) });
+    const names = (await readTarball(readFileSync(path))).map((i) => i.name);
+    expect(names).to.deep.equal([
+      'app.yaml',
+      'vendor/',
+      'vendor/lib/',
+      'vendor/lib/.sourceignore',
+      'vendor/lib/lib.yaml',
+    ]);
+    const stale = await writeArtifact({
+      fs,
+      gitdir,
+      commit: supCommit,
+      out: out(),
+      submodules: new Map([['vendor/lib', plain]]),
+    }).catch((e: Error) => e);
+    expect(stale)
+      .to.be.instanceOf(Error)
+      .with.property('message')
+      .that.matches(/submodule vendor\/lib is at/);
+  });
+
   it('fails on an unknown commit', async () => {
     const err = await writeArtifact({ fs, gitdir, commit: 'f'.repeat(40), out: out() }).catch((e: Error) => e);
     expect(err).to.be.instanceOf(Error);

@@ -32,6 +32,13 @@ export interface WriteArtifactOptions {
   specIgnore?: string;
   /** Limit on the summed size of the packed files' contents. */
   maxBytes?: number;
+  /** spec.sparseCheckout: only these directories ("a/b", clean) are packed. */
+  sparse?: readonly string[];
+  /**
+   * Submodules to pack in place of their gitlinks: path in the artifact → commit, whose objects
+   * must be in the same object database.
+   */
+  submodules?: ReadonlyMap<string, string>;
 }
 
 export interface ArtifactSummary {
@@ -89,14 +96,38 @@ function checkName(name: string, dir: string): void {
   }
 }
 
-async function listTree(r: Reader, oid: string, dir: string, items: TreeItem[]): Promise<void> {
+interface TreeFilter {
+  sparse?: readonly string[] | undefined;
+  submodules?: ReadonlyMap<string, string> | undefined;
+}
+
+/** Whether anything at or below `path` can be in the sparse selection. */
+function inSparse(sparse: readonly string[] | undefined, path: string, isDir: boolean): boolean {
+  if (!sparse) return true;
+  return sparse.some((d) => path === d || path.startsWith(`${d}/`) || (isDir && d.startsWith(`${path}/`)));
+}
+
+async function listTree(
+  r: Reader,
+  oid: string,
+  dir: string,
+  items: TreeItem[],
+  filter: TreeFilter = {},
+): Promise<void> {
   const { tree } = await git.readTree({ fs: r.fs, gitdir: r.gitdir, oid, cache: r.cache });
   for (const e of tree) {
     checkName(e.path, dir);
     const path = dir === '' ? e.path : `${dir}/${e.path}`;
-    if (e.type === 'tree') await listTree(r, e.oid, path, items);
-    // Submodules (type 'commit') have no content in this repository.
-    else if (e.type === 'blob') {
+    if (!inSparse(filter.sparse, path, e.type !== 'blob')) continue;
+    if (e.type === 'tree') await listTree(r, e.oid, path, items, filter);
+    else if (e.type === 'commit') {
+      // A submodule has no content in this repository; when fetched, its own tree takes its place.
+      const commit = filter.submodules?.get(path);
+      if (commit === undefined) continue;
+      if (commit !== e.oid) throw new Error(`submodule ${path} is at ${e.oid}, not at the fetched ${commit}`);
+      const { commit: c } = await git.readCommit({ fs: r.fs, gitdir: r.gitdir, oid: commit, cache: r.cache });
+      await listTree(r, c.tree, path, items, filter);
+    } else if (e.type === 'blob') {
       const kind = e.mode === '120000' ? 'symlink' : e.mode === '100755' ? 'exec' : 'file';
       items.push({ path, oid: e.oid, kind });
     }
@@ -176,7 +207,7 @@ interface Plan {
 /** Decides what goes in, in which order, from ids and small blobs only (no file contents). */
 async function plan(r: Reader, opts: WriteArtifactOptions): Promise<Plan> {
   const items: TreeItem[] = [];
-  await listTree(r, opts.commit, '', items);
+  await listTree(r, opts.commit, '', items, { sparse: opts.sparse, submodules: opts.submodules });
 
   let exclude = opts.exclude;
   if (!exclude) {

@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { TunnelingAgent, proxyStatusError, viaProxy, type ProxyConfig } from './proxy.ts';
 import { TransportError, type GitCredentials, type Transport, type TransportOptions } from './types.ts';
 
 const maxRedirects = 5;
@@ -103,6 +104,7 @@ class GitHttpClient implements HttpClient {
   readonly #opts: TransportOptions;
   readonly #httpAgent = new http.Agent({ keepAlive: true });
   readonly #httpsAgent: https.Agent;
+  readonly #proxy: ProxyConfig | undefined;
 
   constructor(origin: string, creds: GitCredentials, opts: TransportOptions) {
     this.#origin = origin;
@@ -110,11 +112,13 @@ class GitHttpClient implements HttpClient {
     this.#hasCredentials = this.#authorization !== undefined;
     this.#caGiven = Boolean(creds.caPem);
     this.#opts = opts;
+    this.#proxy = opts.proxy;
     // As go-git (Flux's git library) does: the Secret's CA is trusted in addition to the system roots.
-    this.#httpsAgent = new https.Agent({
+    const agentOptions: https.AgentOptions = {
       keepAlive: true,
       ca: creds.caPem ? [...tls.rootCertificates, creds.caPem] : undefined,
-    });
+    };
+    this.#httpsAgent = opts.proxy ? new TunnelingAgent(opts.proxy, agentOptions) : new https.Agent(agentOptions);
   }
 
   request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
@@ -187,12 +191,22 @@ class GitHttpClient implements HttpClient {
     guard.throwIfFailed();
     const secure = url.protocol === 'https:';
     const requestHeaders = body ? { ...headers, 'content-length': String(body.byteLength) } : headers;
+    // Plain HTTP goes to the proxy as an absolute-form request; HTTPS through the tunnelling agent.
+    const proxied = !secure && this.#proxy;
     return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).request(url, {
-        method,
-        headers: requestHeaders,
-        agent: secure ? this.#httpsAgent : this.#httpAgent,
-      });
+      const req = proxied
+        ? (this.#proxy!.url.protocol === 'https:' ? https : http).request({
+            ...viaProxy(this.#proxy!, url, requestHeaders),
+            method,
+            // One connection per request: proxies may close a client connection after each
+            // answer without saying so (tinyproxy does), and a reused one then hangs up.
+            agent: false,
+          })
+        : (secure ? https : http).request(url, {
+            method,
+            headers: requestHeaders,
+            agent: secure ? this.#httpsAgent : this.#httpAgent,
+          });
       guard.onFail((err) => req.destroy(err));
       req.once('error', (err) => reject(guard.failure ?? this.#networkError(url, err)));
       req.once('response', resolve);
@@ -201,13 +215,16 @@ class GitHttpClient implements HttpClient {
   }
 
   #statusError(url: URL, status: number, statusMessage: string): TransportError {
+    if (status === 407 && this.#proxy) return proxyStatusError(this.#proxy, status, statusMessage);
     const what = `HTTP ${status}${statusMessage ? ` ${statusMessage}` : ''}`;
     if (status === 401) {
+      // Through a proxy, plain-HTTP answers may be the proxy's own: some answer bad proxy credentials with 401.
+      const proxied = this.#proxy && url.protocol === 'http:' ? ` (or proxy ${this.#proxy.url.host} refused)` : '';
       return new TransportError(
         'auth',
         this.#hasCredentials
-          ? `${url.host} rejected the credentials (${what})`
-          : `${url.host} requires authentication (${what}) and no credentials were given`,
+          ? `${url.host} rejected the credentials (${what})${proxied}`
+          : `${url.host} requires authentication (${what}) and no credentials were given${proxied}`,
       );
     }
     if (status === 403) return new TransportError('auth', `${url.host} denied access (${what})`);
@@ -218,6 +235,8 @@ class GitHttpClient implements HttpClient {
   }
 
   #networkError(url: URL, err: Error): TransportError {
+    // A proxy's own failure (from the tunnel) already says what went wrong.
+    if (err instanceof TransportError) return err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
       const hint = this.#caGiven
@@ -227,6 +246,9 @@ class GitHttpClient implements HttpClient {
         'unreachable',
         `TLS certificate of ${url.host} is not trusted: ${err.message} (${code}); ${hint}`,
       );
+    }
+    if (this.#proxy && url.protocol === 'http:') {
+      return new TransportError('unreachable', `cannot reach proxy ${this.#proxy.url.host}: ${connectionCause(err)}`);
     }
     return new TransportError('unreachable', `cannot reach ${url.host}: ${connectionCause(err)}`);
   }

@@ -20,6 +20,7 @@ import type {
   ServerHostKeyAlgorithm,
 } from 'ssh2';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { connectTunnel } from './proxy.ts';
 import { checkHostKey, fingerprint, keysForHost, keyType, parseKnownHosts, type KnownHostKey } from './known-hosts.ts';
 import { RequestGuard, connectionCause, sizeLimitError } from './transport-http.ts';
 import { TransportError, type GitCredentials, type Transport, type TransportOptions } from './types.ts';
@@ -206,8 +207,11 @@ class SshSession {
     return connecting;
   }
 
-  #open(guard: RequestGuard): Promise<Client> {
+  async #open(guard: RequestGuard): Promise<Client> {
     const { host, port, username, label } = this.#target;
+    // As go-git does for SSH: through an HTTP CONNECT tunnel when a proxy is set.
+    const proxy = this.#opts.proxy;
+    const sock = proxy ? await connectTunnel(proxy, host, port, (destroy) => guard.onFail(destroy)) : undefined;
     const client = new (ssh2().Client)();
     let hostKeyProblem: TransportError | undefined;
     const algorithms = hostKeyAlgorithms(keysForHost(this.#knownHosts, host, port));
@@ -220,6 +224,7 @@ class SshSession {
       username,
       authHandler: auth,
       readyTimeout: this.#opts.timeoutMs,
+      ...(sock ? { sock } : {}),
       algorithms: algorithms ? { serverHostKey: algorithms } : undefined,
       hostVerifier: (key: Buffer) => {
         const verdict = checkHostKey(this.#knownHosts, host, port, key);

@@ -1,6 +1,7 @@
 // What the git transports share. Credentials come from the GitRepository's Secret and must never
 // reach logs, events, status or URLs.
 import type { HttpClient } from 'isomorphic-git';
+import type { ProxyConfig } from './proxy.ts';
 
 export interface GitCredentials {
   /** HTTP basic auth. */
@@ -24,6 +25,8 @@ export interface TransportOptions {
   signal?: AbortSignal;
   /** Stop reading a response body after this many bytes (a repository size limit). */
   maxBytes?: number;
+  /** An HTTP(S) proxy for every connection (spec.proxySecretRef). */
+  proxy?: ProxyConfig;
 }
 
 /**

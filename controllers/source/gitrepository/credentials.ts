@@ -2,7 +2,17 @@
 // be there for the URL's scheme); whether the server accepts them is the transport's business.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { unlessNotFound } from '../../runtime/api-errors.ts';
-import type { GitCredentials } from '../git/types.ts';
+import { failed } from '../../runtime/outcome.ts';
+import { Reason } from '../../runtime/reasons.ts';
+import type { ProxyConfig } from '../git/proxy.ts';
+import { TransportError, type GitCredentials } from '../git/types.ts';
+import {
+  accessTokenUsername,
+  githubAppFrom,
+  githubAppTokens,
+  hasGitHubAppData,
+  type GitHubAppTokens,
+} from './github-app.ts';
 
 export class SecretError extends Error {}
 
@@ -65,6 +75,51 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   if (username !== undefined) Object.assign(creds, { username, password });
   if (bearerToken !== undefined) creds.bearerToken = bearerToken;
   return creds;
+}
+
+export interface ProviderOptions {
+  proxy?: ProxyConfig;
+  timeoutMs: number;
+  /** The token cache; the process-wide one by default. */
+  tokens?: GitHubAppTokens;
+}
+
+/**
+ * Credentials for `url` from the Secret of spec.secretRef under spec.provider: the Secret's own
+ * (generic), or a GitHub App installation token as basic auth (github), as Flux derives them.
+ */
+export async function providerCredentials(
+  secret: V1Secret,
+  url: string,
+  provider: string | undefined,
+  opts: ProviderOptions,
+): Promise<GitCredentials> {
+  const ref = `secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
+  const creds = credentialsFrom(secret, url);
+  if (provider !== 'github') {
+    if (hasGitHubAppData(secret)) {
+      throw failed(Reason.InvalidProviderConfiguration, `${ref} has github app data but provider is not set to github`);
+    }
+    return creds;
+  }
+  if (!hasGitHubAppData(secret)) {
+    throw failed(
+      Reason.InvalidProviderConfiguration,
+      `secretRef with github app data must be specified when provider is set to github (${ref} has no githubAppID)`,
+    );
+  }
+  const app = githubAppFrom(secret);
+  try {
+    const password = await (opts.tokens ?? githubAppTokens).token(app, {
+      timeoutMs: opts.timeoutMs,
+      ...(creds.caPem ? { caPem: creds.caPem } : {}),
+      ...(opts.proxy ? { proxy: opts.proxy } : {}),
+    });
+    return { ...(creds.caPem ? { caPem: creds.caPem } : {}), username: accessTokenUsername, password };
+  } catch (err) {
+    if (!(err instanceof TransportError)) throw err;
+    throw failed(Reason.AuthenticationFailed, `failed to get a GitHub App installation token: ${err.message}`);
+  }
 }
 
 /** The armored PGP public keys of a verification Secret (keys ending in .asc). */

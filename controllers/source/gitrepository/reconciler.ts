@@ -22,9 +22,13 @@ import { writeArtifact } from '../git/archive.ts';
 import { openTransport } from '../git/transport.ts';
 import { TransportError, type GitCredentials, type Transport } from '../git/types.ts';
 import type { Storage } from '../storage.ts';
-import { SecretError, credentialsFrom, pgpKeysFrom, readSecret } from './credentials.ts';
+import { SecretError, pgpKeysFrom, providerCredentials, readSecret } from './credentials.ts';
 import { CommitNotFoundError, fetchCommit, listRefs } from './checkout.ts';
 import { IncludePathError, cleanPath, mergeIncludes, type IncludeSource } from './include.ts';
+import type { ProxyConfig } from '../git/proxy.ts';
+import { proxyFor } from './proxy.ts';
+import { checkSparseDirs, sparseDirs } from './sparse.ts';
+import { fetchSubmodules } from './submodules.ts';
 import { InvalidRefError, RefNotFoundError, resolveRef, revisionOf, type Resolved } from './refs.ts';
 
 export type GitRepository = ManagedObject<GitRepositoryStatus> & { spec: GitRepositorySpec };
@@ -75,15 +79,20 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     const inStorage = current !== undefined && (await storage.exists(current.path));
     if (!inStorage) ctx.status.conditions = removeCondition(ctx.status.conditions, ConditionType.ArtifactInStorage);
 
-    const creds = await this.step(ctx, ConditionType.FetchFailed, () => this.credentials(obj, spec));
-    const includes = await this.step(ctx, ConditionType.IncludeUnavailable, () => this.includeSources(obj, spec));
     const timeoutMs = parseDuration(spec.timeout ?? '60s');
+    const proxy = await this.step(ctx, ConditionType.FetchFailed, () =>
+      proxyFor(this.deps.kubeConfig, obj.metadata!.namespace!, spec.proxySecretRef),
+    );
+    const creds = await this.step(ctx, ConditionType.FetchFailed, () => this.credentials(obj, spec, proxy, timeoutMs));
+    const includes = await this.step(ctx, ConditionType.IncludeUnavailable, () => this.includeSources(obj, spec));
+    const transportOptions = {
+      timeoutMs,
+      maxBytes: this.deps.maxSize,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(proxy ? { proxy } : {}),
+    };
     const transport = await this.step(ctx, ConditionType.FetchFailed, async () =>
-      openTransport(spec.url, creds, {
-        timeoutMs,
-        maxBytes: this.deps.maxSize,
-        signal: AbortSignal.timeout(timeoutMs),
-      }),
+      openTransport(spec.url, creds, transportOptions),
     );
     try {
       const resolved = await this.step(ctx, ConditionType.FetchFailed, () => this.resolve(transport, spec));
@@ -97,7 +106,9 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
           ctx.status.includedArtifacts?.map((a) => a.digest),
           includes.map((i) => i.artifact.digest),
         ) &&
-        (!spec.verify || ctx.status.sourceVerificationMode === (spec.verify.mode ?? 'HEAD'));
+        (!spec.verify || ctx.status.sourceVerificationMode === (spec.verify.mode ?? 'HEAD')) &&
+        isDeepStrictEqual(ctx.status.observedSparseCheckout ?? [], spec.sparseCheckout ?? []) &&
+        Boolean(ctx.status.observedRecurseSubmodules) === Boolean(spec.recurseSubmodules);
       if (!upToDate) {
         if (current) {
           ctx.status.conditions = setCondition(
@@ -112,7 +123,9 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
             ctx.now(),
           );
         }
-        await this.build(obj, spec, ctx, transport, resolved, includes, dir);
+        await this.build(obj, spec, ctx, transport, resolved, includes, dir, (url) =>
+          openTransport(url, creds, transportOptions),
+        );
       }
     } finally {
       transport.close();
@@ -180,23 +193,23 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
         Reason.URLInvalid,
         `credentials in the URL are not supported; put them in the Secret of spec.secretRef`,
       );
-    if (spec.provider && spec.provider !== 'generic') {
+    if (spec.provider && spec.provider !== 'generic' && spec.provider !== 'github') {
       throw stalled(
         Reason.UnsupportedFeature,
-        `spec.provider '${spec.provider}' is not supported yet; use the generic provider with spec.secretRef`,
+        `spec.provider '${spec.provider}' is not supported yet; use the generic or github provider with spec.secretRef`,
       );
     }
-    if (spec.recurseSubmodules)
+    if (spec.provider === 'github' && !spec.secretRef)
       throw stalled(
-        Reason.UnsupportedFeature,
-        'spec.recurseSubmodules is not supported yet; use spec.include to combine repositories',
+        Reason.InvalidProviderConfiguration,
+        'secretRef with github app data must be specified when provider is set to github',
       );
-    if (spec.sparseCheckout?.length)
+    if (spec.provider === 'github' && url.protocol === 'ssh:')
       throw stalled(
-        Reason.UnsupportedFeature,
-        'spec.sparseCheckout is not supported yet; use spec.ignore to limit the artifact',
+        Reason.InvalidProviderConfiguration,
+        'spec.provider github authenticates with GitHub App tokens over HTTPS; spec.url is an SSH URL',
       );
-    if (spec.proxySecretRef) throw stalled(Reason.UnsupportedFeature, 'spec.proxySecretRef is not supported yet');
+    sparseDirs(spec.sparseCheckout);
     const mode = spec.verify?.mode;
     if (
       (mode === 'Tag' || mode === 'TagAndHEAD') &&
@@ -223,10 +236,15 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     return spec;
   }
 
-  private async credentials(obj: GitRepository, spec: GitRepositorySpec): Promise<GitCredentials> {
+  private async credentials(
+    obj: GitRepository,
+    spec: GitRepositorySpec,
+    proxy: ProxyConfig | undefined,
+    timeoutMs: number,
+  ): Promise<GitCredentials> {
     if (!spec.secretRef) return {};
     const secret = await readSecret(this.deps.kubeConfig, obj.metadata!.namespace!, spec.secretRef.name);
-    return credentialsFrom(secret, spec.url);
+    return providerCredentials(secret, spec.url, spec.provider, { timeoutMs, ...(proxy ? { proxy } : {}) });
   }
 
   private async includeSources(obj: GitRepository, spec: GitRepositorySpec) {
@@ -262,12 +280,20 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     resolved: Resolved,
     includes: IncludeSource[],
     dir: string,
+    openSubmodule: (url: string) => Transport,
   ): Promise<void> {
     const gitdir = await mkdtemp(join(tmpdir(), 'tide-git-'));
+    const sparse = sparseDirs(spec.sparseCheckout);
+    let submodules: Map<string, string> | undefined;
     try {
       const commit = await this.step(ctx, ConditionType.FetchFailed, async () => {
         try {
-          return await fetchCommit(gitdir, transport, resolved);
+          const fetched = await fetchCommit(gitdir, transport, resolved);
+          if (spec.recurseSubmodules) {
+            submodules = await fetchSubmodules({ gitdir, commit: fetched, url: spec.url, open: openSubmodule });
+          }
+          if (sparse) await checkSparseDirs(gitdir, fetched, sparse);
+          return fetched;
         } catch (err) {
           if (!(err instanceof CommitNotFoundError)) throw err;
           const where = spec.ref?.branch ? `branch '${spec.ref.branch}'` : 'the repository';
@@ -290,6 +316,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
               out: tmp,
               ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
               maxBytes: this.deps.maxSize,
+              sparse,
+              submodules,
             });
           }
           const own = `${tmp}.own`;
@@ -301,6 +329,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
               out: own,
               ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
               maxBytes: this.deps.maxSize,
+              sparse,
+              submodules,
             });
             return await mergeIncludes(own, includes, tmp);
           } finally {
@@ -322,6 +352,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       };
       ctx.status.observedIgnore = spec.ignore;
       ctx.status.observedInclude = spec.include;
+      ctx.status.observedSparseCheckout = spec.sparseCheckout?.length ? spec.sparseCheckout : undefined;
+      ctx.status.observedRecurseSubmodules = spec.recurseSubmodules ? true : undefined;
       ctx.status.includedArtifacts = includes.length
         ? (includes as unknown as { artifact: NonNullable<GitRepositoryStatus['artifact']> }[]).map((i) => i.artifact)
         : undefined;
