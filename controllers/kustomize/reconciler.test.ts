@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import type { KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { findCondition } from '../runtime/conditions.ts';
 import type { ReconcileContext } from '../runtime/controller.ts';
-import type { Outcome } from '../runtime/outcome.ts';
+import { progressStatus, type Outcome } from '../runtime/outcome.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { Kustomization, Source } from './dependencies.ts';
 import {
@@ -90,7 +90,11 @@ function ctx(obj: Kustomization, abort = new AbortController()): TestContext {
     event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
     skipStatus: false,
     signal: abort.signal,
-    progress: async (message) => void c.progressed.push(message),
+    // As the controller does: the status is replaced by one that shows the progress.
+    progress: async (message) => {
+      c.progressed.push(message);
+      c.status = progressStatus(c.status, message, obj.metadata?.generation ?? 0, c.now());
+    },
     events: [],
     progressed: [],
   };

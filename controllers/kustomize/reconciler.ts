@@ -156,7 +156,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const owner = { [NAME_LABEL]: obj.metadata!.name!, [NAMESPACE_LABEL]: obj.metadata!.namespace! };
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     const run: Run = { obj, ctx, owner, started: ctx.now() };
-    const outcome = await runSteps(this.recipe, run, { ...ctx, generation: obj.metadata?.generation });
+    const outcome = await runSteps(this.recipe, run, ctx, obj.metadata?.generation);
     if (run.digest) this.record(run, outcome.reason);
     const retryMs = retryIntervalOf(obj);
     if (outcome.type === 'error' && outcome.requeueAfterMs === undefined && retryMs !== undefined) {

@@ -32,6 +32,8 @@ export const Reason = {
   GitOperationFailed: 'GitOperationFailed',
   VerificationError: 'VerificationError',
   ArchiveOperationFailed: 'ArchiveOperationFailed',
+  /** Storage could not be read (Flux's StatOperationFailed). */
+  StatOperationFailed: 'StatOperationFailed',
   ArtifactUpToDate: 'ArtifactUpToDate',
   NewRevision: 'NewRevision',
   NewArtifact: 'NewArtifact',

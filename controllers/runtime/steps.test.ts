@@ -49,7 +49,8 @@ describe('step runner', () => {
     const outcome = await runSteps(
       recipe(ran, { step: 'fetch', throws: new Error('connection refused') }),
       { n: 0 },
-      { status, now, generation: 4 },
+      { status, now },
+      4,
     );
     expect(ran).to.deep.equal(['credentials', 'fetch']);
     expect(outcome).to.deep.equal({

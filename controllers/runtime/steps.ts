@@ -36,7 +36,8 @@ export interface Recipe<S> {
 export async function runSteps<S, T extends ObservedStatus>(
   recipe: Recipe<S>,
   state: S,
-  ctx: Pick<ReconcileContext<T>, 'status' | 'now'> & { generation?: number },
+  ctx: Pick<ReconcileContext<T>, 'status' | 'now'>,
+  generation?: number,
 ): Promise<Outcome> {
   for (const step of recipe.steps) {
     try {
@@ -52,7 +53,7 @@ export async function runSteps<S, T extends ObservedStatus>(
             status: 'True',
             reason: outcome.reason,
             message: outcome.message,
-            ...(ctx.generation !== undefined ? { observedGeneration: ctx.generation } : {}),
+            ...(generation !== undefined ? { observedGeneration: generation } : {}),
           },
           ctx.now(),
         );

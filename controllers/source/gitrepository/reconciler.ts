@@ -1,38 +1,32 @@
 // GitRepository: resolve the ref on the server, fetch that commit (shallow where the ref allows),
 // verify it, pack it with its includes into a reproducible tarball in storage, and publish it
-// in status.artifact. Each step throws an outcome; the last good artifact is kept on any failure.
+// in status.artifact. The steps run in order (runtime/steps.ts); the last good artifact is kept
+// on any failure.
 import type { KubeConfig } from '@kubernetes/client-node';
-import * as fs from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import git from 'isomorphic-git';
 import type { GitRepositorySpec, GitRepositoryStatus } from '../../api/source/gitrepository.ts';
 import { GitRepositoryKind } from '../../api/source/gitrepository.ts';
 import { checkSpec } from '../../api/validate.ts';
-import { removeCondition, setCondition } from '../../runtime/conditions.ts';
+import { errorMessage } from '../../runtime/api-errors.ts';
+import { removeCondition, rfc3339, setCondition } from '../../runtime/conditions.ts';
 import type { ManagedObject, ReconcileContext, Reconciler } from '../../runtime/controller.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { hasFinalizer, setFinalizer } from '../../runtime/finalizers.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import { failed, stalled, type Outcome } from '../../runtime/outcome.ts';
+import { failed, stalled, type Outcome, type ReconcileError } from '../../runtime/outcome.ts';
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
-import { writeArtifact } from '../git/archive.ts';
-import { openTransport } from '../git/transport.ts';
-import { TransportError, type GitCredentials, type Transport } from '../git/types.ts';
+import { runSteps, type Recipe } from '../../runtime/steps.ts';
+import { TransportError, type Transport } from '../git/types.ts';
 import type { Storage } from '../storage.ts';
-import { SecretError, pgpKeysFrom, providerCredentials, readSecret } from './credentials.ts';
-import { CommitNotFoundError, fetchCommit, listRefs } from './checkout.ts';
-import { IncludePathError, cleanPath, mergeIncludes, type IncludeSource } from './include.ts';
-import type { ProxyConfig } from '../git/proxy.ts';
-import { proxyFor } from './proxy.ts';
-import { checkSparseDirs, sparseDirs } from './sparse.ts';
-import { fetchSubmodules } from './submodules.ts';
+import { SecretError } from './credentials.ts';
+import { IncludePathError, cleanPath, type IncludeSource } from './include.ts';
 import { InvalidRefError, RefNotFoundError, resolveRef, revisionOf, type Resolved } from './refs.ts';
+import { sparseDirs } from './sparse.ts';
+import { CommitNotFoundError, gitWork, verificationMode, type Access, type Checkout, type GitWork } from './work.ts';
 
 export type GitRepository = ManagedObject<GitRepositoryStatus> & { spec: GitRepositorySpec };
 type Ctx = ReconcileContext<GitRepositoryStatus>;
+type Artifact = NonNullable<GitRepositoryStatus['artifact']>;
 
 export interface GitRepositoryDeps {
   kubeConfig: KubeConfig;
@@ -40,6 +34,8 @@ export interface GitRepositoryDeps {
   informer: Informer<GitRepository>;
   /** Upper bound on fetched pack bytes and on the artifact's unpacked size. */
   maxSize: number;
+  /** The I/O; the real one unless a test injects its own. */
+  work?: GitWork;
 }
 
 /** The URL as it may appear in messages: never with credentials. */
@@ -54,12 +50,86 @@ export function safeUrl(url: string): string {
   }
 }
 
+/** What the steps of one reconcile hand each other. */
+interface Run {
+  obj: GitRepository;
+  ctx: Ctx;
+  dir: string;
+  spec?: GitRepositorySpec;
+  timeoutMs?: number;
+  /** Progress was written in this reconcile (once at most). */
+  progressed?: boolean;
+  inStorage?: boolean;
+  access?: Access;
+  includes?: (IncludeSource & { artifact: Artifact })[];
+  transport?: Transport;
+  resolved?: Resolved;
+  /** The stored artifact matches the resolved commit and every spec field that shapes it. */
+  upToDate?: boolean;
+  checkout?: Checkout;
+}
+
 export class GitRepositoryReconciler implements Reconciler<GitRepository> {
   readonly failureReason = Reason.GitOperationFailed;
   private readonly deps: GitRepositoryDeps;
+  private readonly work: GitWork;
+  /** The ordered steps of a reconcile; the fetch, verify and artifact steps pass at once when up to date. */
+  readonly recipe: Recipe<Run> = {
+    steps: [
+      { name: 'finalizer', reason: Reason.ReconciliationFailed, run: (r) => this.ensureFinalizer(r) },
+      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validateStep(r) },
+      {
+        name: 'storage',
+        reason: Reason.StatOperationFailed,
+        condition: ConditionType.StorageOperationFailed,
+        run: (r) => this.storage(r),
+      },
+      {
+        name: 'credentials',
+        reason: Reason.AuthenticationFailed,
+        condition: ConditionType.FetchFailed,
+        run: (r) => this.credentials(r),
+      },
+      {
+        name: 'include',
+        reason: Reason.NotFound,
+        condition: ConditionType.IncludeUnavailable,
+        run: (r) => this.include(r),
+      },
+      {
+        name: 'resolve',
+        reason: Reason.GitOperationFailed,
+        condition: ConditionType.FetchFailed,
+        run: (r) => this.resolve(r),
+      },
+      {
+        name: 'fetch',
+        reason: Reason.GitOperationFailed,
+        condition: ConditionType.FetchFailed,
+        run: (r) => this.fetch(r),
+      },
+      { name: 'verify', reason: Reason.VerificationError, run: (r) => this.verify(r) },
+      {
+        name: 'artifact',
+        reason: Reason.ArchiveOperationFailed,
+        condition: ConditionType.StorageOperationFailed,
+        run: (r) => this.artifact(r),
+      },
+      { name: 'publish', reason: Reason.ReconciliationFailed, run: (r) => this.publish(r) },
+    ],
+    success: (r) => ({
+      type: 'success',
+      reason: Reason.Succeeded,
+      message: `stored artifact for revision '${r.ctx.status.artifact!.revision}'`,
+      requeueAfterMs: parseDuration(r.spec!.interval),
+    }),
+    classify,
+  };
 
   constructor(deps: GitRepositoryDeps) {
     this.deps = deps;
+    this.work =
+      deps.work ?? gitWork(deps.kubeConfig, deps.storage, deps.maxSize, (spec) => sparseDirs(spec.sparseCheckout));
   }
 
   async reconcile(obj: GitRepository, ctx: Ctx): Promise<Outcome> {
@@ -71,106 +141,183 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       ctx.skipStatus = true;
       return { type: 'success', reason: Reason.Succeeded, message: 'artifacts removed' };
     }
-    if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
-    const spec = this.validate(obj);
-    const interval = parseDuration(spec.interval);
-
-    const current = ctx.status.artifact;
-    const inStorage = current !== undefined && (await storage.exists(current.path));
-    if (!inStorage) ctx.status.conditions = removeCondition(ctx.status.conditions, ConditionType.ArtifactInStorage);
-
-    const timeoutMs = parseDuration(spec.timeout ?? '60s');
-    const proxy = await this.step(ctx, ConditionType.FetchFailed, () =>
-      proxyFor(this.deps.kubeConfig, obj.metadata!.namespace!, spec.proxySecretRef),
-    );
-    const creds = await this.step(ctx, ConditionType.FetchFailed, () => this.credentials(obj, spec, proxy, timeoutMs));
-    const includes = await this.step(ctx, ConditionType.IncludeUnavailable, () => this.includeSources(obj, spec));
-    const transportOptions = {
-      timeoutMs,
-      maxBytes: this.deps.maxSize,
-      signal: AbortSignal.timeout(timeoutMs),
-      ...(proxy ? { proxy } : {}),
-    };
-    const transport = await this.step(ctx, ConditionType.FetchFailed, async () =>
-      openTransport(spec.url, creds, transportOptions),
-    );
+    const run: Run = { obj, ctx, dir };
     try {
-      const resolved = await this.step(ctx, ConditionType.FetchFailed, () => this.resolve(transport, spec));
-      const upToDate =
-        inStorage &&
-        resolved.commit !== undefined &&
-        current!.revision === revisionOf(resolved.revisionName, resolved.commit) &&
-        ctx.status.observedIgnore === spec.ignore &&
-        isDeepStrictEqual(ctx.status.observedInclude, spec.include) &&
-        isDeepStrictEqual(
-          ctx.status.includedArtifacts?.map((a) => a.digest),
-          includes.map((i) => i.artifact.digest),
-        ) &&
-        (!spec.verify || ctx.status.sourceVerificationMode === (spec.verify.mode ?? 'HEAD')) &&
-        isDeepStrictEqual(ctx.status.observedSparseCheckout ?? [], spec.sparseCheckout ?? []) &&
-        Boolean(ctx.status.observedRecurseSubmodules) === Boolean(spec.recurseSubmodules);
-      if (!upToDate) {
-        if (current) {
-          ctx.status.conditions = setCondition(
-            ctx.status.conditions,
-            {
-              type: ConditionType.ArtifactOutdated,
-              status: 'True',
-              reason: Reason.NewRevision,
-              message: 'new revision or configuration to build',
-              observedGeneration: obj.metadata?.generation,
-            },
-            ctx.now(),
-          );
-        }
-        await this.build(obj, spec, ctx, transport, resolved, includes, dir, (url) =>
-          openTransport(url, creds, transportOptions),
-        );
-      }
+      return await runSteps(this.recipe, run, ctx, obj.metadata?.generation);
     } finally {
-      transport.close();
+      run.transport?.close();
+      await run.checkout?.release();
     }
-    for (const type of [
-      ConditionType.FetchFailed,
-      ConditionType.IncludeUnavailable,
-      ConditionType.StorageOperationFailed,
-      ConditionType.ArtifactOutdated,
-    ]) {
-      ctx.status.conditions = removeCondition(ctx.status.conditions, type);
+  }
+
+  private async ensureFinalizer({ obj }: Run): Promise<void> {
+    if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
+  }
+
+  private async validateStep(run: Run): Promise<void> {
+    const { obj, ctx } = run;
+    run.spec = this.validate(obj);
+    run.timeoutMs = parseDuration(run.spec.timeout ?? '60s');
+    const generation = obj.metadata?.generation ?? 0;
+    const observed = obj.status?.observedGeneration;
+    if (observed !== generation) {
+      run.progressed = true;
+      await ctx.progress(`processing object: new generation ${observed ?? 0} -> ${generation}`);
     }
-    const message = `stored artifact for revision '${ctx.status.artifact!.revision}'`;
+  }
+
+  /** Whether the artifact in status is still in storage (a restart on an empty volume loses it). */
+  private async storage(run: Run): Promise<void> {
+    const current = run.ctx.status.artifact;
+    run.inStorage = current !== undefined && (await this.deps.storage.exists(current.path));
+    if (!run.inStorage) {
+      run.ctx.status.conditions = removeCondition(run.ctx.status.conditions, ConditionType.ArtifactInStorage);
+    }
+  }
+
+  private async credentials(run: Run): Promise<void> {
+    run.access = await this.work.access(run.obj.metadata!.namespace!, run.spec!, run.timeoutMs!);
+  }
+
+  private async include(run: Run): Promise<void> {
+    run.includes = await this.includeSources(run.obj, run.spec!);
+  }
+
+  /** Lists the server's refs and resolves spec.ref; decides whether the stored artifact is current. */
+  private async resolve(run: Run): Promise<void> {
+    const { ctx, spec, includes } = run;
+    const { transport, refs } = await this.work.connect(spec!.url, run.access!);
+    run.transport = transport;
+    const resolved = resolveRef(spec!.ref, refs);
+    run.resolved = resolved;
+    const current = ctx.status.artifact;
+    run.upToDate =
+      run.inStorage === true &&
+      resolved.commit !== undefined &&
+      current!.revision === revisionOf(resolved.revisionName, resolved.commit) &&
+      ctx.status.observedIgnore === spec!.ignore &&
+      isDeepStrictEqual(ctx.status.observedInclude, spec!.include) &&
+      isDeepStrictEqual(
+        (ctx.status.includedArtifacts ?? []).map((a) => a.digest),
+        includes!.map((i) => i.artifact.digest),
+      ) &&
+      (!spec!.verify || ctx.status.sourceVerificationMode === verificationMode(spec!)) &&
+      isDeepStrictEqual(ctx.status.observedSparseCheckout ?? [], spec!.sparseCheckout ?? []) &&
+      Boolean(ctx.status.observedRecurseSubmodules) === Boolean(spec!.recurseSubmodules);
+    if (run.upToDate) return;
+    if (current) {
+      ctx.status.conditions = setCondition(
+        ctx.status.conditions,
+        {
+          type: ConditionType.ArtifactOutdated,
+          status: 'True',
+          reason: Reason.NewRevision,
+          message: 'new revision or configuration to build',
+          observedGeneration: run.obj.metadata?.generation,
+        },
+        ctx.now(),
+      );
+    }
+    if (!run.progressed) {
+      run.progressed = true;
+      const revision = resolved.commit ? revisionOf(resolved.revisionName, resolved.commit) : resolved.revisionName;
+      await ctx.progress(`building artifact: new upstream revision '${revision}'`);
+    }
+  }
+
+  private async fetch(run: Run): Promise<void> {
+    if (run.upToDate) return;
+    const { spec, resolved } = run;
+    try {
+      run.checkout = await this.work.fetch(run.transport!, resolved!, spec!, run.access!);
+    } catch (err) {
+      if (!(err instanceof CommitNotFoundError)) throw err;
+      const where = spec!.ref?.branch ? `branch '${spec!.ref.branch}'` : 'the repository';
+      throw failed(
+        Reason.GitOperationFailed,
+        `commit '${resolved!.commit}' not found in ${where} of '${safeUrl(spec!.url)}'`,
+      );
+    }
+  }
+
+  /** spec.verify: nothing is published from a commit whose signature does not check out. */
+  private async verify(run: Run): Promise<void> {
+    const { obj, ctx, spec } = run;
+    if (run.upToDate || !spec!.verify) return;
+    const set = (status: 'True' | 'False', reason: string, message: string) => {
+      ctx.status.conditions = setCondition(
+        ctx.status.conditions,
+        { type: ConditionType.SourceVerified, status, reason, message, observedGeneration: obj.metadata?.generation },
+        ctx.now(),
+      );
+    };
+    try {
+      set(
+        'True',
+        Reason.Succeeded,
+        await this.work.verify(obj.metadata!.namespace!, spec!, run.checkout!, run.resolved!),
+      );
+      ctx.status.sourceVerificationMode = verificationMode(spec!);
+    } catch (err) {
+      const message = errorMessage(err);
+      set('False', Reason.Failed, message);
+      ctx.status.sourceVerificationMode = undefined;
+      throw failed(
+        err instanceof SecretError ? Reason.AuthenticationFailed : Reason.VerificationError,
+        `signature verification failed: ${message}`,
+      );
+    }
+  }
+
+  /** Packs the checkout (and the included artifacts) into storage and records it in status. */
+  private async artifact(run: Run): Promise<void> {
+    if (run.upToDate) return;
+    const { ctx, spec, checkout, resolved, includes } = run;
+    const path = `${run.dir}/${checkout!.commit}.tar.gz`;
+    let summary: { digest: string; size: number };
+    try {
+      summary = await this.work.archive(path, checkout!, spec!, includes!);
+    } catch (err) {
+      throw failed(Reason.ArchiveOperationFailed, `failed to archive artifact: ${errorMessage(err)}`);
+    }
+    const revision = revisionOf(resolved!.revisionName, checkout!.commit);
+    const previous = ctx.status.artifact?.revision;
+    ctx.status.artifact = {
+      digest: summary.digest,
+      lastUpdateTime: rfc3339(ctx.now()),
+      path,
+      revision,
+      size: summary.size,
+      url: this.deps.storage.url(path),
+    };
+    ctx.status.observedIgnore = spec!.ignore;
+    ctx.status.observedInclude = spec!.include;
+    ctx.status.observedSparseCheckout = spec!.sparseCheckout?.length ? spec!.sparseCheckout : undefined;
+    ctx.status.observedRecurseSubmodules = spec!.recurseSubmodules ? true : undefined;
+    ctx.status.includedArtifacts = includes!.length ? includes!.map((i) => i.artifact) : undefined;
+    if (previous !== revision) {
+      ctx.event('Normal', Reason.NewArtifact, `stored artifact for commit '${await this.work.subject(checkout!)}'`);
+    }
+  }
+
+  /** The artifact in status is the current one: say so, and drop older ones beyond the retention. */
+  private async publish(run: Run): Promise<void> {
+    const { ctx, obj } = run;
+    ctx.status.conditions = removeCondition(ctx.status.conditions, ConditionType.ArtifactOutdated);
     ctx.status.conditions = setCondition(
       ctx.status.conditions,
       {
         type: ConditionType.ArtifactInStorage,
         status: 'True',
         reason: Reason.Succeeded,
-        message,
+        message: `stored artifact for revision '${ctx.status.artifact!.revision}'`,
         observedGeneration: obj.metadata?.generation,
       },
       ctx.now(),
     );
-    await storage
-      .garbageCollect(dir, ctx.status.artifact!.path)
+    await this.deps.storage
+      .garbageCollect(run.dir, ctx.status.artifact!.path)
       .catch((err: unknown) => ctx.logger.error('artifact garbage collection failed', { error: err }));
-    return { type: 'success', reason: Reason.Succeeded, message, requeueAfterMs: interval };
-  }
-
-  /** Runs a step; on failure marks `condition` True with the failure's reason before rethrowing. */
-  private async step<T>(ctx: Ctx, condition: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
-      const e = classify(err);
-      if (e.outcome !== 'stalled') {
-        ctx.status.conditions = setCondition(
-          ctx.status.conditions,
-          { type: condition, status: 'True', reason: e.reason, message: e.message },
-          ctx.now(),
-        );
-      }
-      throw e;
-    }
   }
 
   private validate(obj: GitRepository): GitRepositorySpec {
@@ -236,20 +383,9 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     return spec;
   }
 
-  private async credentials(
-    obj: GitRepository,
-    spec: GitRepositorySpec,
-    proxy: ProxyConfig | undefined,
-    timeoutMs: number,
-  ): Promise<GitCredentials> {
-    if (!spec.secretRef) return {};
-    const secret = await readSecret(this.deps.kubeConfig, obj.metadata!.namespace!, spec.secretRef.name);
-    return providerCredentials(secret, spec.url, spec.provider, { timeoutMs, ...(proxy ? { proxy } : {}) });
-  }
-
   private async includeSources(obj: GitRepository, spec: GitRepositorySpec) {
     const ns = obj.metadata!.namespace!;
-    const sources: (IncludeSource & { artifact: NonNullable<GitRepositoryStatus['artifact']> })[] = [];
+    const sources: (IncludeSource & { artifact: Artifact })[] = [];
     for (const inc of spec.include ?? []) {
       const name = inc.repository.name;
       const other = this.deps.informer.get(`${ns}/${name}`);
@@ -267,166 +403,10 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     }
     return sources;
   }
-
-  private async resolve(transport: Transport, spec: GitRepositorySpec): Promise<Resolved> {
-    return resolveRef(spec.ref, await listRefs(transport));
-  }
-
-  private async build(
-    obj: GitRepository,
-    spec: GitRepositorySpec,
-    ctx: Ctx,
-    transport: Transport,
-    resolved: Resolved,
-    includes: IncludeSource[],
-    dir: string,
-    openSubmodule: (url: string) => Transport,
-  ): Promise<void> {
-    const gitdir = await mkdtemp(join(tmpdir(), 'tide-git-'));
-    const sparse = sparseDirs(spec.sparseCheckout);
-    let submodules: Map<string, string> | undefined;
-    try {
-      const commit = await this.step(ctx, ConditionType.FetchFailed, async () => {
-        try {
-          const fetched = await fetchCommit(gitdir, transport, resolved);
-          if (spec.recurseSubmodules) {
-            submodules = await fetchSubmodules({ gitdir, commit: fetched, url: spec.url, open: openSubmodule });
-          }
-          if (sparse) await checkSparseDirs(gitdir, fetched, sparse);
-          return fetched;
-        } catch (err) {
-          if (!(err instanceof CommitNotFoundError)) throw err;
-          const where = spec.ref?.branch ? `branch '${spec.ref.branch}'` : 'the repository';
-          throw failed(
-            Reason.GitOperationFailed,
-            `commit '${resolved.commit}' not found in ${where} of '${safeUrl(spec.url)}'`,
-          );
-        }
-      });
-      if (spec.verify) await this.verify(obj, spec, ctx, gitdir, commit, resolved);
-      const revision = revisionOf(resolved.revisionName, commit);
-      const path = `${dir}/${commit}.tar.gz`;
-      const summary = await this.step(ctx, ConditionType.StorageOperationFailed, () =>
-        this.archive(path, async (tmp) => {
-          if (includes.length === 0) {
-            return writeArtifact({
-              fs,
-              gitdir,
-              commit,
-              out: tmp,
-              ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
-              maxBytes: this.deps.maxSize,
-              sparse,
-              submodules,
-            });
-          }
-          const own = `${tmp}.own`;
-          try {
-            await writeArtifact({
-              fs,
-              gitdir,
-              commit,
-              out: own,
-              ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
-              maxBytes: this.deps.maxSize,
-              sparse,
-              submodules,
-            });
-            return await mergeIncludes(own, includes, tmp);
-          } finally {
-            await rm(own, { force: true });
-          }
-        }),
-      );
-      const previous = ctx.status.artifact?.revision;
-      ctx.status.artifact = {
-        digest: summary.digest,
-        lastUpdateTime: ctx
-          .now()
-          .toISOString()
-          .replace(/\.\d{3}Z$/, 'Z'),
-        path,
-        revision,
-        size: summary.size,
-        url: this.deps.storage.url(path),
-      };
-      ctx.status.observedIgnore = spec.ignore;
-      ctx.status.observedInclude = spec.include;
-      ctx.status.observedSparseCheckout = spec.sparseCheckout?.length ? spec.sparseCheckout : undefined;
-      ctx.status.observedRecurseSubmodules = spec.recurseSubmodules ? true : undefined;
-      ctx.status.includedArtifacts = includes.length
-        ? (includes as unknown as { artifact: NonNullable<GitRepositoryStatus['artifact']> }[]).map((i) => i.artifact)
-        : undefined;
-      if (previous !== revision) {
-        const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit });
-        ctx.event('Normal', Reason.NewArtifact, `stored artifact for commit '${c.message.split('\n')[0]}'`);
-      }
-    } finally {
-      await rm(gitdir, { recursive: true, force: true });
-    }
-  }
-
-  /** Writes the artifact through storage; any failure is an ArchiveOperationFailed that names the cause. */
-  private async archive<T>(path: string, write: (tmp: string) => Promise<T>): Promise<T> {
-    try {
-      return await this.deps.storage.writeAtomic(path, write);
-    } catch (err) {
-      throw failed(
-        Reason.ArchiveOperationFailed,
-        `failed to archive artifact: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-  }
-
-  private async verify(
-    obj: GitRepository,
-    spec: GitRepositorySpec,
-    ctx: Ctx,
-    gitdir: string,
-    commit: string,
-    resolved: Resolved,
-  ): Promise<void> {
-    const mode = spec.verify!.mode === 'head' ? 'HEAD' : (spec.verify!.mode ?? 'HEAD');
-    const set = (status: 'True' | 'False', reason: string, message: string) => {
-      ctx.status.conditions = setCondition(
-        ctx.status.conditions,
-        { type: ConditionType.SourceVerified, status, reason, message, observedGeneration: obj.metadata?.generation },
-        ctx.now(),
-      );
-    };
-    try {
-      const secret = await readSecret(this.deps.kubeConfig, obj.metadata!.namespace!, spec.verify!.secretRef.name);
-      const armoredKeys = pgpKeysFrom(secret);
-      // openpgp costs ~20 MB of memory: loaded only by controllers that verify signatures.
-      const { verifyCommit, verifyTag } = await import('../git/verify.ts');
-      const verified: string[] = [];
-      if (mode === 'Tag' || mode === 'TagAndHEAD') {
-        if (!resolved.tagObject)
-          throw new Error(`tag '${resolved.revisionName}' is a lightweight tag; only annotated tags carry a signature`);
-        const sig = await verifyTag({ fs, gitdir, tagOid: resolved.tagObject, armoredKeys });
-        verified.push(`tag '${resolved.revisionName}' with key ${sig.keyId}`);
-      }
-      if (mode === 'HEAD' || mode === 'TagAndHEAD') {
-        const sig = await verifyCommit({ fs, gitdir, commit, armoredKeys });
-        verified.push(`commit '${commit}' with key ${sig.keyId}`);
-      }
-      set('True', Reason.Succeeded, `verified signature of ${verified.join(' and ')}`);
-      ctx.status.sourceVerificationMode = mode;
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      set('False', Reason.Failed, message);
-      ctx.status.sourceVerificationMode = undefined;
-      throw failed(
-        err instanceof SecretError ? Reason.AuthenticationFailed : Reason.VerificationError,
-        `signature verification failed: ${message}`,
-      );
-    }
-  }
 }
 
-/** Maps what a step threw to an outcome error with Flux's reason. */
-function classify(err: unknown) {
-  if (err instanceof Error && err.name === 'ReconcileError') return err as ReturnType<typeof failed>;
+/** Maps what a step threw to Flux's reason; undefined leaves the step's own reason. */
+function classify(err: unknown): ReconcileError | undefined {
   if (err instanceof SecretError) return failed(Reason.AuthenticationFailed, err.message);
   if (err instanceof TransportError) {
     const reason =
@@ -434,6 +414,5 @@ function classify(err: unknown) {
     return failed(reason, err.message);
   }
   if (err instanceof RefNotFoundError) return failed(Reason.GitOperationFailed, err.message);
-  const message = err instanceof Error ? err.message : String(err);
-  return failed(Reason.GitOperationFailed, message);
+  return undefined;
 }
