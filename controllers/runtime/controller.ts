@@ -83,6 +83,12 @@ export class Controller<T extends ManagedObject> {
   private running = false;
   /** Reconciles in flight, by key: aborted when a newer request for the key arrives. */
   private readonly inFlight = new Map<string, AbortController>();
+  /**
+   * The object as our last status write left it, until the informer has caught up: a reconcile
+   * that follows at once (the key was queued meanwhile) must build on that status, not on the
+   * cache's older copy, or it would write the older history and inventory back.
+   */
+  private readonly written = new Map<string, T>();
 
   constructor(opts: ControllerOptions<T>) {
     this.opts = opts;
@@ -96,13 +102,18 @@ export class Controller<T extends ManagedObject> {
     opts.informer.on({
       add: (obj) => this.enqueue(keyOf(obj)),
       update: (oldObj, newObj) => {
+        // The cache has caught up with our last write: it needs no remembering any more.
+        this.freshest(keyOf(newObj), newObj);
         if (!specOrRequestChanged(oldObj, newObj)) return;
         // A finalizer we added is no news; a new generation or reconcile request supersedes the
         // reconcile in flight.
         const newer = newRequest(oldObj, newObj);
         this.enqueue(keyOf(newObj), newer ? `${opts.resource.kind}/${keyOf(newObj)}` : undefined);
       },
-      delete: (obj) => this.queue.forget(keyOf(obj)),
+      delete: (obj) => {
+        this.queue.forget(keyOf(obj));
+        this.written.delete(keyOf(obj));
+      },
     });
   }
 
@@ -134,6 +145,21 @@ export class Controller<T extends ManagedObject> {
     clearTimeout(timer);
   }
 
+  private remember(key: string, answer: KubernetesObject): void {
+    this.written.set(key, answer as T);
+  }
+
+  /** The cached object, or what our last status write returned when the cache has not seen it yet. */
+  private freshest(key: string, cached: T | undefined): T | undefined {
+    const mine = this.written.get(key);
+    if (!mine) return cached;
+    if (!cached || !olderThan(cached, mine)) {
+      this.written.delete(key);
+      return cached;
+    }
+    return mine;
+  }
+
   private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
@@ -150,7 +176,7 @@ export class Controller<T extends ManagedObject> {
 
   private async process(key: string): Promise<void> {
     const { informer, reconciler, metrics, resource } = this.opts;
-    const obj = informer.get(key);
+    const obj = this.freshest(key, informer.get(key));
     if (!obj) {
       this.queue.forget(key);
       return;
@@ -184,7 +210,11 @@ export class Controller<T extends ManagedObject> {
         ctx.status = progressStatus(ctx.status, message, generation, ctx.now());
         const status = structuredClone(ctx.status);
         try {
-          if (await this.opts.patcher.patch(resource, obj, status, written)) written = status;
+          const answer = await this.opts.patcher.patch(resource, obj, status, written);
+          if (answer) {
+            written = status;
+            this.remember(key, answer);
+          }
         } catch (err) {
           // Progress is a courtesy; the reconcile goes on and its final write says how it ended.
           logger.debug('failed to write progress', { error: errorMessage(err) });
@@ -210,7 +240,8 @@ export class Controller<T extends ManagedObject> {
     if (requestedAt) status = { ...status, lastHandledReconcileAt: requestedAt };
     if (!ctx.skipStatus) {
       try {
-        await this.opts.patcher.patch(resource, obj, status, written);
+        const answer = await this.opts.patcher.patch(resource, obj, status, written);
+        if (answer) this.remember(key, answer);
       } catch (err) {
         logger.error('failed to update status', { error: errorMessage(err) });
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
@@ -248,6 +279,16 @@ export class Controller<T extends ManagedObject> {
         break;
     }
   }
+}
+
+/**
+ * Whether `a` is an older version of the object than `b`. resourceVersions are opaque, but the
+ * API server's are etcd revisions (integers): compared as such, and never "older" otherwise.
+ */
+function olderThan(a: KubernetesObject, b: KubernetesObject): boolean {
+  const [x, y] = [a.metadata?.resourceVersion, b.metadata?.resourceVersion];
+  if (!x || !y || !/^\d+$/.test(x) || !/^\d+$/.test(y)) return false;
+  return BigInt(x) < BigInt(y);
 }
 
 /** A new generation, a new reconcile request or a deletion: what supersedes a reconcile in flight. */

@@ -20,15 +20,16 @@ export class StatusPatcher {
 
   /**
    * Applies `status` unless it equals `current` (what the object has: its cached status, or what
-   * this reconcile last wrote); returns whether it wrote.
+   * this reconcile last wrote); returns the object as the API server answered, or undefined when
+   * nothing was written.
    */
   async patch(
     rt: ResourceType,
     obj: KubernetesObject & { status?: unknown },
     status: object,
     current: unknown = obj.status,
-  ): Promise<boolean> {
-    if (isDeepStrictEqual(current ?? {}, status)) return false;
+  ): Promise<KubernetesObject | undefined> {
+    if (isDeepStrictEqual(current ?? {}, status)) return undefined;
     const name = obj.metadata!.name!;
     const namespace = obj.metadata?.namespace;
     const body = {
@@ -47,8 +48,9 @@ export class StatusPatcher {
       fieldManager: this.fieldManager,
       force: true,
     };
-    if (rt.namespaced) await this.api.patchNamespacedCustomObjectStatus({ ...common, namespace: namespace! }, options);
-    else await this.api.patchClusterCustomObjectStatus(common, options);
-    return true;
+    const written = rt.namespaced
+      ? await this.api.patchNamespacedCustomObjectStatus({ ...common, namespace: namespace! }, options)
+      : await this.api.patchClusterCustomObjectStatus(common, options);
+    return written as KubernetesObject;
   }
 }

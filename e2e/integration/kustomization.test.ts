@@ -713,4 +713,52 @@ describe('Kustomization: the GitOps loop', function () {
     });
     expect(c.message).to.include('OCIRepository');
   });
+  it('shows the revision it works on, and a new revision ends a health wait at once', async () => {
+    const gate = (ready: string) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\n  namespace: ${ns}\ndata:\n  ready: "${ready}"\n`;
+    const repoName = `gate-${ns}`;
+    const repo = await createRepo(root, repoName, { branch: 'main', files: { 'app/gate.yaml': gate('no') } });
+    await createSource(repoName);
+    // Healthy only once the ConfigMap says so; the timeout is far longer than this test may take,
+    // so only a cancelled wait lets the next revision through in time.
+    await createKustomization('gated', {
+      timeout: '30m',
+      wait: true,
+      path: './app',
+      healthCheckExprs: [
+        { apiVersion: 'v1', kind: 'ConfigMap', current: "data.ready == 'yes'", inProgress: "data.ready != 'yes'" },
+      ],
+    });
+    const first = `main@sha1:${repo.commit}`;
+    // Work in progress, as kstatus reads it: Reconciling=True Progressing naming the revision, Ready=Unknown.
+    await eventually(
+      async () => {
+        const k = await getKs('gated');
+        expect(findCondition(k.status?.conditions, 'Reconciling')).to.include({
+          status: 'True',
+          reason: 'Progressing',
+          message:
+            `Health check in progress for revision ${first}: waiting for ConfigMap/${ns}/gate: ` +
+            'inProgress expression is true',
+        });
+        expect(findCondition(k.status?.conditions, 'Ready')).to.include({ status: 'Unknown', reason: 'Progressing' });
+      },
+      { timeoutMs: 60_000 },
+    );
+
+    const second = await commit(repo.path, { branch: 'main', files: { 'app/gate.yaml': gate('yes') } });
+    await refreshSource();
+    const k = await applied('gated', `main@sha1:${second}`);
+    expect(findCondition(k.status?.conditions, 'Reconciling')).to.equal(undefined);
+    const history = (k.status as { history?: { lastReconciledStatus: string; metadata?: { revision?: string } }[] })
+      .history;
+    expect(history?.map((h) => [h.lastReconciledStatus, h.metadata?.revision])).to.deep.include([
+      'HealthCheckCanceled',
+      first,
+    ]);
+    const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
+    expect(events.items.map((e) => `${e.type} ${e.reason}: ${e.message}`)).to.include(
+      `Normal HealthCheckCanceled: Health checks canceled due to new reconciliation triggered by GitRepository/${ns}/fleet`,
+    );
+  });
 });
