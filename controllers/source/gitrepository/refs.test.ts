@@ -88,8 +88,47 @@ describe('GitRepository ref resolution', () => {
   });
 
   it('reads ranges in the syntax Flux documents', () => {
-    expect(semverRange('>= 1.2, < 2.0')).to.equal('>=1.2 <2.0');
-    expect(semverRange('1.2 - 1.4.5 || ~2')).to.equal('1.2 - 1.4.5 || ~2');
+    expect(semverRange('>= 1.2, < 2.0').toString()).to.equal('>=1.2 <2.0');
+    expect(semverRange('1.2 - 1.4.5 || ~2').toString()).to.equal('>=1.2 <=1.4.5 || ~2');
     expect(resolveRef({ semver: '>= 1.0, < 1.1' }, advertised).revisionName).to.equal('v1.0.0');
+  });
+});
+
+describe('GitRepository semver refs where Masterminds/semver (Flux) and node-semver disagree', () => {
+  const tags = (...names: string[]): AdvertisedRef[] =>
+    names.map((name, i) => ({ ref: `refs/tags/${name}`, oid: sha(String(i + 1)) }));
+  const pick = (range: string, refs: AdvertisedRef[]) => resolveRef({ semver: range }, refs).revisionName;
+  const releases = tags('v1.0.0', 'v1.1.0', 'v1.1.5', 'v1.2.0', 'v2.0.0', 'v2.1.0-rc.1', 'v2.1.0');
+
+  it('accepts != and the reversed operators => and =<', () => {
+    expect(pick('>=1.0.0, !=2.1.0, <3', releases)).to.equal('v2.0.0');
+    expect(pick('=> 1.1, =< 1.1.9', releases)).to.equal('v1.1.5');
+  });
+
+  it('reads ~0.0.0 as any version, and 1.1-3 as a version with a prerelease, not a range', () => {
+    expect(pick('~0.0.0', releases)).to.equal('v2.1.0');
+    expect(pick('1.1-3', releases)).to.equal('v1.1.5');
+  });
+
+  it('lets a prerelease anywhere in an AND group admit prereleases of any version', () => {
+    const withPre = tags('v1.0.0', 'v1.5.0-rc.1', 'v2.0.0');
+    expect(pick('>= 1.0.0 <= 2.0.0-beta', withPre)).to.equal('v1.5.0-rc.1');
+    expect(pick('>= 1.0.0 < 2.0.0', withPre)).to.equal('v1.0.0');
+    expect(pick('~1.2.3-beta.2', tags('v1.2.4-beta.2', 'v1.3.0'))).to.equal('v1.2.4-beta.2');
+  });
+
+  it('only considers tags that are strict SemVer but for a leading v, as Flux parses tags', () => {
+    expect(pick('*', tags('v1.0.0', 'v3', 'v2.1', '04.0.0', 'V5.0.0', '1.5.0'))).to.equal('1.5.0');
+    expect(() => pick('>=2', tags('v3', 'v2.1'))).to.throw(RefNotFoundError);
+  });
+
+  it('ignores build metadata when comparing, the name settling ties', () => {
+    expect(pick('^1', tags('v1.2.0+b.2', 'v1.2.0+b.1', 'v1.1.0'))).to.equal('v1.2.0+b.1');
+  });
+
+  it('names why a range does not parse', () => {
+    expect(() => validateRef({ semver: '>=1.0 <<' })).to.throw(InvalidRefError, 'improper constraint');
+    expect(() => validateRef({ semver: '12.3.34~ 1.2.3' })).to.throw(InvalidRefError);
+    expect(() => validateRef({ semver: '1.2.3.4' })).to.throw(InvalidRefError);
   });
 });

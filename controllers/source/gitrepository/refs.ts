@@ -1,6 +1,6 @@
 // Turns spec.ref and the refs a server advertises into one commit to fetch, with Flux's
 // precedence (commit > name > semver > tag > branch, default branch master) and revision format.
-import semver from 'semver';
+import { type Constraints, newConstraint, parseFluxVersion, type Version } from '../../runtime/semver.ts';
 
 export interface RefSpec {
   branch?: string;
@@ -39,30 +39,16 @@ export function revisionOf(name: string, commit: string): string {
   return name ? `${name}@sha1:${commit}` : `sha1:${commit}`;
 }
 
-const COMPARATOR = /^(>=|<=|>|<|=|~|\^)?v?(\d+|[xX*])(\.(\d+|[xX*])){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
-
 /**
- * Reads a range in the syntax Flux documents (Masterminds semver: `,` or space for AND, `||` for
- * OR, `a - b` hyphen ranges) into a node-semver range. node-semver alone is too lenient: it would
- * read ">= 1.2, < 2.0" as "<2.0.0" and drop a dangling "<" without a word.
+ * Parses spec.ref.semver as Flux does, with Masterminds/semver v3 rules (`,` or space for AND,
+ * `||` for OR, `a - b`, `!=`, `~`, `^`, wildcards; prereleases only where the range names one).
  */
-export function semverRange(text: string): string {
-  const invalid = () => new InvalidRefError(`invalid semver range '${text}' in spec.ref.semver`);
-  const parts = text.split('||').map((part) => {
-    const tokens = part
-      .replace(/(>=|<=|>|<|=|~|\^)\s+/g, '$1')
-      .split(/[\s,]+/)
-      .filter(Boolean);
-    if (tokens.length === 0) throw invalid();
-    tokens.forEach((t, i) => {
-      const hyphen = t === '-' && i > 0 && i < tokens.length - 1;
-      if (!hyphen && !COMPARATOR.test(t)) throw invalid();
-    });
-    return tokens.join(' ');
-  });
-  const range = parts.join(' || ');
-  if (semver.validRange(range, { loose: true }) === null) throw invalid();
-  return range;
+export function semverRange(text: string): Constraints {
+  try {
+    return newConstraint(text);
+  } catch (err) {
+    throw new InvalidRefError(`invalid semver range '${text}' in spec.ref.semver: ${(err as Error).message}`);
+  }
 }
 
 /** Checks the parts of spec.ref that can be wrong without asking any server. */
@@ -105,21 +91,25 @@ export function resolveRef(ref: RefSpec | undefined, advertised: AdvertisedRef[]
     return { fetchRef: ref.name, commit: r.oid, revisionName: ref.name, shallow: true };
   }
   if (ref?.semver) {
+    // As source-controller: tags that are not SemVer (an optional leading "v" aside) are skipped,
+    // the range filters, the highest version wins.
     const range = semverRange(ref.semver);
-    const tags = advertised
-      .filter((r) => r.ref.startsWith('refs/tags/'))
-      .map((r) => ({
-        r,
-        tag: r.ref.slice('refs/tags/'.length),
-        version: semver.valid(r.ref.slice('refs/tags/'.length), { loose: true }),
-      }))
-      .filter(
-        (t): t is { r: AdvertisedRef; tag: string; version: string } =>
-          t.version !== null && semver.satisfies(t.version, range, { loose: true }),
-      );
+    const tags: { r: AdvertisedRef; tag: string; version: Version }[] = [];
+    for (const r of advertised) {
+      if (!r.ref.startsWith('refs/tags/')) continue;
+      const tag = r.ref.slice('refs/tags/'.length);
+      let version: Version;
+      try {
+        version = parseFluxVersion(tag);
+      } catch {
+        continue;
+      }
+      if (range.check(version)) tags.push({ r, tag, version });
+    }
     if (tags.length === 0) throw new RefNotFoundError(`no tag matches semver range '${ref.semver}'`);
-    // Highest version wins; between tags of equal version (v1.0.0 and 1.0.0) the name decides, for stability.
-    tags.sort((a, b) => semver.rcompare(a.version, b.version) || a.tag.localeCompare(b.tag));
+    // Between tags of equal version (v1.0.0 and 1.0.0, or differing build metadata) Flux takes the
+    // newest commit; the advertised refs carry no dates, so the name decides, for stability.
+    tags.sort((a, b) => b.version.compare(a.version) || a.tag.localeCompare(b.tag));
     return tagged(tags[0]!.r, tags[0]!.tag);
   }
   if (ref?.tag) return tagged(find(`refs/tags/${ref.tag}`, `tag '${ref.tag}'`), ref.tag);
