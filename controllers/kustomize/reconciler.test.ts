@@ -201,7 +201,7 @@ describe('Kustomization reconciler', () => {
     });
   }
 
-  it('acts on the cluster and as the account the spec names; an unusable kubeconfig fails before anything is applied', async () => {
+  it('acts on the cluster and as the account the spec names; a bad kubeconfig fails before applying', async () => {
     const obj = kustomization(
       { serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } },
       { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] } },
@@ -231,7 +231,7 @@ describe('Kustomization reconciler', () => {
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_old__ConfigMap']);
   });
 
-  it('with --no-cross-namespace-refs, stalls with AccessDenied on a source or dependency in another namespace', async () => {
+  it('with --no-cross-namespace-refs, a source or dependency in another namespace stalls: AccessDenied', async () => {
     const lockdown = { noCrossNamespaceRefs: true };
     for (const spec of [
       { sourceRef: { kind: 'GitRepository' as const, name: 'repo', namespace: 'other' } },
@@ -422,7 +422,7 @@ describe('Kustomization reconciler', () => {
     });
   });
 
-  it('shows progress once for a new revision or generation, and not on a resync or a retry of the same revision', async () => {
+  it('shows progress once per new revision or generation; not on a resync or a same-revision retry', async () => {
     const fresh = kustomization();
     const c = ctx(fresh);
     await reconciler(fakeSteps([cm('a')]).steps).reconcile(fresh, c);

@@ -239,7 +239,8 @@ async function runSize(n: number): Promise<void> {
     controller.kill('SIGTERM');
     await exited;
     console.log(
-      `N=${String(n).padEnd(5)} all Ready ${(readyMs / 1000).toFixed(1)}s (baseline kubectl apply + wait ${(baselineMs / 1000).toFixed(1)}s)   ` +
+      `N=${String(n).padEnd(5)} all Ready ${(readyMs / 1000).toFixed(1)}s ` +
+        `(baseline kubectl apply + wait ${(baselineMs / 1000).toFixed(1)}s)   ` +
         `controller peak RSS ${Math.round(rss)} MB   API requests ${readyCalls}   ` +
         `no-op resync ${(resyncMs / 1000).toFixed(1)}s, ${resyncCalls} API requests`,
     );

@@ -140,7 +140,8 @@ async function main(): Promise<void> {
     await probe.synced;
     const syncMs = performance.now() - t;
     console.log(
-      `informer sync        ${fmt(syncMs)}   baseline kubectl get -o json ${fmt(kubectlMs)}   ratio ${(syncMs / kubectlMs).toFixed(2)}`,
+      `informer sync        ${fmt(syncMs)}   baseline kubectl get -o json ${fmt(kubectlMs)}   ` +
+        `ratio ${(syncMs / kubectlMs).toFixed(2)}`,
     );
 
     // Baseline 2: N status patches, 4 in flight, without the runtime.
@@ -176,7 +177,10 @@ async function main(): Promise<void> {
     const readyCalls = requestCount(cluster) - before;
     const first = await controller.stop();
     console.log(
-      `reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ratio ${(readyMs / bareMs).toFixed(2)}   API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   controller peak RSS ${first.maxRssMB} MB`,
+      `reconcile to Ready   ${fmt(readyMs)}   baseline ${N} bare status patches ${fmt(bareMs)}   ` +
+        `ratio ${(readyMs / bareMs).toFixed(2)}   ` +
+        `API requests ${readyCalls} (${(readyCalls / N).toFixed(2)}/object)   ` +
+        `controller peak RSS ${first.maxRssMB} MB`,
     );
 
     // No-op resync: a fresh controller reconciles every object again; nothing changed, so no writes.
@@ -189,7 +193,9 @@ async function main(): Promise<void> {
     const second = await controller.stop();
     const resyncCalls = requestCount(cluster) - before2;
     console.log(
-      `no-op resync         ${fmt(resyncMs)}   ${second.reconciles} reconciles   API requests ${resyncCalls} (list + watch; status writes skipped)   controller peak RSS ${second.maxRssMB} MB`,
+      `no-op resync         ${fmt(resyncMs)}   ${second.reconciles} reconciles   ` +
+        `API requests ${resyncCalls} (list + watch; status writes skipped)   ` +
+        `controller peak RSS ${second.maxRssMB} MB`,
     );
     await probe.stop();
   } finally {

@@ -112,13 +112,18 @@ try {
   const g = median(git.map((r) => r.ms));
   const t = median(tide.map((r) => r.ms));
   console.log(
-    `tide source benchmark: ${FILES} files, ${COMMITS} commits, git http-backend on 127.0.0.1, median of ${RUNS} runs, Node ${process.version}`,
+    `tide source benchmark: ${FILES} files, ${COMMITS} commits, git http-backend on 127.0.0.1, ` +
+      `median of ${RUNS} runs, Node ${process.version}`,
   );
   console.log(
-    `baseline git clone --depth 1 + tar czf   ${(g / 1000).toFixed(2)}s   peak RSS ${Math.max(...git.map((r) => r.rssMB))} MB (largest process)`,
+    `baseline git clone --depth 1 + tar czf   ${(g / 1000).toFixed(2)}s   ` +
+      `peak RSS ${Math.max(...git.map((r) => r.rssMB))} MB (largest process)`,
   );
   console.log(
-    `tide fetch + package                     ${(t / 1000).toFixed(2)}s   peak RSS ${Math.max(...tide.map((r) => r.maxRssMB))} MB (whole process)   fetch ${(median(tide.map((r) => r.fetchMs)) / 1000).toFixed(2)}s   ${tide[0]!.files} files, ${(tide[0]!.size / 1048576).toFixed(1)} MiB artifact`,
+    `tide fetch + package                     ${(t / 1000).toFixed(2)}s   ` +
+      `peak RSS ${Math.max(...tide.map((r) => r.maxRssMB))} MB (whole process)   ` +
+      `fetch ${(median(tide.map((r) => r.fetchMs)) / 1000).toFixed(2)}s   ` +
+      `${tide[0]!.files} files, ${(tide[0]!.size / 1048576).toFixed(1)} MiB artifact`,
   );
   console.log(`ratio tide / git                         ${(t / g).toFixed(2)}x   (target: at most 1.5x, under 100 MB)`);
 } finally {

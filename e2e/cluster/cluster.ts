@@ -25,7 +25,10 @@ export const componentStopOrder = [
 const serviceRange = '10.96.0.0/16';
 const serviceIP = '10.96.0.1';
 
-/** The control-plane bin dir: $TIDE_BIN_DIR, else what e2e/controlplane/build.sh prints (it builds once, then answers from its cache). */
+/**
+ * The control-plane bin dir: $TIDE_BIN_DIR, else what e2e/controlplane/build.sh prints (it builds
+ * once, then answers from its cache).
+ */
 export function resolveBinDir(): string {
   if (process.env.TIDE_BIN_DIR) return process.env.TIDE_BIN_DIR;
   try {
@@ -36,7 +39,8 @@ export function resolveBinDir(): string {
     return out.trim().split('\n').at(-1) ?? '';
   } catch {
     throw new Error(
-      'e2e/controlplane/build.sh failed (its error is printed above); fix it and run `make controlplane`, or set TIDE_BIN_DIR',
+      'e2e/controlplane/build.sh failed (its error is printed above); ' +
+        'fix it and run `make controlplane`, or set TIDE_BIN_DIR',
     );
   }
 }

@@ -19,6 +19,7 @@ import { compileIgnoreRules } from '../../controllers/runtime/apply/ignore.ts';
 import { entryOf, refOf, type InventoryEntry } from '../../controllers/runtime/apply/inventory.ts';
 import { prune } from '../../controllers/runtime/apply/prune.ts';
 import { kubeConfig } from '../support/cluster.ts';
+import { widgetCRD } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 
@@ -89,31 +90,11 @@ function job(
   };
 }
 
-function widgetCRD(group: string): Obj {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `widgets.${group}` },
-    spec: {
-      group,
-      scope: 'Namespaced',
-      names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } },
-            },
-          },
-        },
-      ],
-    },
-  };
-}
+/** The Widget schema: spec.size is an integer. */
+const widgetSchema = {
+  type: 'object',
+  properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } },
+};
 
 function actions(cs: ChangeSet): Record<string, string> {
   return Object.fromEntries(cs.map((e) => [e.subject, e.action]));
@@ -153,7 +134,7 @@ describe('apply engine', function () {
     await deleteNamespace(kc, namespace);
   });
 
-  it('applies CRDs and Namespaces first, then the rest; a re-apply writes nothing; one change configures one object', async () => {
+  it('applies CRDs and Namespaces first; a re-apply writes nothing; one change configures one object', async () => {
     const group = `${namespace}.tide.test`;
     const extraNs = `${namespace}-x`;
     cleanup.push(() =>
@@ -171,7 +152,7 @@ describe('apply engine', function () {
         spec: { selector: { app: 'web' }, ports: [{ port: 80 }] },
       },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: extraNs } },
-      widgetCRD(group),
+      widgetCRD(group, widgetSchema),
     ];
 
     const first = await applyAll(kc, objects, opts);
@@ -277,7 +258,7 @@ describe('apply engine', function () {
       metadata: { name: 'w1', namespace },
       spec: { size: 'big' },
     };
-    const err = await applyAll(kc, [widgetCRD(group), cm, widget], opts).then(
+    const err = await applyAll(kc, [widgetCRD(group, widgetSchema), cm, widget], opts).then(
       () => undefined,
       (e: unknown) => e,
     );

@@ -1,22 +1,15 @@
 // GitRepository fields beyond the basics, against real parts: sparseCheckout, recurseSubmodules
 // (git http-backend and OpenSSH), proxySecretRef (tinyproxy with basic auth) and provider github
 // (a loopback GitHub App token endpoint in front of git http-backend accepting only its token).
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import tar from 'tar-stream';
-import { resourceTypeOf } from '../../controllers/api/kind.ts';
-import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
-import { Logger } from '../../controllers/runtime/logger.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
 import { optionsFrom } from '../../controllers/runtime/setup.ts';
-import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
 import { setupSource, source } from '../../controllers/source/setup.ts';
 import { kubeConfig } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
@@ -26,41 +19,16 @@ import { startGitHttpServer, type GitHttpServer } from '../support/git/http-serv
 import { commit, createRepo } from '../support/git/repos.ts';
 import { startGitSshServer, type GitSshServer } from '../support/git/ssh-server.ts';
 import { commitWithSubmodules } from '../support/git/submodules.ts';
+import { gitRepositoryHelpers } from '../support/gitrepository.ts';
+import { testLogger } from '../support/logger.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 import { freePort } from '../support/net.ts';
 import { startProxyServer, type ProxyServer } from '../support/proxy.ts';
 
-const rt = resourceTypeOf(GitRepositoryKind);
-const logger = new Logger({
-  level: 'debug',
-  encoding: 'console',
-  write: process.env.TIDE_TEST_LOG ? undefined : () => {},
-});
+const logger = testLogger();
 const GIT_PASSWORD = 'g1t-pa55word';
 const PROXY_PASSWORD = 'pr0xy-s3cret';
 const APP_TOKEN = 'ghs_t0ken-from-the-app';
-
-async function untar(gz: Buffer): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const extract = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => {
-        chunks.push(c as Buffer);
-      });
-      stream.on('end', () => {
-        if (h.type === 'file') files.set(h.name, Buffer.concat(chunks).toString('utf8'));
-        next();
-      });
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  extract.end(gunzipSync(gz));
-  await done;
-  return files;
-}
 
 describe('GitRepository parity: sparseCheckout, recurseSubmodules, proxySecretRef, provider github', function () {
   this.timeout(180_000);
@@ -151,88 +119,11 @@ describe('GitRepository parity: sparseCheckout, recurseSubmodules, proxySecretRe
     await deleteNamespace(kc, ns);
   });
 
-  const api = () => kc.makeApiClient(CustomObjectsApi);
-  const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name });
-
-  async function create(name: string, spec: Partial<GitRepositorySpec>): Promise<void> {
-    await api().createNamespacedCustomObject({
-      group: rt.group,
-      version: rt.version,
-      plural: rt.plural,
-      namespace: ns,
-      body: {
-        apiVersion: `${rt.group}/${rt.version}`,
-        kind: rt.kind,
-        metadata: { name },
-        spec: { interval: '1h', ref: { branch: 'main' }, ...spec },
-      },
-    });
-  }
-
-  async function get(name: string): Promise<GitRepository> {
-    return (await api().getNamespacedCustomObject(ref(name))) as GitRepository;
-  }
-
-  async function patchSpec(name: string, spec: object): Promise<void> {
-    const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-    await api().patchNamespacedCustomObject(
-      { ...ref(name), body: { spec } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-  }
-
-  async function secret(name: string, data: Record<string, string>): Promise<void> {
-    const core = kc.makeApiClient(CoreV1Api);
-    const body = { metadata: { name, namespace: ns }, stringData: data };
-    try {
-      await core.createNamespacedSecret({ namespace: ns, body });
-    } catch {
-      await core.replaceNamespacedSecret({ name, namespace: ns, body });
-    }
-  }
-
-  async function ready(name: string): Promise<GitRepository> {
-    return eventually(
-      async () => {
-        const o = await get(name);
-        const c = findCondition(o.status?.conditions, 'Ready');
-        expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
-        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
-        return o;
-      },
-      { timeoutMs: 60_000 },
-    );
-  }
-
-  /** Waits until Ready is False with `reason` for the current generation (and Stalled, if asked). */
-  async function notReady(name: string, reason: string, stalled = false): Promise<GitRepository> {
-    return eventually(
-      async () => {
-        const o = await get(name);
-        const c = findCondition(o.status?.conditions, 'Ready');
-        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'False', reason });
-        if (stalled) {
-          expect(findCondition(o.status?.conditions, 'Stalled')).to.include({ status: 'True', reason });
-          expect(o.status?.observedGeneration).to.equal(o.metadata?.generation);
-        }
-        return o;
-      },
-      { timeoutMs: 60_000 },
-    );
-  }
-
-  async function download(o: GitRepository): Promise<Map<string, string>> {
-    const res = await fetch(o.status!.artifact!.url);
-    expect(res.status).to.equal(200);
-    const body = Buffer.from(await res.arrayBuffer());
-    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).to.equal(o.status!.artifact!.digest);
-    return untar(body);
-  }
-
-  async function eventMessages(): Promise<string[]> {
-    const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
-    return events.items.map((e) => `${e.reason}: ${e.message}`);
-  }
+  const { create, patchSpec, secret, ready, notReady, download, eventMessages } = gitRepositoryHelpers({
+    kc: () => kc,
+    ns: () => ns,
+    defaults: { ref: { branch: 'main' } },
+  });
 
   describe('spec.sparseCheckout', () => {
     it('packs only the listed directories, rebuilds when the list changes and records it', async () => {
@@ -275,7 +166,7 @@ describe('GitRepository parity: sparseCheckout, recurseSubmodules, proxySecretRe
 
     it('stalls with InvalidSpec naming the field for a path outside the repository', async () => {
       await create('invalid', { url: basic.url('app'), sparseCheckout: ['deploy', '../etc'] });
-      const o = await notReady('invalid', 'InvalidSpec', true);
+      const o = await notReady('invalid', 'InvalidSpec', { stalled: true });
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.contain("spec.sparseCheckout[1] '../etc'");
     });
   });
@@ -433,7 +324,7 @@ describe('GitRepository parity: sparseCheckout, recurseSubmodules, proxySecretRe
 
     it('stalls without a secretRef, and refuses app data under the generic provider', async () => {
       await create('nosecret', { url: appGit.url('app'), provider: 'github' });
-      await notReady('nosecret', 'InvalidProviderConfiguration', true);
+      await notReady('nosecret', 'InvalidProviderConfiguration', { stalled: true });
       await secret('app', appSecret());
       await create('generic', { url: appGit.url('app'), secretRef: { name: 'app' } });
       const o = await notReady('generic', 'InvalidProviderConfiguration');
@@ -444,7 +335,7 @@ describe('GitRepository parity: sparseCheckout, recurseSubmodules, proxySecretRe
 
     it('keeps other providers Stalled as UnsupportedFeature', async () => {
       await create('azure', { url: appGit.url('app'), provider: 'azure' });
-      await notReady('azure', 'UnsupportedFeature', true);
+      await notReady('azure', 'UnsupportedFeature', { stalled: true });
     });
   });
 });

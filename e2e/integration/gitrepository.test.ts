@@ -1,20 +1,15 @@
 // GitRepository against real git servers: git http-backend over HTTP (anonymous, basic, bearer)
 // and HTTPS with its own CA, and OpenSSH with key-only auth for a restricted git user.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { resourceTypeOf } from '../../controllers/api/kind.ts';
-import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
+import type { GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
 import { parseFlags } from '../../controllers/flags.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
-import { Logger } from '../../controllers/runtime/logger.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
-import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
 import { setupSource } from '../../controllers/source/setup.ts';
 import { kubeConfig } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
@@ -23,38 +18,15 @@ import { startGitHttpServer, type GitHttpServer } from '../support/git/http-serv
 import { createGpgKey, signedCommit, signedTag, type GpgKey } from '../support/git/pgp.ts';
 import { commit, createRepo, git, tag } from '../support/git/repos.ts';
 import { startGitSshServer, type GitSshServer } from '../support/git/ssh-server.ts';
+import { gitRepositoryHelpers } from '../support/gitrepository.ts';
+import { testLogger } from '../support/logger.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 import { freePort } from '../support/net.ts';
 
-const rt = resourceTypeOf(GitRepositoryKind);
-const logger = new Logger({
-  level: 'debug',
-  encoding: 'console',
-  write: process.env.TIDE_TEST_LOG ? undefined : () => {},
-});
+const logger = testLogger();
 const PASSWORD = 'sw0rdf1sh-secret';
 const TOKEN = 'bearer-t0ken-secret';
 const SHARD = 'sharding.fluxcd.io/key';
-
-/** Reads a tar (ustar) buffer into path → content; enough for the artifacts under test. */
-function untar(buf: Buffer): Map<string, string> {
-  const files = new Map<string, string>();
-  for (let off = 0; off + 512 <= buf.length; ) {
-    const header = buf.subarray(off, off + 512);
-    if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) =>
-      header
-        .subarray(start, start + len)
-        .toString('utf8')
-        .replace(/\0.*$/s, '');
-    const name = (field(345, 155) ? `${field(345, 155)}/` : '') + field(0, 100);
-    const size = parseInt(field(124, 12).trim() || '0', 8);
-    const type = field(156, 1);
-    if (type === '0' || type === '') files.set(name, buf.subarray(off + 512, off + 512 + size).toString('utf8'));
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return files;
-}
 
 describe('GitRepository', function () {
   this.timeout(180_000);
@@ -164,97 +136,8 @@ describe('GitRepository', function () {
     await deleteNamespace(kc, ns);
   });
 
-  const api = () => kc.makeApiClient(CustomObjectsApi);
-  const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns, name });
-
-  async function create(
-    name: string,
-    spec: Partial<GitRepositorySpec>,
-    labels?: Record<string, string>,
-  ): Promise<void> {
-    await api().createNamespacedCustomObject({
-      group: rt.group,
-      version: rt.version,
-      plural: rt.plural,
-      namespace: ns,
-      body: {
-        apiVersion: `${rt.group}/${rt.version}`,
-        kind: rt.kind,
-        metadata: { name, labels },
-        spec: { interval: '1h', ...spec },
-      },
-    });
-  }
-
-  async function get(name: string): Promise<GitRepository> {
-    return (await api().getNamespacedCustomObject(ref(name))) as GitRepository;
-  }
-
-  async function patchSpec(name: string, spec: object): Promise<void> {
-    const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-    await api().patchNamespacedCustomObject(
-      { ...ref(name), body: { spec } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-  }
-
-  async function requestReconcile(name: string): Promise<string> {
-    const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-    const at = new Date().toISOString();
-    await api().patchNamespacedCustomObject(
-      { ...ref(name), body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-    return at;
-  }
-
-  async function secret(name: string, data: Record<string, string>): Promise<void> {
-    const core = kc.makeApiClient(CoreV1Api);
-    const body = { metadata: { name, namespace: ns }, stringData: data };
-    try {
-      await core.createNamespacedSecret({ namespace: ns, body });
-    } catch {
-      await core.replaceNamespacedSecret({ name, namespace: ns, body });
-    }
-  }
-
-  /** Waits until Ready is True for the current generation (and, if given, the request was handled). */
-  async function ready(name: string, requestedAt?: string): Promise<GitRepository> {
-    return eventually(
-      async () => {
-        const o = await get(name);
-        const c = findCondition(o.status?.conditions, 'Ready');
-        expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
-        if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
-        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
-        return o;
-      },
-      { timeoutMs: 60_000 },
-    );
-  }
-
-  /** Waits until Ready is False with `reason` (after `requestedAt`, if given). */
-  async function failing(name: string, reason: string, requestedAt?: string): Promise<GitRepository> {
-    return eventually(
-      async () => {
-        const o = await get(name);
-        if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
-        const c = findCondition(o.status?.conditions, 'Ready');
-        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'False', reason });
-        return o;
-      },
-      { timeoutMs: 60_000 },
-    );
-  }
-
-  async function download(o: GitRepository): Promise<Map<string, string>> {
-    const res = await fetch(o.status!.artifact!.url);
-    expect(res.status).to.equal(200);
-    const body = Buffer.from(await res.arrayBuffer());
-    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).to.equal(o.status!.artifact!.digest);
-    expect(body.length).to.equal(o.status!.artifact!.size);
-    return untar(gunzipSync(body));
-  }
+  const { api, ref, create, get, patchSpec, requestReconcile, secret, ready, notReady, download } =
+    gitRepositoryHelpers({ kc: () => kc, ns: () => ns, checkSize: true });
 
   describe('fetching', () => {
     it('publishes a branch over HTTP as a downloadable, verified artifact without ignored files', async () => {
@@ -368,12 +251,14 @@ describe('GitRepository', function () {
   });
 
   describe('credentials', () => {
-    it('basic auth: works with the right password; a wrong one fails with AuthenticationFailed and keeps the last artifact', async () => {
+    it('basic auth: the right password works; a wrong one is AuthenticationFailed, last artifact kept', async () => {
       await secret('creds', { username: 'git', password: PASSWORD });
       await create('private', { url: basic.url('app'), secretRef: { name: 'creds' } });
       const good = await ready('private');
       await secret('creds', { username: 'git', password: 'wrong-password' });
-      const bad = await failing('private', 'AuthenticationFailed', await requestReconcile('private'));
+      const bad = await notReady('private', 'AuthenticationFailed', {
+        requestedAt: await requestReconcile('private'),
+      });
       expect(findCondition(bad.status?.conditions, 'FetchFailed')).to.include({
         status: 'True',
         reason: 'AuthenticationFailed',
@@ -392,7 +277,7 @@ describe('GitRepository', function () {
       await create('token', { url: bearer.url('app'), secretRef: { name: 'token' } });
       await ready('token');
       await create('no-token', { url: bearer.url('app') });
-      await failing('no-token', 'AuthenticationFailed');
+      await notReady('no-token', 'AuthenticationFailed');
     });
 
     it('HTTPS with the CA from the Secret; without it the certificate is refused', async () => {
@@ -400,7 +285,7 @@ describe('GitRepository', function () {
       await create('tls', { url: https.url('app'), secretRef: { name: 'ca' } });
       await ready('tls');
       await create('untrusted', { url: https.url('app') });
-      const o = await failing('untrusted', 'GitOperationFailed');
+      const o = await notReady('untrusted', 'GitOperationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/certificate/i);
     });
 
@@ -415,17 +300,18 @@ describe('GitRepository', function () {
       });
       await create('ssh-enc', { url: ssh.url('app'), secretRef: { name: 'ssh-enc' }, ref: { tag: 'v1.0.0' } });
       await ready('ssh-enc');
-      const stranger = `[127.0.0.1]:${ssh.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl`;
+      const strangerKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
+      const stranger = `[127.0.0.1]:${ssh.port} ${strangerKey}`;
       await secret('ssh-unknown', { identity: ssh.clientKey.privateKey, known_hosts: stranger });
       await create('ssh-unknown', { url: ssh.url('app'), secretRef: { name: 'ssh-unknown' } });
-      const o = await failing('ssh-unknown', 'AuthenticationFailed');
+      const o = await notReady('ssh-unknown', 'AuthenticationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/host key/i);
     });
 
     it('a malformed Secret is an AuthenticationFailed that names the missing key', async () => {
       await secret('half', { identity: ssh.clientKey.privateKey });
       await create('half', { url: ssh.url('app'), secretRef: { name: 'half' } });
-      const o = await failing('half', 'AuthenticationFailed');
+      const o = await notReady('half', 'AuthenticationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.include('missing known_hosts');
       expect(JSON.stringify(o)).to.not.include('PRIVATE KEY');
     });
@@ -434,7 +320,7 @@ describe('GitRepository', function () {
   describe('bad input', () => {
     it('a branch that does not exist fails with GitOperationFailed naming it', async () => {
       await create('nobranch', { url: anon.url('app'), ref: { branch: 'does-not-exist' } });
-      const o = await failing('nobranch', 'GitOperationFailed');
+      const o = await notReady('nobranch', 'GitOperationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.include('refs/heads/does-not-exist');
       expect(findCondition(o.status?.conditions, 'FetchFailed')?.status).to.equal('True');
     });
@@ -442,7 +328,7 @@ describe('GitRepository', function () {
     it('an unreachable server fails and is retried, not stalled', async () => {
       const port = await freePort();
       await create('down', { url: `http://127.0.0.1:${port}/app.git` });
-      const o = await failing('down', 'GitOperationFailed');
+      const o = await notReady('down', 'GitOperationFailed');
       expect(findCondition(o.status?.conditions, 'Stalled')).to.equal(undefined);
       expect(findCondition(o.status?.conditions, 'Reconciling')).to.include({
         status: 'True',
@@ -452,7 +338,7 @@ describe('GitRepository', function () {
 
     it('an invalid semver range is Stalled; an unsupported scheme is refused by the API server', async () => {
       await create('badsemver', { url: anon.url('app'), ref: { semver: '>= 1.0, <<' } });
-      const o = await failing('badsemver', 'InvalidSpec');
+      const o = await notReady('badsemver', 'InvalidSpec');
       expect(findCondition(o.status?.conditions, 'Stalled')).to.include({ status: 'True', reason: 'InvalidSpec' });
       expect(o.status?.observedGeneration).to.equal(o.metadata?.generation);
       let error: unknown;
@@ -463,7 +349,7 @@ describe('GitRepository', function () {
     it('a repository over the size limit fails with a message naming the limit, and publishes nothing', async () => {
       await createRepo(root, `big-${ns}`, { branch: 'master', files: { 'big.yaml': 'x'.repeat(50_000) } });
       await create('big', { url: anon.url(`big-${ns}`) }, { [SHARD]: 'small' });
-      const o = await failing('big', 'ArchiveOperationFailed');
+      const o = await notReady('big', 'ArchiveOperationFailed');
       expect(findCondition(o.status?.conditions, 'Ready')?.message).to.match(/failed to archive artifact: .*2000/);
       expect(findCondition(o.status?.conditions, 'StorageOperationFailed')).to.include({
         status: 'True',
@@ -514,7 +400,7 @@ describe('GitRepository', function () {
           reason: 'Succeeded',
         });
       }
-      const bad = await failing('wrong-key', 'VerificationError');
+      const bad = await notReady('wrong-key', 'VerificationError');
       expect(findCondition(bad.status?.conditions, 'SourceVerified')).to.include({ status: 'False', reason: 'Failed' });
       expect(bad.status?.artifact).to.equal(undefined, 'nothing is published from an unverified commit');
     });

@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import { findCondition, type Condition } from '../../controllers/runtime/conditions.ts';
 import { kubeConfig, testCluster } from '../support/cluster.ts';
 import { startController, type RunningController } from '../support/controller.ts';
-import { installCRDs } from '../support/crds.ts';
+import { installCRDs, widgetCRD } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/net.ts';
 import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
@@ -186,21 +186,46 @@ describe('Kustomization: the GitOps loop', function () {
     });
   }
 
-  it('applies an app, waits for it, rolls out a new image, prunes a removed file, honours dependsOn and prune: false', async () => {
+  it('applies, waits, rolls out a new image, prunes a removed file; honours dependsOn and prune: false', async () => {
     const repoName = `fleet-${ns}`;
     const repo = await createRepo(root, repoName, {
       branch: 'main',
       files: {
         'infra/namespace.yaml': `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${appNs}\n`,
         'apps/app/deployment.yaml': deployment(appNs, 'web', 'registry.example/web:1.0.0'),
-        'apps/app/service.yaml': `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${appNs}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n`,
-        'apps/app/config.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: ${appNs}\ndata: {level: info}\n`,
-        'keep/config.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: ${appNs}\ndata: {a: b}\n`,
+        'apps/app/service.yaml': `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: ${appNs}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+`,
+        'apps/app/config.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+  namespace: ${appNs}
+data: {level: info}
+`,
+        'keep/config.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kept
+  namespace: ${appNs}
+data: {a: b}
+`,
       },
     });
     await createSource(repoName);
     // The app depends on infra, which does not exist yet: it must wait.
-    await createKustomization('app', { path: './apps/app', wait: true, dependsOn: [{ name: 'infra' }], timeout: '2m' });
+    await createKustomization('app', {
+      path: './apps/app',
+      wait: true,
+      dependsOn: [{ name: 'infra' }],
+      timeout: '2m',
+    });
     const waiting = await failed('app', 'DependencyNotReady');
     expect(waiting.message).to.include('infra');
     // infra exists but, suspended, never becomes Ready: a reconcile of app requested now must still wait.
@@ -331,8 +356,20 @@ describe('Kustomization: the GitOps loop', function () {
       [
         'invalid object',
         {
-          'app/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ${appNs}\ndata: {v: "2"}\n`,
-          'app/bad.yaml': `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\n  namespace: ${appNs}\nspec: {}\n`,
+          'app/a.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: a
+  namespace: ${appNs}
+data: {v: "2"}
+`,
+          'app/bad.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+  namespace: ${appNs}
+spec: {}
+`,
         },
         'ReconciliationFailed',
         /Deployment\/.*bad/,
@@ -383,7 +420,13 @@ describe('Kustomization: the GitOps loop', function () {
       branch: 'main',
       files: {
         'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: allowed\n  namespace: ${appNs}\n`,
-        'app/secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata:\n  name: forbidden\n  namespace: ${appNs}\nstringData: {a: b}\n`,
+        'app/secret.yaml': `apiVersion: v1
+kind: Secret
+metadata:
+  name: forbidden
+  namespace: ${appNs}
+stringData: {a: b}
+`,
       },
     });
     await createSource(repoName);
@@ -410,7 +453,7 @@ describe('Kustomization: the GitOps loop', function () {
     });
   });
 
-  it('applies through spec.kubeConfig: the cluster of the Secret, and a clear answer for a kubeconfig it cannot use', async () => {
+  it('applies through spec.kubeConfig to the cluster it names; a clear answer for an unusable one', async () => {
     const repoName = `remote-${ns}`;
     await createRepo(root, repoName, {
       branch: 'main',
@@ -419,7 +462,13 @@ describe('Kustomization: the GitOps loop', function () {
     await createSource(repoName);
     const admin = readFileSync(testCluster().kubeconfigPath, 'utf8');
     const closed = admin.replace(/server: .*/, `server: https://127.0.0.1:${await freePort()}`);
-    const withExec = `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
+    const withExec = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]
+users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
     const tokenFile = withExec.replace(
       '{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/true}}',
       '{token-file: /var/run/secrets/kubernetes.io/serviceaccount/token}',
@@ -431,7 +480,10 @@ describe('Kustomization: the GitOps loop', function () {
       ['exec', withExec, 'value'],
       ['tokenfile', tokenFile, 'value'],
     ] as const) {
-      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: { [key]: value } } });
+      await core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name }, stringData: { [key]: value } },
+      });
     }
     await createKustomization('good', { path: './app', kubeConfig: { secretRef: { name: 'good' } } });
     await createKustomization('closed', { path: './app', kubeConfig: { secretRef: { name: 'closed' } } });
@@ -447,7 +499,8 @@ describe('Kustomization: the GitOps loop', function () {
       `kubeconfig Secret '${ns}/exec' key 'value': user 'u' uses an exec credential plugin, which is not allowed`,
     );
     expect((await failed('tokenfile', 'ReconciliationFailed')).message).to.equal(
-      `kubeconfig Secret '${ns}/tokenfile' key 'value': user 'u' refers to a file on disk (token-file); inline the data instead`,
+      `kubeconfig Secret '${ns}/tokenfile' key 'value': ` +
+        "user 'u' refers to a file on disk (token-file); inline the data instead",
     );
     expect((await failed('missing', 'ReconciliationFailed')).message).to.equal(
       `kubeconfig Secret '${ns}/nope' not found`,
@@ -461,31 +514,20 @@ describe('Kustomization: the GitOps loop', function () {
 
   it('applies a CRD and its custom resource, and waits for the resource by healthCheckExprs', async () => {
     const group = `${ns}.tide.test`;
-    const crd = {
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: `widgets.${group}` },
-      spec: {
-        group,
-        scope: 'Namespaced',
-        names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
-        versions: [
-          {
-            name: 'v1',
-            served: true,
-            storage: true,
-            subresources: { status: {} },
-            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-          },
-        ],
-      },
-    };
+    const crd = widgetCRD(group, { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }, { status: {} });
     const repoName = `cel-${ns}`;
     await createRepo(root, repoName, {
       branch: 'main',
       files: {
         'app/crd.yaml': JSON.stringify(crd),
-        'app/widget.yaml': `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: ${ns}\nspec:\n  size: 1\n`,
+        'app/widget.yaml': `apiVersion: ${group}/v1
+kind: Widget
+metadata:
+  name: w
+  namespace: ${ns}
+spec:
+  size: 1
+`,
       },
     });
     try {
@@ -540,7 +582,14 @@ describe('Kustomization: the GitOps loop', function () {
     await createRepo(root, repoName, {
       branch: 'main',
       files: {
-        'app/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: ${ns}\ndata:\n  text: \${greeting}\n`,
+        'app/cm.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: greeting
+  namespace: ${ns}
+data:
+  text: \${greeting}
+`,
       },
     });
     const core = kc.makeApiClient(CoreV1Api);
@@ -588,7 +637,14 @@ describe('Kustomization: the GitOps loop', function () {
     const plainFile = join(root, `secret-${ns}.yaml`);
     writeFileSync(
       plainFile,
-      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: ${ns}\nstringData:\n  password: hunter2-${ns}\n`,
+      `apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+  namespace: ${ns}
+stringData:
+  password: hunter2-${ns}
+`,
     );
     const { stdout: encrypted } = await exec(
       join(bin, 'sops'),
@@ -758,7 +814,8 @@ describe('Kustomization: the GitOps loop', function () {
     ]);
     const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
     expect(events.items.map((e) => `${e.type} ${e.reason}: ${e.message}`)).to.include(
-      `Normal HealthCheckCanceled: Health checks canceled due to new reconciliation triggered by GitRepository/${ns}/fleet`,
+      'Normal HealthCheckCanceled: Health checks canceled due to new reconciliation ' +
+        `triggered by GitRepository/${ns}/fleet`,
     );
   });
 });

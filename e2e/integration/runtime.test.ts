@@ -7,7 +7,6 @@ import { resourceTypeOf } from '../../controllers/api/kind.ts';
 import { findCondition, type Condition } from '../../controllers/runtime/conditions.ts';
 import type { Reconciler, ManagedObject } from '../../controllers/runtime/controller.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
-import { Logger } from '../../controllers/runtime/logger.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
 import { stalled } from '../../controllers/runtime/outcome.ts';
@@ -15,6 +14,7 @@ import type { ResourceType } from '../../controllers/runtime/resource.ts';
 import { kubeConfig, testCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
+import { testLogger } from '../support/logger.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
 import { freePort } from '../support/net.ts';
 import { execFile } from 'node:child_process';
@@ -29,11 +29,7 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const logger = new Logger({
-  level: 'debug',
-  encoding: 'console',
-  write: process.env.TIDE_TEST_LOG ? undefined : () => {},
-});
+const logger = testLogger();
 const configMaps: ResourceType = {
   group: '',
   version: 'v1',
@@ -538,7 +534,8 @@ describe('controller runtime on a real API server', function () {
       let error: Error | undefined;
       await manager.start().catch((e: Error) => (error = e));
       expect(error?.message).to.equal(
-        'the CustomResourceDefinition nopes.example.toolkit.fluxcd.io is not installed; apply the CRDs first: kubectl apply --server-side -f crds/',
+        'the CustomResourceDefinition nopes.example.toolkit.fluxcd.io is not installed; ' +
+          'apply the CRDs first: kubectl apply --server-side -f crds/',
       );
     });
   });

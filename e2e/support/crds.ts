@@ -1,4 +1,5 @@
-// Installs the committed CRDs (crds/*.yaml) the way a user would: server-side apply.
+// Installs the committed CRDs (crds/*.yaml) the way a user would: server-side apply; builds the
+// Widget CRD tests use as a custom resource of their own.
 import {
   ApiextensionsV1Api,
   KubernetesObjectApi,
@@ -31,4 +32,34 @@ export async function installCRDs(kc: KubeConfig): Promise<void> {
         throw new Error(`${name} not established`);
     });
   }
+}
+
+/**
+ * The namespaced CRD `widgets.<group>` (kind Widget), served and stored as v1 with the given
+ * schema and, if given, subresources.
+ */
+export function widgetCRD(
+  group: string,
+  openAPIV3Schema: Record<string, unknown>,
+  subresources?: Record<string, unknown>,
+): KubernetesObject & Record<string, unknown> {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `widgets.${group}` },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          ...(subresources ? { subresources } : {}),
+          schema: { openAPIV3Schema },
+        },
+      ],
+    },
+  };
 }

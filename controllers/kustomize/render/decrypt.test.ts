@@ -31,7 +31,15 @@ describe('SOPS decryption (real sops, kustomize, gpg)', function () {
     return stdout;
   };
   const secretYaml = (name: string) =>
-    `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\ntype: Opaque\nstringData:\n  password: s3cr3t-${name}\n  user: admin\n`;
+    `apiVersion: v1
+kind: Secret
+metadata:
+  name: ${name}
+type: Opaque
+stringData:
+  password: s3cr3t-${name}
+  user: admin
+`;
   const encryptAge = (text: string, type = 'yaml', extra: string[] = ['--encrypted-regex', '^(data|stringData)$']) =>
     sops(['--encrypt', '--age', age.recipient, '--input-type', type, '--output-type', type, ...extra], text);
 
@@ -137,8 +145,11 @@ describe('SOPS decryption (real sops, kustomize, gpg)', function () {
     );
     expect([env, json, binary].map((t) => encryptedFormat(Buffer.from(t)))).to.deep.equal(['dotenv', 'json', 'json']);
     const root = artifact({
-      'app/kustomization.yaml':
-        'secretGenerator:\n- name: gen\n  options: {disableNameSuffixHash: true}\n  files: [config.env=config.env.encrypted, settings.json=settings.json.encrypted, token=token.encrypted]\n',
+      'app/kustomization.yaml': `secretGenerator:
+- name: gen
+  options: {disableNameSuffixHash: true}
+  files: [config.env=config.env.encrypted, settings.json=settings.json.encrypted, token=token.encrypted]
+`,
       'app/config.env.encrypted': env,
       'app/settings.json.encrypted': json,
       'app/token.encrypted': binary,

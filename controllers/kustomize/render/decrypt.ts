@@ -231,7 +231,8 @@ async function decryptOne(sops: Sops, o: Manifest): Promise<Manifest> {
   // included, before anything can decrypt it.
   if (data.sops_mac !== undefined && Buffer.from(data.sops_mac, 'base64').toString('utf8').startsWith('ENC[')) {
     throw new BuildError(
-      `${subject(o)} comes from a SOPS-encrypted dotenv file given to a secretGenerator as envs:, which is not supported yet; list it under files: with a key ending in .env instead`,
+      `${subject(o)} comes from a SOPS-encrypted dotenv file given to a secretGenerator as envs:, ` +
+        'which is not supported yet; list it under files: with a key ending in .env instead',
     );
   }
   for (const [key, value] of Object.entries(data)) {

@@ -18,7 +18,18 @@ async function edit(content: string, fields: KustomizeFields): Promise<string> {
 describe("writing the Kustomization's fields into kustomization.yaml", () => {
   it("keeps the file's own scalars, comments and anchors exactly as written", async () => {
     const out = await edit(
-      '# managed by hand\nresources:\n  - a.yaml # first\nimages:\n  - name: busybox\n    newTag: 1.10\nreplicas:\n  - name: web\n    count: 0777\nlabels: &l {on: yes}\ncommonAnnotations: *l\n',
+      `# managed by hand
+resources:
+  - a.yaml # first
+images:
+  - name: busybox
+    newTag: 1.10
+replicas:
+  - name: web
+    count: 0777
+labels: &l {on: yes}
+commonAnnotations: *l
+`,
       { targetNamespace: 'apps' },
     );
     expect(out).to.include('# managed by hand');

@@ -79,7 +79,8 @@ describe('kustomize build (real kustomize)', function () {
       const err = await failure(root, 'app');
       expect(err).to.be.instanceOf(BuildError);
       expect(err.message).to.equal(
-        'failed to decode Kubernetes YAML from app/values.yaml: document 1 is not a Kubernetes object (it has no apiVersion, kind or metadata)',
+        'failed to decode Kubernetes YAML from app/values.yaml: ' +
+          'document 1 is not a Kubernetes object (it has no apiVersion, kind or metadata)',
       );
     });
 
@@ -126,7 +127,11 @@ images:
   - name: busybox
     newTag: "1.10"
 `,
-      'apps/web/deploy.yaml': `${deployment('web', 'nginx:0.1')}      - name: sidecar\n        image: busybox\n      - name: cache\n        image: redis:7\n`,
+      'apps/web/deploy.yaml': `${deployment('web', 'nginx:0.1')}      - name: sidecar
+        image: busybox
+      - name: cache
+        image: redis:7
+`,
       'apps/web/svc.yaml': service('web'),
       'apps/components/extra/kustomization.yaml': `apiVersion: kustomize.config.k8s.io/v1alpha1
 kind: Component
@@ -292,7 +297,8 @@ patches:
         const err = await failure(root, 'app', {}, '/nonexistent/kustomize');
         expect(err, entry).to.be.instanceOf(BuildError);
         expect(err.message).to.equal(
-          `base/kustomization.yaml: resources entry '${entry}' is a remote base; remote bases are disabled, vendor it into the source instead`,
+          `base/kustomization.yaml: resources entry '${entry}' is a remote base; ` +
+            'remote bases are disabled, vendor it into the source instead',
         );
       }
     });

@@ -20,7 +20,16 @@ describe('reading built objects', () => {
 
   it('skips empty documents and keeps the order', () => {
     const objects = parseManifests(
-      '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n',
+      `---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a}
+---
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: b}
+`,
     );
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).to.deep.equal(['ConfigMap/a', 'Secret/b']);
   });

@@ -40,7 +40,10 @@ export interface WaitOptions {
   /** Stop at the first terminal failure instead of waiting for the timeout. */
   failFast?: boolean;
   signal?: AbortSignal;
-  /** Objects as the API server just returned them, by inventory id: the first round reads these instead of asking again. */
+  /**
+   * Objects as the API server just returned them, by inventory id: the first round reads these
+   * instead of asking again.
+   */
   observed?: ReadonlyMap<string, KubernetesObject>;
   /** Rules that replace kstatus for some kinds (healthCheckExprs). */
   custom?: CustomHealth;

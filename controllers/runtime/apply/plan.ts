@@ -117,7 +117,9 @@ export async function prepare(
     if (!r.res && setScope === undefined) {
       failures.push({
         subject: subjectOf(r.ref),
-        reason: `no matches for kind "${r.ref.kind}" in version "${obj.apiVersion}": install its CustomResourceDefinition first`,
+        reason:
+          `no matches for kind "${r.ref.kind}" in version "${obj.apiVersion}": ` +
+          'install its CustomResourceDefinition first',
       });
       continue;
     }

@@ -6,10 +6,13 @@ import { checkHostKey, fingerprint, keysForHost, knownHostsName, parseKnownHosts
 const ed25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEis1hDuYn1ZSd/rVAXnsqjuVFTGs72Ww2LAbZBrwCvz';
 const ed25519Fingerprint = 'SHA256:lup+0N2vqjtLjbmFZWAOrVSl1okZuZoIkLaYWbCQf7g';
 const ecdsa =
-  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDbvbQd4xArArw0QwCjDBq5OABQke+tFashKVHTmg4agg8B1KLBx0mjJbsTJBzfm6gHpnRECWKabx6yKe8fXgC8=';
+  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDbvbQd4xArArw0QwCjDBq5OABQk' +
+  'e+tFashKVHTmg4agg8B1KLBx0mjJbsTJBzfm6gHpnRECWKabx6yKe8fXgC8=';
 const ecdsaFingerprint = 'SHA256:zTkG3sXWhsVXplOcSCbLi9dHuJd3XM5m6iGn+5TbZF4';
 const rsa =
-  'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCZGnifiPAfiZcmc+mWmm2mgy9JOmLH5QrjlALNd9EpAakCh8TaZTR/Mca3QtLAc4gX4DJBKm7VmOKEufRxVtmbjdNInNuS8uxzRjviSOH+Xlb0otb6TgELD2UbTaRSplcGYgJvuE1jkSJ58cTNk+6shlEXcdNGdWaMyCihAZC6cQ==';
+  'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCZGnifiPAfiZcmc+mWmm2mgy9JOmLH5QrjlALNd9EpAakCh8TaZTR/Mca3QtLA' +
+  'c4gX4DJBKm7VmOKEufRxVtmbjdNInNuS8uxzRjviSOH+Xlb0otb6TgELD2UbTaRSplcGYgJvuE1jkSJ58cTNk+6shlEXcdNGdWaM' +
+  'yCihAZC6cQ==';
 // `[127.0.0.1]:2222 <ed25519>` and `git.example.com <ecdsa>`, hashed.
 const hashedEd25519 = `|1|gmLL/Wee7UWgiQpk87XV1O+cmWQ=|ggwCcYAKuXSk7TymvFc/HF/XFcM= ${ed25519}`;
 const hashedEcdsa = `|1|05f2495/hxYdL08v5UEdOezqrFY=|4NyEwcRQ8C25dNsoYio48WTRBhA= ${ecdsa}`;

@@ -15,7 +15,11 @@ const clientKey = utils.generateKeyPairSync('ed25519');
 const clientPublic = utils.parseKey(clientKey.public) as ssh2.ParsedKey;
 
 const sha = 'a'.repeat(40);
-const advertisement = `${pkt(`${sha} HEAD\0shallow side-band-64k symref=HEAD:refs/heads/main\n`) + pkt(`${sha} refs/heads/main\n`)}0000`;
+const advertisement = [
+  pkt(`${sha} HEAD\0shallow side-band-64k symref=HEAD:refs/heads/main\n`),
+  pkt(`${sha} refs/heads/main\n`),
+  '0000',
+].join('');
 
 function pkt(s: string): string {
   return (Buffer.byteLength(s) + 4).toString(16).padStart(4, '0') + s;

@@ -49,7 +49,8 @@ export function openSshTransport(url: URL, creds: GitCredentials, opts: Transpor
   if (knownHosts.length === 0) {
     throw new TransportError(
       'hostkey',
-      `no known_hosts entries to check ${target.label} against: add the server's host keys to the Secret as known_hosts`,
+      `no known_hosts entries to check ${target.label} against: ` +
+        "add the server's host keys to the Secret as known_hosts",
     );
   }
   const identity = creds.identity ? parseIdentity(creds.identity, creds.identityPassphrase) : undefined;

@@ -19,7 +19,8 @@ export function openTransport(url: string, creds: GitCredentials, opts: Transpor
       if (parsed.username || parsed.password) {
         throw new TransportError(
           'protocol',
-          `the URL of ${parsed.host} contains credentials; put them in the Secret (username, password or bearerToken) instead`,
+          `the URL of ${parsed.host} contains credentials; ` +
+            'put them in the Secret (username, password or bearerToken) instead',
         );
       }
       return openHttpTransport(parsed, creds, opts);

@@ -77,7 +77,8 @@ describe('signature verification', function () {
 
   async function signedTag(key: TestKey, name: string): Promise<string> {
     const payload = Buffer.from(
-      `object ${unsignedCommit}\ntype commit\ntag ${name}\ntagger Tide Test <test@tide.invalid> 1704067200 +0000\n\nrelease ${name}\n`,
+      `object ${unsignedCommit}\ntype commit\ntag ${name}\n` +
+        `tagger Tide Test <test@tide.invalid> 1704067200 +0000\n\nrelease ${name}\n`,
     );
     return writeObject('tag', Buffer.concat([payload, Buffer.from(await detachedSignature(key, payload))]));
   }
@@ -204,7 +205,8 @@ describe('signature verification', function () {
   describe('payload extraction', () => {
     it('removes every gpgsig header and keeps other continuation lines', () => {
       const raw = Buffer.from(
-        'tree t\ngpgsig-sha256 a\n b\nmergetag x\n y\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n z\n -----END PGP SIGNATURE-----\n\nmsg\n gpgsig kept\n',
+        'tree t\ngpgsig-sha256 a\n b\nmergetag x\n y\n' +
+          'gpgsig -----BEGIN PGP SIGNATURE-----\n \n z\n -----END PGP SIGNATURE-----\n\nmsg\n gpgsig kept\n',
       );
       const { payload, signature } = splitCommit(raw);
       expect(payload.toString()).to.equal('tree t\nmergetag x\n y\n\nmsg\n gpgsig kept\n');

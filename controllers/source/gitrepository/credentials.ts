@@ -34,7 +34,10 @@ export async function readSecret(kc: KubeConfig, namespace: string, name: string
   return secret;
 }
 
-/** Credentials for `url` from the Secret's data, Flux's keys: username/password, bearerToken, ca.crt (caFile), identity, known_hosts, password. */
+/**
+ * Credentials for `url` from the Secret's data, Flux's keys: username/password, bearerToken,
+ * ca.crt (caFile), identity, known_hosts, password.
+ */
 export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   const ref = `secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
   const scheme = url.slice(0, url.indexOf(':'));
@@ -66,7 +69,8 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   const bearerToken = decode(secret, 'bearerToken');
   if ((username === undefined) !== (password === undefined)) {
     throw new SecretError(
-      `invalid ${ref}: basic auth needs both username and password, found only ${username !== undefined ? 'username' : 'password'}`,
+      `invalid ${ref}: basic auth needs both username and password, ` +
+        `found only ${username !== undefined ? 'username' : 'password'}`,
     );
   }
   if (username !== undefined && bearerToken !== undefined) {

@@ -180,7 +180,8 @@ async function findInstallation(app: GitHubApp, jwt: string, opts: TokenRequestO
   }
   throw new TransportError(
     'auth',
-    `no installation of GitHub App ${app.appID} found for owner '${decodeURIComponent(owner)}' (${failures.join('; ')})`,
+    `no installation of GitHub App ${app.appID} found for owner '${decodeURIComponent(owner)}' ` +
+      `(${failures.join('; ')})`,
   );
 }
 

@@ -240,7 +240,8 @@ function makeReadableForOthers(dir: string): void {
     if ((parentMode & 0o001) !== 0) continue;
     if (!parent.startsWith(`${tmp}${path.sep}`)) {
       throw new Error(
-        `${parent} is not searchable by other users, so ${gitUser} cannot reach ${dir}; put the repositories under ${tmp}`,
+        `${parent} is not searchable by other users, so ${gitUser} cannot reach ${dir}; ` +
+          `put the repositories under ${tmp}`,
       );
     }
     fs.chmodSync(parent, parentMode | 0o001);
