@@ -1,6 +1,7 @@
 // Every test works in its own namespace, so tests never see each other's objects.
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { statusCode } from '../../controllers/runtime/api-errors.ts';
 
 /** Creates `<prefix>-<random>` and returns the name. */
 export async function createTestNamespace(kc: KubeConfig, prefix: string): Promise<string> {
@@ -22,6 +23,6 @@ export async function deleteNamespace(kc: KubeConfig, name: string): Promise<voi
   try {
     await kc.makeApiClient(CoreV1Api).deleteNamespace({ name });
   } catch (err) {
-    if ((err as { code?: number }).code !== 404) throw err;
+    if (statusCode(err) !== 404) throw err;
   }
 }

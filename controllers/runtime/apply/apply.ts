@@ -17,6 +17,7 @@ import { objectHealth } from './kstatus.ts';
 import { isCRD, isNamespace, STAGES } from './order.ts';
 import { plan, prepare, type Item, type Outcome, type Plan, type Planner } from './plan.ts';
 import { applyPolicy, DEFAULT_ANNOTATION_DOMAIN } from './policy.ts';
+import { statusCode } from '../api-errors.ts';
 
 export interface ApplyOptions {
   /** Owner of the applied fields, e.g. `kustomize-controller`. */
@@ -61,7 +62,7 @@ async function execute(run: Run, p: Plan): Promise<LiveObject> {
       await client.delete(res, item.ref, uid);
     } catch (err) {
       // 409: the uid precondition failed, so the object was already replaced.
-      if ((err as { code?: number }).code !== 409) throw err;
+      if (statusCode(err) !== 409) throw err;
     }
     await waitUntil(
       'the old object to be deleted',

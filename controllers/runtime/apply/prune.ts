@@ -6,6 +6,7 @@ import type { ChangeSet, ChangeSetEntry } from './changeset.ts';
 import { apiClientFor } from './client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.ts';
 import { reasonOf } from './errors.ts';
+import { statusCode } from '../api-errors.ts';
 import { apiVersionOf, refOfEntry, subjectOf, type InventoryEntry, type ObjectRef } from './inventory.ts';
 import { isCRD, isNamespace } from './order.ts';
 import { DEFAULT_ANNOTATION_DOMAIN, pruneDisabled } from './policy.ts';
@@ -78,7 +79,7 @@ export async function prune(kc: KubeConfig, stale: readonly InventoryEntry[], op
       // The uid precondition keeps a look-alike created since the read from being deleted.
       return (await client.delete(res, ref, live.metadata?.uid)) ? result('deleted') : undefined;
     } catch (err) {
-      if ((err as { code?: number }).code === 409) return undefined;
+      if (statusCode(err) === 409) return undefined;
       errors.push(`${subject} prune failed: ${reasonOf(err)}`);
       return undefined;
     }
