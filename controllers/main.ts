@@ -4,11 +4,12 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags, usage, type Flags } from './flags.ts';
-import { SETUPS, selectControllers } from './registry.ts';
-import { parseDuration } from './runtime/duration.ts';
-import { Logger, parseLogEncoding, parseLogLevel } from './runtime/logger.ts';
+import { GENERAL, readCommandLine, usage, type GeneralOptions } from './flags.ts';
+import { selectControllers } from './registry.ts';
+import { Logger } from './runtime/logger.ts';
 import { Manager } from './runtime/manager.ts';
+import { parseOptions, type RawArgs } from './runtime/options.ts';
+import { flagGroup } from './runtime/setup.ts';
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -37,36 +38,27 @@ function runtimeNamespace(): string {
   return 'default';
 }
 
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`invalid --${flag}="${value}": expected a positive integer`);
-  return n;
-}
-
-function duration(flags: Flags, name: string): number {
-  try {
-    return parseDuration(flags[name]!);
-  } catch (err) {
-    throw new Error(`invalid --${name}: ${(err as Error).message}`);
-  }
-}
-
 async function main(): Promise<void> {
-  let flags: Flags;
+  let args: RawArgs;
   try {
-    flags = parseFlags(process.argv.slice(2));
+    args = readCommandLine(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n${usage()}`);
     process.exit(2);
   }
-  if (flags.help === 'true') {
+  let flags: GeneralOptions;
+  try {
+    flags = parseOptions(GENERAL, args);
+  } catch (err) {
+    const encoding = args.get('log-encoding') === 'console' ? 'console' : 'json';
+    new Logger({ level: 'info', encoding }).error((err as Error).message);
+    process.exit(1);
+  }
+  if (flags.help) {
     process.stdout.write(usage());
     return;
   }
-  const logger = new Logger({
-    level: parseLogLevel(flags['log-level']!),
-    encoding: parseLogEncoding(flags['log-encoding']!),
-  });
+  const logger = new Logger({ level: flags.logLevel, encoding: flags.logEncoding });
   const fail = (err: unknown): never => {
     logger.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
@@ -74,44 +66,42 @@ async function main(): Promise<void> {
 
   let manager: Manager;
   try {
-    const { selected, unavailable } = selectControllers(flags.controllers!);
+    const { selected, unavailable } = selectControllers(flags.controllers);
     if (unavailable.length > 0) logger.info('controllers not available in this build', { controllers: unavailable });
+    // Every chosen controller's flags are checked before anything connects to the cluster.
+    const setups = selected.map((c) => ({ c, options: parseOptions(flagGroup(c), args) }));
+    const names = selected.map((c) => c.name);
     const namespace = runtimeNamespace();
     const kc = loadKubeConfig(flags.kubeconfig);
-    const leaderId =
-      flags['leader-election-id'] ?? `tide-${selected.length ? selected.join('-') : 'controller'}-leader-election`;
+    const leaderId = flags.leaderElectionId ?? `tide-${names.length ? names.join('-') : 'controller'}-leader-election`;
     manager = new Manager({
       kubeConfig: kc,
       logger,
-      metricsAddr: flags['metrics-addr'],
-      healthAddr: flags['health-addr'],
-      namespace: flags['watch-all-namespaces'] === 'true' ? undefined : namespace,
-      labelSelector: flags['watch-label-selector'] || undefined,
-      concurrency: positiveInt('concurrent', flags.concurrent!),
-      retry: {
-        minRetryDelayMs: duration(flags, 'min-retry-delay'),
-        maxRetryDelayMs: duration(flags, 'max-retry-delay'),
-      },
-      gracefulShutdownMs: duration(flags, 'graceful-shutdown-timeout'),
-      leaderElection:
-        flags['enable-leader-election'] === 'true'
-          ? {
-              namespace: flags['leader-election-namespace'] ?? namespace,
-              name: leaderId,
-              identity: `${hostname()}_${process.pid}_${Math.random().toString(16).slice(2, 10)}`,
-              leaseDurationMs: duration(flags, 'leader-election-lease-duration'),
-              renewDeadlineMs: duration(flags, 'leader-election-renew-deadline'),
-              retryPeriodMs: duration(flags, 'leader-election-retry-period'),
-            }
-          : undefined,
+      metricsAddr: flags.metricsAddr,
+      healthAddr: flags.healthAddr,
+      namespace: flags.watchAllNamespaces ? undefined : namespace,
+      labelSelector: flags.watchLabelSelector || undefined,
+      concurrency: flags.concurrent,
+      retry: { minRetryDelayMs: flags.minRetryDelay, maxRetryDelayMs: flags.maxRetryDelay },
+      gracefulShutdownMs: flags.gracefulShutdownTimeout,
+      leaderElection: flags.enableLeaderElection
+        ? {
+            namespace: flags.leaderElectionNamespace ?? namespace,
+            name: leaderId,
+            identity: `${hostname()}_${process.pid}_${Math.random().toString(16).slice(2, 10)}`,
+            leaseDurationMs: flags.leaderElectionLeaseDuration,
+            renewDeadlineMs: flags.leaderElectionRenewDeadline,
+            retryPeriodMs: flags.leaderElectionRetryPeriod,
+          }
+        : undefined,
       onLostLeadership: () => fail(new Error('leader election lost; exiting so that a fresh start can campaign again')),
     });
-    for (const name of selected) await SETUPS[name]!({ manager, args: flags });
+    for (const { c, options } of setups) await c.setup({ manager, options });
     await manager.start();
     logger.info('tide-controller started', {
-      controllers: selected,
-      metricsAddr: flags['metrics-addr'],
-      healthAddr: flags['health-addr'],
+      controllers: names,
+      metricsAddr: flags.metricsAddr,
+      healthAddr: flags.healthAddr,
     });
   } catch (err) {
     return fail(err);

@@ -1,23 +1,24 @@
-// The controllers tide-controller can run, by the names --controllers takes. Each later issue
-// registers its setup here; a name without a setup is reported as not available yet.
-import type { Manager } from './runtime/manager.ts';
-import { setupKustomize } from './kustomize/setup.ts';
-import { setupSource } from './source/setup.ts';
+// The controllers tide-controller can run, by the names --controllers takes. Each controller module
+// exports its descriptor (name, flags, setup); a name without one is reported as not available yet.
+import { kustomize } from './kustomize/setup.ts';
+import type { ControllerDescriptor } from './runtime/setup.ts';
+import { source } from './source/setup.ts';
 
 export const CONTROLLER_NAMES = ['source', 'kustomize', 'helm', 'image', 'notification'] as const;
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 
-export interface SetupContext {
-  manager: Manager;
-  args: Record<string, string | undefined>;
+/** The controllers this build has, in the order --help lists them. */
+export const CONTROLLERS: readonly ControllerDescriptor[] = [source, kustomize];
+
+function descriptor(name: ControllerName): ControllerDescriptor | undefined {
+  return CONTROLLERS.find((c) => c.name === name);
 }
 
-export type Setup = (ctx: SetupContext) => Promise<void> | void;
-
-export const SETUPS: Partial<Record<ControllerName, Setup>> = { source: setupSource, kustomize: setupKustomize };
-
-/** Resolves the --controllers value into names that have a setup. */
-export function selectControllers(value: string): { selected: ControllerName[]; unavailable: ControllerName[] } {
+/** Resolves the --controllers value into the descriptors of this build. */
+export function selectControllers(value: string): {
+  selected: ControllerDescriptor[];
+  unavailable: ControllerName[];
+} {
   const requested =
     value === 'all'
       ? [...CONTROLLER_NAMES]
@@ -32,15 +33,11 @@ export function selectControllers(value: string): { selected: ControllerName[]; 
     );
   }
   const names = requested as ControllerName[];
-  const unavailable = names.filter((n) => !SETUPS[n]);
+  const unavailable = names.filter((n) => !descriptor(n));
   if (value !== 'all' && unavailable.length > 0) {
     throw new Error(
-      `--controllers: ${unavailable.join(', ')} not available in this build; available: ${available().join(', ') || 'none yet'}`,
+      `--controllers: ${unavailable.join(', ')} not available in this build; available: ${CONTROLLERS.map((c) => c.name).join(', ') || 'none yet'}`,
     );
   }
-  return { selected: names.filter((n) => SETUPS[n]), unavailable };
-}
-
-function available(): string[] {
-  return CONTROLLER_NAMES.filter((n) => SETUPS[n]);
+  return { selected: names.flatMap((n) => descriptor(n) ?? []), unavailable };
 }

@@ -1,6 +1,8 @@
 // Schema pieces shared by the Flux kinds (fluxcd/pkg/apis/meta and metav1).
 import { Type, type Static } from '@sinclair/typebox';
-import { DURATION_PATTERN } from '../runtime/duration.ts';
+
+/** A Go duration as Flux's schemas accept it (runtime/duration.ts parses it). */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 
 export const Duration = (description: string, options: { default?: string; pattern?: string } = {}) =>
   Type.String({ pattern: DURATION_PATTERN, description, ...options });

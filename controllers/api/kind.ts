@@ -2,7 +2,15 @@
 // its defaults (JSON Schema `default`, applied by the API server from the CRD and by ajv in the
 // controllers) and its CRD presentation (names, printer columns, categories).
 import type { TSchema } from '@sinclair/typebox';
-import type { ResourceType } from '../runtime/resource.ts';
+
+/** Where a kind lives in the API; enough to list, watch and patch it without discovery. */
+export interface ResourceType {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+  namespaced: boolean;
+}
 
 export interface PrinterColumn {
   name: string;

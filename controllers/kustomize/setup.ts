@@ -5,18 +5,18 @@ import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { GitRepositoryKind } from '../api/source/gitrepository.ts';
-import type { SetupContext } from '../registry.ts';
 import { applyAll } from '../runtime/apply/apply.ts';
 import { inventoryOf } from '../runtime/apply/changeset.ts';
 import { waitForHealth } from '../runtime/apply/health.ts';
 import { prune, waitForDeletion } from '../runtime/apply/prune.ts';
-import { parseDuration } from '../runtime/duration.ts';
 import { shareConnections } from '../runtime/kubeconfig.ts';
 import { unlessNotFound } from '../runtime/api-errors.ts';
 import { isTrue } from '../runtime/conditions.ts';
 import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
+import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
+import { defineController, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
 import { keysFromSecret, type DecryptionKeys } from './render/decrypt.ts';
@@ -134,14 +134,38 @@ export function kustomizeSteps(
   };
 }
 
-export async function setupKustomize({ manager, args }: SetupContext): Promise<void> {
-  const requeueDependencyMs = parseDuration(args['requeue-dependency']!);
+export const kustomizeFlags = {
+  'requeue-dependency': flag.duration({
+    default: '30s',
+    help: 'How soon a Kustomization waiting for dependencies or its source checks again.',
+  }),
+  'kustomize-path': flag.string({ default: 'kustomize', help: 'The kustomize v5 binary.' }),
+  'sops-path': flag.string({ default: 'sops', help: 'The sops binary, for spec.decryption.' }),
+  'no-cross-namespace-refs': flag.bool({
+    help: 'Refuse sourceRef and dependsOn in another namespace (multi-tenancy lockdown).',
+  }),
+  'default-service-account': flag.string({
+    default: '',
+    help: 'The ServiceAccount to impersonate when a Kustomization names none (multi-tenancy lockdown).',
+  }),
+  'watch-configs-label-selector': flag.string({
+    default: 'reconcile.fluxcd.io/watch=Enabled',
+    help: 'ConfigMaps and Secrets with these labels re-queue the Kustomizations that use them when they change.',
+  }),
+};
+
+export type KustomizeOptions = Options<typeof kustomizeFlags>;
+
+export const kustomize = defineController({ name: 'kustomize', flags: kustomizeFlags, setup: setupKustomize });
+
+export async function setupKustomize({ manager, options }: SetupContext<KustomizeOptions>): Promise<void> {
+  const requeueDependencyMs = options.requeueDependency;
   // Made on the first download, not at start-up; per process, and removed on stop.
   const artifacts = new ArtifactCache(join(tmpdir(), `tide-artifacts-${process.pid}`), {
     maxBytes: MAX_ARTIFACT_BYTES,
   });
   manager.onStop(() => artifacts.clear());
-  const base = { kustomizePath: args['kustomize-path']!, sopsPath: args['sops-path']!, artifacts };
+  const base = { kustomizePath: options.kustomizePath, sopsPath: options.sopsPath, artifacts };
   const local = manager.kubeConfig;
   const asController = kustomizeSteps(local, { ...base, local });
   const remotes = new RemoteClusters(local);
@@ -167,8 +191,8 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
     sources,
     stepsFor,
     requeueDependencyMs,
-    noCrossNamespaceRefs: args['no-cross-namespace-refs'] === 'true',
-    defaultServiceAccount: args['default-service-account'] || undefined,
+    noCrossNamespaceRefs: options.noCrossNamespaceRefs,
+    defaultServiceAccount: options.defaultServiceAccount || undefined,
   });
   const controller = manager.addController<Kustomization>({
     name: 'kustomization',
@@ -193,7 +217,7 @@ export async function setupKustomize({ manager, args }: SetupContext): Promise<v
   }
   // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)
   // re-queue the Kustomizations that read them (substituteFrom, kubeConfig) when their data changes.
-  const selector = args['watch-configs-label-selector'];
+  const selector = options.watchConfigsLabelSelector;
   if (selector) {
     kustomizations.addIndex(CONFIG_INDEX, configKeys);
     for (const kind of ['ConfigMap', 'Secret'] as const) {

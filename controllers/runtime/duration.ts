@@ -9,8 +9,6 @@ const UNITS: Record<string, number> = {
   h: 3_600_000,
 };
 
-export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
-
 /** Parses a Go duration into milliseconds; throws on anything else. */
 export function parseDuration(text: string): number {
   const input = text.trim();

@@ -106,6 +106,7 @@ export class Manager {
       isSuspended: spec.isSuspended,
     });
     this.controllers.push(controller as unknown as Controller<ManagedObject>);
+    this.metrics.addController(spec.name);
     return controller;
   }
 

@@ -2,6 +2,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueObserver } from './queue.ts';
 
+/** The result label values of controller_runtime_reconcile_total, as controller-runtime sets them. */
+export const RECONCILE_RESULTS = ['success', 'error', 'requeue', 'requeue_after'] as const;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly reconcileDuration = new Histogram({
@@ -68,8 +71,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly controllers = new Set<string>();
+
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Creates every series of a controller with zero values, as controller-runtime does when a
+   * controller is made, so that they exist from the first scrape and absent() alerts stay quiet.
+   * A name seen before (two managers sharing one registry) keeps its values.
+   */
+  addController(name: string): void {
+    if (this.controllers.has(name)) return;
+    this.controllers.add(name);
+    for (const result of RECONCILE_RESULTS) this.reconcileTotal.inc({ controller: name, result }, 0);
+    this.reconcileErrors.inc({ controller: name }, 0);
+    this.activeWorkers.inc({ controller: name }, 0);
+    this.queueDepth.inc({ name }, 0);
+    this.queueAdds.inc({ name }, 0);
+    this.queueRetries.inc({ name }, 0);
+    this.queueLatency.zero({ name });
+    this.workDuration.zero({ name });
   }
 
   queueObserver(name: string): QueueObserver {

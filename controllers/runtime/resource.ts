@@ -1,13 +1,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ResourceType } from '../api/kind.ts';
 
-/** Where a kind lives in the API; enough to list, watch and patch it without discovery. */
-export interface ResourceType {
-  group: string;
-  version: string;
-  kind: string;
-  plural: string;
-  namespaced: boolean;
-}
+export type { ResourceType };
 
 export function apiVersionOf(rt: ResourceType): string {
   return rt.group ? `${rt.group}/${rt.version}` : rt.version;

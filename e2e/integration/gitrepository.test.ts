@@ -6,11 +6,11 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
-import { parseFlags } from '../../controllers/flags.ts';
+import { optionsFrom } from '../../controllers/runtime/setup.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
 import { Manager } from '../../controllers/runtime/manager.ts';
 import { Metrics } from '../../controllers/runtime/metrics.ts';
-import { setupSource } from '../../controllers/source/setup.ts';
+import { setupSource, source } from '../../controllers/source/setup.ts';
 import { kubeConfig } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
@@ -86,7 +86,7 @@ describe('GitRepository', function () {
 
     storagePath = mkdtempSync(join(tmpdir(), 'tide-artifacts-'));
     const port = await freePort();
-    const args = parseFlags([
+    const options = optionsFrom(source, [
       `--storage-path=${storagePath}`,
       `--storage-addr=127.0.0.1:${port}`,
       `--storage-adv-addr=127.0.0.1:${port}`,
@@ -100,7 +100,7 @@ describe('GitRepository', function () {
       labelSelector: `${SHARD}!=small`,
       retry: { minRetryDelayMs: 200, maxRetryDelayMs: 2000 },
     });
-    await setupSource({ manager, args });
+    await setupSource({ manager, options });
     await manager.start();
     const smallPort = await freePort();
     small = new Manager({
@@ -112,7 +112,7 @@ describe('GitRepository', function () {
     });
     await setupSource({
       manager: small,
-      args: parseFlags([
+      options: optionsFrom(source, [
         `--storage-path=${storagePath}`,
         `--storage-addr=127.0.0.1:${smallPort}`,
         `--storage-adv-addr=127.0.0.1:${smallPort}`,

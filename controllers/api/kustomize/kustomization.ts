@@ -1,7 +1,7 @@
 // kustomize.toolkit.fluxcd.io/v1 Kustomization, field for field as Flux defines it.
 import { Type, type Static } from '@sinclair/typebox';
-import { DURATION_PATTERN } from '../../runtime/duration.ts';
 import {
+  DURATION_PATTERN,
   Duration,
   KubeConfigReference,
   LocalObjectReference,
