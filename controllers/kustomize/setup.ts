@@ -212,7 +212,7 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     const revision = s.status?.artifact?.revision;
     if (!revision) return;
     for (const k of kustomizations.byIndex(SOURCE_INDEX, `GitRepository/${keyOf(s)}`)) {
-      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k));
+      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), `GitRepository/${keyOf(s)}`);
     }
   }
   // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)
@@ -230,7 +230,9 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
       };
       type Config = KubernetesObject & { data?: Record<string, string> };
       const changed = (c: Config) => {
-        for (const k of kustomizations.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) controller.enqueue(keyOf(k));
+        for (const k of kustomizations.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) {
+          controller.enqueue(keyOf(k), `${kind}/${keyOf(c)}`);
+        }
       };
       manager.informer<Config>(rt, { labelSelector: selector }).on({
         add: changed,
