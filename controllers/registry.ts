@@ -29,14 +29,16 @@ export function selectControllers(value: string): {
   const unknown = requested.filter((n) => !(CONTROLLER_NAMES as readonly string[]).includes(n));
   if (unknown.length > 0) {
     throw new Error(
-      `invalid --controllers "${value}": unknown ${unknown.join(', ')}; use all or a list of ${CONTROLLER_NAMES.join(', ')}`,
+      `invalid --controllers "${value}": unknown ${unknown.join(', ')}; ` +
+        `use all or a list of ${CONTROLLER_NAMES.join(', ')}`,
     );
   }
   const names = requested as ControllerName[];
   const unavailable = names.filter((n) => !descriptor(n));
   if (value !== 'all' && unavailable.length > 0) {
     throw new Error(
-      `--controllers: ${unavailable.join(', ')} not available in this build; available: ${CONTROLLERS.map((c) => c.name).join(', ') || 'none yet'}`,
+      `--controllers: ${unavailable.join(', ')} not available in this build; ` +
+        `available: ${CONTROLLERS.map((c) => c.name).join(', ') || 'none yet'}`,
     );
   }
   return { selected: names.flatMap((n) => descriptor(n) ?? []), unavailable };

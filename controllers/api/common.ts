@@ -16,7 +16,8 @@ export const Condition = Type.Object(
       description: 'Type of condition in CamelCase.',
       maxLength: 316,
       pattern:
-        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?' +
+        '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
     }),
     status: Type.Unsafe<'True' | 'False' | 'Unknown'>({
       type: 'string',
@@ -103,3 +104,20 @@ export const KubeConfigReference = Type.Object(
   },
   { description: 'A kubeconfig for acting on a remote cluster.' },
 );
+
+/** Kustomize's object selector (patch targets, drift ignore rules). */
+export const ObjectSelector = Type.Object(
+  {
+    group: Type.Optional(Type.String({ description: 'API group of the selected objects.' })),
+    version: Type.Optional(Type.String({ description: 'API version of the selected objects.' })),
+    kind: Type.Optional(Type.String({ description: 'Kind of the selected objects.' })),
+    namespace: Type.Optional(Type.String({ description: 'Namespace of the selected objects.' })),
+    name: Type.Optional(Type.String({ description: 'Name of the selected objects.' })),
+    annotationSelector: Type.Optional(
+      Type.String({ description: 'Label-selector expression matched against annotations.' }),
+    ),
+    labelSelector: Type.Optional(Type.String({ description: 'Label-selector expression matched against labels.' })),
+  },
+  { description: 'Selects objects; an object must match every field that is set.' },
+);
+export type ObjectSelector = Static<typeof ObjectSelector>;

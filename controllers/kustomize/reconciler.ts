@@ -143,7 +143,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   sourceOf = (k: Kustomization): Source | undefined => {
     const ref = k.spec?.sourceRef;
-    if (!ref || ref.kind !== 'GitRepository') return undefined;
+    if (ref?.kind !== 'GitRepository') return undefined;
     return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
   };
 

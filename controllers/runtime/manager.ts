@@ -201,7 +201,8 @@ export class Manager {
       await this.kubeConfig.makeApiClient(VersionApi).getCode();
     } catch (err) {
       throw new Error(
-        `cannot reach the Kubernetes API server at ${server}: ${errorMessage(err)}; check --kubeconfig or that the cluster is running`,
+        `cannot reach the Kubernetes API server at ${server}: ${errorMessage(err)}; ` +
+          'check --kubeconfig or that the cluster is running',
       );
     }
     const crds = this.kubeConfig.makeApiClient(ApiextensionsV1Api);
@@ -227,7 +228,8 @@ export class Manager {
         await this.kubeConfig.makeApiClient(CoreV1Api).readNamespace({ name: ns });
       } catch (err) {
         throw new Error(
-          `leader election namespace "${ns}" is not readable: ${errorMessage(err)}; create it or pass --leader-election-namespace`,
+          `leader election namespace "${ns}" is not readable: ${errorMessage(err)}; ` +
+            'create it or pass --leader-election-namespace',
         );
       }
     }

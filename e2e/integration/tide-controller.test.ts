@@ -80,7 +80,8 @@ describe('tide-controller', function () {
       ]);
       expect(await p.exited).to.equal(1);
       expect(p.stderr()).to.include(
-        `--metrics-addr 127.0.0.1:${port}: address already in use; stop the process using it or pass another --metrics-addr`,
+        `--metrics-addr 127.0.0.1:${port}: address already in use; ` +
+          'stop the process using it or pass another --metrics-addr',
       );
     } finally {
       blocker.close();
@@ -109,7 +110,8 @@ describe('tide-controller', function () {
     expect(last.level).to.equal('error');
     expect(last.msg).to.match(
       new RegExp(
-        `^cannot reach the Kubernetes API server at https://127.0.0.1:${port}: .*; check --kubeconfig or that the cluster is running$`,
+        `^cannot reach the Kubernetes API server at https://127.0.0.1:${port}: .*; ` +
+          'check --kubeconfig or that the cluster is running$',
       ),
     );
     expect(p.stderr()).to.not.include('not-a-real-token');

@@ -6,31 +6,17 @@ import {
   KubeConfigReference,
   LocalObjectReference,
   NamespacedObjectKindReference,
+  ObjectSelector,
   observedStatus,
 } from '../common.ts';
 import { readyColumns, type KindDefinition } from '../kind.ts';
 
 const StringMap = (description: string) => Type.Record(Type.String(), Type.String(), { description });
 
-const Selector = Type.Object(
-  {
-    group: Type.Optional(Type.String({ description: 'API group of the selected objects.' })),
-    version: Type.Optional(Type.String({ description: 'API version of the selected objects.' })),
-    kind: Type.Optional(Type.String({ description: 'Kind of the selected objects.' })),
-    namespace: Type.Optional(Type.String({ description: 'Namespace of the selected objects.' })),
-    name: Type.Optional(Type.String({ description: 'Name of the selected objects.' })),
-    annotationSelector: Type.Optional(
-      Type.String({ description: 'Label-selector expression matched against annotations.' }),
-    ),
-    labelSelector: Type.Optional(Type.String({ description: 'Label-selector expression matched against labels.' })),
-  },
-  { description: 'Selects objects; an object must match every field that is set.' },
-);
-
 const Patch = Type.Object(
   {
     patch: Type.String({ description: 'A strategic merge patch or a JSON 6902 patch, inline YAML.' }),
-    target: Type.Optional(Selector),
+    target: Type.Optional(ObjectSelector),
   },
   { description: 'A patch and the objects it applies to.' },
 );
@@ -191,7 +177,7 @@ export const KustomizationSpec = Type.Object(
         Type.Object(
           {
             paths: Type.Array(Type.String(), { description: 'JSON pointers to ignore.' }),
-            target: Type.Optional(Selector),
+            target: Type.Optional(ObjectSelector),
           },
           { description: 'Fields ignored during drift detection.' },
         ),

@@ -98,7 +98,9 @@ export const GitRepositorySpec = Type.Object(
     description: 'GitRepositorySpec describes the Git repository to produce an artifact from.',
     'x-kubernetes-validations': [
       {
-        rule: "!has(self.serviceAccountName) || (has(self.provider) && (self.provider == 'azure' || self.provider == 'aws'))",
+        rule:
+          '!has(self.serviceAccountName) || ' +
+          "(has(self.provider) && (self.provider == 'azure' || self.provider == 'aws'))",
         message: "serviceAccountName can only be set when provider is 'azure' or 'aws'",
       },
     ],

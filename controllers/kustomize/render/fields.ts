@@ -7,24 +7,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Document, isMap, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import type { Node } from 'yaml';
+import type { ObjectSelector } from '../../api/common.ts';
 import { BuildError } from './errors.ts';
 import { display, statOrUndefined } from './tree.ts';
-
-export interface Selector {
-  group?: string;
-  version?: string;
-  kind?: string;
-  namespace?: string;
-  name?: string;
-  annotationSelector?: string;
-  labelSelector?: string;
-}
 
 export interface KustomizeFields {
   targetNamespace?: string;
   namePrefix?: string;
   nameSuffix?: string;
-  patches?: { patch: string; target?: Selector }[];
+  patches?: { patch: string; target?: ObjectSelector }[];
   images?: { name: string; newName?: string; newTag?: string; digest?: string }[];
   components?: string[];
   ignoreMissingComponents?: boolean;

@@ -11,15 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ObjectRef } from './inventory.ts';
 import { statusCode } from '../api-errors.ts';
-
-/** Where a kind is served, as discovery reports it. */
-export interface ApiResource {
-  group: string;
-  version: string;
-  kind: string;
-  plural: string;
-  namespaced: boolean;
-}
+import type { ResourceType } from '../resource.ts';
 
 export interface ManagedFieldsEntry {
   manager?: string;
@@ -94,7 +86,7 @@ export class ApiClient {
   private readonly api: RawApi;
   // One discovery document per group/version; a miss is refetched, so kinds of a CRD established
   // after the first lookup are found.
-  private readonly discovery = new Map<string, { at: number; list: Promise<ApiResource[] | undefined> }>();
+  private readonly discovery = new Map<string, { at: number; list: Promise<ResourceType[] | undefined> }>();
 
   constructor(kc: KubeConfig) {
     this.api = kc.makeApiClient(RawApi);
@@ -132,9 +124,9 @@ export class ApiClient {
   }
 
   /** The served resource for apiVersion + kind, or undefined when the server does not serve it. */
-  async resourceFor(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
+  async resourceFor(apiVersion: string, kind: string): Promise<ResourceType | undefined> {
     const { group, version } = splitApiVersion(apiVersion);
-    const find = (list: ApiResource[] | undefined) => list?.find((r) => r.kind === kind);
+    const find = (list: ResourceType[] | undefined) => list?.find((r) => r.kind === kind);
     const cached = this.discovery.get(apiVersion);
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) {
       const hit = find(await cached.list);
@@ -145,7 +137,7 @@ export class ApiClient {
     return find(await fresh);
   }
 
-  private async fetchDiscovery(group: string, version: string): Promise<ApiResource[] | undefined> {
+  private async fetchDiscovery(group: string, version: string): Promise<ResourceType[] | undefined> {
     try {
       const list = await this.request<{ resources?: Array<{ name: string; kind: string; namespaced: boolean }> }>(
         HttpMethod.GET,
@@ -161,7 +153,7 @@ export class ApiClient {
     }
   }
 
-  private path(res: ApiResource, namespace: string, name?: string): string {
+  private path(res: ResourceType, namespace: string, name?: string): string {
     const base = groupVersionPath(res.group, res.version);
     const collection = res.namespaced
       ? `${base}/namespaces/${encodeURIComponent(namespace)}/${res.plural}`
@@ -170,7 +162,7 @@ export class ApiClient {
   }
 
   /** The live object, or undefined when it (or its kind) does not exist. */
-  async get(res: ApiResource, ref: Pick<ObjectRef, 'namespace' | 'name'>): Promise<LiveObject | undefined> {
+  async get(res: ResourceType, ref: Pick<ObjectRef, 'namespace' | 'name'>): Promise<LiveObject | undefined> {
     try {
       return await this.request<LiveObject>(HttpMethod.GET, this.path(res, ref.namespace, ref.name));
     } catch (err) {
@@ -181,7 +173,7 @@ export class ApiClient {
 
   /** Server-side apply of `obj` as `fieldManager`. */
   apply(
-    res: ApiResource,
+    res: ResourceType,
     obj: KubernetesObject,
     opts: { fieldManager: string; force: boolean; dryRun?: boolean },
   ): Promise<LiveObject> {
@@ -195,7 +187,7 @@ export class ApiClient {
   }
 
   jsonPatch(
-    res: ApiResource,
+    res: ResourceType,
     ref: Pick<ObjectRef, 'namespace' | 'name'>,
     ops: JsonPatchOp[],
     fieldManager: string,
@@ -210,7 +202,7 @@ export class ApiClient {
 
   /** Deletes the object if it still has `uid`; false when it was already gone. */
   async delete(
-    res: ApiResource,
+    res: ResourceType,
     ref: Pick<ObjectRef, 'namespace' | 'name'>,
     uid: string | undefined,
     propagationPolicy = 'Background',

@@ -5,17 +5,9 @@
 // its live value. Either way no drift is seen and nothing is reverted, while every other field is
 // reconciled as usual.
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ObjectSelector } from '../../api/common.ts';
 import { refOf } from './inventory.ts';
 
-export interface ObjectSelector {
-  group?: string;
-  version?: string;
-  kind?: string;
-  namespace?: string;
-  name?: string;
-  labelSelector?: string;
-  annotationSelector?: string;
-}
 
 export interface IgnoreRule {
   /** RFC 6901 JSON pointers, e.g. /spec/replicas or /metadata/annotations/example.com~1hash. */

@@ -2,7 +2,8 @@
 // per object one GET and one server-side dry-run apply.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Action } from './changeset.ts';
-import type { ApiClient, ApiResource, LiveObject, ManagedFieldsEntry } from './client.ts';
+import type { ApiClient, LiveObject, ManagedFieldsEntry } from './client.ts';
+import type { ResourceType } from '../resource.ts';
 import { mapLimit } from './concurrency.ts';
 import { contentDiffers, ownershipDiffers, takeOverManagedFields, type FieldManagerRef } from './drift.ts';
 import { isImmutableError, reasonOf, type ObjectFailure } from './errors.ts';
@@ -29,7 +30,7 @@ export interface Item {
   subject: string;
   stage: number;
   /** Undefined until the API server serves the kind (a CRD of this same set). */
-  res: ApiResource | undefined;
+  res: ResourceType | undefined;
   /** Served by a CRD of this set: its validation may change once that CRD is applied. */
   definedBySet: boolean;
 }
@@ -91,7 +92,7 @@ export async function prepare(
   const seen = new Set<string>();
   const items: Item[] = [];
   // One lookup per kind: a kind that is not served yet would refetch discovery for every object.
-  const kinds = new Map<string, Promise<ApiResource | undefined>>();
+  const kinds = new Map<string, Promise<ResourceType | undefined>>();
   const lookup = (apiVersion: string, kind: string) => {
     const key = `${apiVersion}/${kind}`;
     if (!kinds.has(key)) kinds.set(key, planner.client.resourceFor(apiVersion, kind));
