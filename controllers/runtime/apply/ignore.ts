@@ -8,7 +8,6 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectSelector } from '../../api/common.ts';
 import { refOf } from './inventory.ts';
 
-
 export interface IgnoreRule {
   /** RFC 6901 JSON pointers, e.g. /spec/replicas or /metadata/annotations/example.com~1hash. */
   paths: string[];
