@@ -90,6 +90,7 @@ function ctx(obj: Kustomization, abort = new AbortController()): TestContext {
     event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
     skipStatus: false,
     signal: abort.signal,
+    workingOn: () => {},
     // As the controller does: the status is replaced by one that shows the progress.
     progress: async (message) => {
       c.progressed.push(message);

@@ -205,6 +205,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       obj.status?.observedGeneration !== obj.metadata?.generation ||
       obj.status?.lastAttemptedRevision !== artifact.revision;
     ctx.status.lastAttemptedRevision = artifact.revision;
+    ctx.workingOn(artifact.revision);
     if (run.news) {
       const timeout = run.checked!.spec.timeout ?? run.checked!.spec.interval;
       await ctx.progress(`Fetching manifests for revision ${artifact.revision} with a timeout of ${timeout}`);

@@ -212,7 +212,9 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     const revision = s.status?.artifact?.revision;
     if (!revision) return;
     for (const k of kustomizations.byIndex(SOURCE_INDEX, `GitRepository/${keyOf(s)}`)) {
-      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), `GitRepository/${keyOf(s)}`);
+      if (k.status?.lastAttemptedRevision !== revision) {
+        controller.enqueue(keyOf(k), `GitRepository/${keyOf(s)}`, revision);
+      }
     }
   }
   // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)

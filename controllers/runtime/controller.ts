@@ -42,6 +42,8 @@ export interface ReconcileContext<S extends ObservedStatus = ObservedStatus> {
    * a reconcile request, a new source revision); the reason names what asked. Long waits pass it on.
    */
   signal: AbortSignal;
+  /** Names the source revision this reconcile works on: a trigger bringing that same revision does not supersede it. */
+  workingOn(revision: string): void;
   /**
    * Writes `status` now with Reconciling=True (Progressing, `message`) and Ready=Unknown, so that
    * kstatus tools see the work before its long part. Call once, when there is real work.
@@ -82,7 +84,7 @@ export class Controller<T extends ManagedObject> {
   private workers: Promise<void>[] = [];
   private running = false;
   /** Reconciles in flight, by key: aborted when a newer request for the key arrives. */
-  private readonly inFlight = new Map<string, AbortController>();
+  private readonly inFlight = new Map<string, { abort: AbortController; revision?: string }>();
   /**
    * The object as our last status write left it, until the informer has caught up: a reconcile
    * that follows at once (the key was queued meanwhile) must build on that status, not on the
@@ -99,6 +101,7 @@ export class Controller<T extends ManagedObject> {
       defaultControllerRateLimiter(this.clock, opts.retry),
       opts.metrics.queueObserver(opts.name),
     );
+    opts.metrics.watchQueue(opts.name, this.queue);
     opts.informer.on({
       add: (obj) => this.enqueue(keyOf(obj)),
       update: (oldObj, newObj) => {
@@ -119,10 +122,15 @@ export class Controller<T extends ManagedObject> {
 
   /**
    * Queues the key. With `trigger` (what asked, e.g. GitRepository/ns/name), a reconcile of the
-   * key in flight is told that it is superseded (ctx.signal).
+   * key in flight is told that it is superseded (ctx.signal), unless it already works on
+   * `revision`, the one the trigger brings.
    */
-  enqueue(key: string, trigger?: string): void {
-    if (trigger) this.inFlight.get(key)?.abort(trigger);
+  enqueue(key: string, trigger?: string, revision?: string): void {
+    const inFlight = trigger ? this.inFlight.get(key) : undefined;
+    if (inFlight && !inFlight.abort.signal.aborted && !(revision && inFlight.revision === revision)) {
+      this.opts.logger.debug('a newer request supersedes the reconcile in flight', { key, trigger });
+      inFlight.abort.abort(trigger);
+    }
     this.queue.add(key);
   }
 
@@ -195,7 +203,8 @@ export class Controller<T extends ManagedObject> {
     const started = this.clock.now();
     const generation = obj.metadata?.generation ?? 0;
     const abort = new AbortController();
-    this.inFlight.set(key, abort);
+    const flight: { abort: AbortController; revision?: string } = { abort };
+    this.inFlight.set(key, flight);
     // What the API server holds now: the informer's copy until this reconcile writes progress.
     let written: unknown = obj.status;
     const ctx: ReconcileContext<NonNullable<T['status']>> = {
@@ -206,6 +215,9 @@ export class Controller<T extends ManagedObject> {
       event: (type, reason, message) => void this.opts.recorder.record(obj, type, reason, message),
       skipStatus: false,
       signal: abort.signal,
+      workingOn: (revision) => {
+        flight.revision = revision;
+      },
       progress: async (message) => {
         ctx.status = progressStatus(ctx.status, message, generation, ctx.now());
         const status = structuredClone(ctx.status);

@@ -64,6 +64,26 @@ export class Metrics {
     buckets: [0.001, 0.01, 0.1, 1, 10, 60, 600],
     registers: [this.registry],
   });
+  /** Work queues by name, read at each scrape for the two gauges below. */
+  private readonly queues = new Map<string, { inProgress(): { unfinishedSeconds: number; longestSeconds: number } }>();
+  readonly unfinishedWork = new Gauge({
+    name: 'workqueue_unfinished_work_seconds',
+    help: 'How many seconds of work has been done that is in progress and has not been observed by work_duration.',
+    labelNames: ['name'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [name, q] of this.queues) this.unfinishedWork.set({ name }, q.inProgress().unfinishedSeconds);
+    },
+  });
+  readonly longestRunning = new Gauge({
+    name: 'workqueue_longest_running_processor_seconds',
+    help: 'How many seconds has the longest running processor for workqueue been running.',
+    labelNames: ['name'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [name, q] of this.queues) this.longestRunning.set({ name }, q.inProgress().longestSeconds);
+    },
+  });
   readonly leader = new Gauge({
     name: 'leader_election_master_status',
     help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.',
@@ -93,6 +113,13 @@ export class Metrics {
     this.queueRetries.inc({ name }, 0);
     this.queueLatency.zero({ name });
     this.workDuration.zero({ name });
+    this.unfinishedWork.set({ name }, 0);
+    this.longestRunning.set({ name }, 0);
+  }
+
+  /** Reports the work in progress of a controller's queue at each scrape. */
+  watchQueue(name: string, queue: { inProgress(): { unfinishedSeconds: number; longestSeconds: number } }): void {
+    this.queues.set(name, queue);
   }
 
   queueObserver(name: string): QueueObserver {

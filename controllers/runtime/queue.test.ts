@@ -116,4 +116,18 @@ describe('WorkQueue', () => {
     await q.get();
     expect(counts.depth).to.equal(1);
   });
+
+  it('reports the work in progress: summed and longest, in seconds', async () => {
+    const { q, clock } = newQueue();
+    expect(q.inProgress()).to.deep.equal({ unfinishedSeconds: 0, longestSeconds: 0 });
+    q.add('a');
+    q.add('b');
+    await q.get();
+    clock.advance(3000);
+    await q.get();
+    clock.advance(1000);
+    expect(q.inProgress()).to.deep.equal({ unfinishedSeconds: 5, longestSeconds: 4 });
+    q.done('a');
+    expect(q.inProgress()).to.deep.equal({ unfinishedSeconds: 1, longestSeconds: 1 });
+  });
 });

@@ -99,6 +99,18 @@ export class WorkQueue {
     return this.order.length;
   }
 
+  /** Seconds spent so far on the keys being processed: summed, and the longest (client-go's gauges). */
+  inProgress(): { unfinishedSeconds: number; longestSeconds: number } {
+    const now = this.clock.now();
+    let unfinished = 0;
+    let longest = 0;
+    for (const started of this.startedAt.values()) {
+      unfinished += now - started;
+      longest = Math.max(longest, now - started);
+    }
+    return { unfinishedSeconds: unfinished / 1000, longestSeconds: longest / 1000 };
+  }
+
   isProcessing(key: string): boolean {
     return this.processing.has(key);
   }

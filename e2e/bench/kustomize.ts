@@ -66,9 +66,17 @@ async function kubectl(cluster: LocalCluster, args: string[]): Promise<string> {
 }
 
 /** The API server's request count, excluding what this benchmark's own polling asks for. */
+/** The API server's request count, without the background traffic of the control plane itself. */
 async function requests(cluster: LocalCluster): Promise<number> {
-  const metrics = await kubectl(cluster, ['get', '--raw', '/metrics']);
   let total = 0;
+  for (const count of (await requestsBy(cluster)).values()) total += count;
+  return total;
+}
+
+/** The same count, by "VERB resource[/subresource]". */
+async function requestsBy(cluster: LocalCluster): Promise<Map<string, number>> {
+  const metrics = await kubectl(cluster, ['get', '--raw', '/metrics']);
+  const by = new Map<string, number>();
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
     if (
@@ -76,9 +84,20 @@ async function requests(cluster: LocalCluster): Promise<number> {
       !line.includes('verb="APPLY"')
     )
       continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(line)?.[1] ?? '';
+    const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
+    by.set(key, (by.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
-  return total;
+  return by;
+}
+
+/** BENCH_BREAKDOWN=1: what a phase asked the API server, by verb and resource. */
+function breakdown(before: Map<string, number>, after: Map<string, number>): string {
+  const rows = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d > 0);
+  return rows
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, d]) => `    ${String(d).padStart(7)}  ${k}`)
+    .join('\n');
 }
 
 async function allReady(api: CustomObjectsApi, n: number): Promise<boolean> {
@@ -203,6 +222,7 @@ async function runSize(n: number): Promise<void> {
 
     // No-op resync: ask every Kustomization to reconcile again; nothing changed in git.
     const before2 = await requests(cluster);
+    const detail = process.env.BENCH_BREAKDOWN ? await requestsBy(cluster) : undefined;
     const at = new Date().toISOString();
     t = performance.now();
     for (let i = 0; i < n; i += 50) {
@@ -235,6 +255,10 @@ async function runSize(n: number): Promise<void> {
     }
     const resyncMs = performance.now() - t;
     const resyncCalls = (await requests(cluster)) - before2 - n;
+    if (detail)
+      console.log(
+        `N=${n} no-op resync requests by verb and resource:\n${breakdown(detail, await requestsBy(cluster))}`,
+      );
     const rss = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${controller.pid}/status`, 'utf8'))![1]) / 1024;
     controller.kill('SIGTERM');
     await exited;

@@ -540,6 +540,12 @@ describe('apply engine', function () {
     const apps = kc.makeApiClient(AppsV1Api);
     const replicas = async () => (await apps.readNamespacedDeployment({ name: 'scaled', namespace })).spec?.replicas;
     expect(await replicas(), 'created as declared').to.equal(1);
+    // The deployment controller annotates a new Deployment with its revision; a re-apply racing
+    // that write would see it as a change of its own, so wait for it first.
+    await eventually(async () => {
+      const live = await apps.readNamespacedDeployment({ name: 'scaled', namespace });
+      expect(live.metadata?.annotations).to.have.property('deployment.kubernetes.io/revision');
+    });
     // An autoscaler's write, through the scale subresource.
     await apps.patchNamespacedDeploymentScale(
       { name: 'scaled', namespace, body: { spec: { replicas: 4 } }, fieldManager: 'hpa-sim' },

@@ -183,6 +183,8 @@ describe('tide-controller', function () {
         zero('workqueue_queue_duration_seconds_count', { name: controller });
         zero('workqueue_work_duration_seconds_count', { name: controller });
         zero('workqueue_work_duration_seconds_bucket', { name: controller, le: '+Inf' });
+        zero('workqueue_unfinished_work_seconds', { name: controller });
+        zero('workqueue_longest_running_processor_seconds', { name: controller });
       }
     } finally {
       p.child.kill('SIGTERM');

@@ -70,7 +70,6 @@ export async function waitForHealth(
   let waiting = entries.map((e) => ({ ref: refOfEntry(e), known: opts.observed?.get(e.id) }));
   let first = true;
   for (;;) {
-    opts.signal?.throwIfAborted();
     const report: HealthReport = { ready: true, pending: [], failed: [] };
     const results = await mapLimit(waiting, DEFAULT_CONCURRENCY, async ({ ref, known }) => {
       if (known) return { ref, ...health(known) };
@@ -96,6 +95,8 @@ export async function waitForHealth(
     }
     if (report.ready) return;
     if (opts.failFast && report.failed.length > 0) throw new HealthError('health check failed', report);
+    // Only a wait is cancelled: a set found healthy above is done, whatever arrived meanwhile.
+    opts.signal?.throwIfAborted();
     if (first) {
       first = false;
       const pending = [...report.failed, ...report.pending];

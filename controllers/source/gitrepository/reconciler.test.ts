@@ -95,6 +95,7 @@ function ctx(obj: GitRepository): TestContext {
     event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
     skipStatus: false,
     signal: new AbortController().signal,
+    workingOn: () => {},
     // As the controller does: the status is replaced by one that shows the progress.
     progress: async (message) => {
       c.progressed.push(message);
