@@ -2,8 +2,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { findCondition } from '../runtime/conditions.ts';
-import type { ReconcileContext } from '../runtime/controller.ts';
-import { progressStatus, type Outcome } from '../runtime/outcome.ts';
+import type { Outcome } from '../runtime/outcome.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { Kustomization, Source } from './dependencies.ts';
 import {
@@ -13,6 +12,7 @@ import {
   type KustomizeSteps,
   type StepsTarget,
 } from './reconciler.ts';
+import { testContext } from '../runtime/test-context.ts';
 
 const REV = 'main@sha1:0123456789012345678901234567890123456789';
 
@@ -78,30 +78,6 @@ function informer<T>(objects: Record<string, T>): Informer<T & KubernetesObject>
   return { get: (key: string) => objects[key] } as unknown as Informer<T & KubernetesObject>;
 }
 
-type TestContext = ReconcileContext<KustomizationStatus> & { events: string[]; progressed: string[] };
-
-/** A context that records events and progress writes; `abort` stands for a newer request arriving. */
-function ctx(obj: Kustomization, abort = new AbortController()): TestContext {
-  const c: TestContext = {
-    key: 'ns/app',
-    logger: undefined as never,
-    status: structuredClone(obj.status ?? {}),
-    now: () => new Date('2026-01-01T00:00:00Z'),
-    event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
-    skipStatus: false,
-    signal: abort.signal,
-    workingOn: () => {},
-    // As the controller does: the status is replaced by one that shows the progress.
-    progress: async (message) => {
-      c.progressed.push(message);
-      c.status = progressStatus(c.status, message, obj.metadata?.generation ?? 0, c.now());
-    },
-    events: [],
-    progressed: [],
-  };
-  return c;
-}
-
 function reconciler(
   steps: KustomizeSteps,
   others: Record<string, Kustomization> = {},
@@ -139,7 +115,7 @@ describe('Kustomization reconciler', () => {
       },
     );
     const { steps, calls, pruned } = fakeSteps([cm('a'), cm('b')]);
-    const c = ctx(obj);
+    const c = testContext(obj);
     const outcome = await reconciler(steps).reconcile(obj, c);
     expect(outcome).to.deep.include({
       type: 'success',
@@ -164,7 +140,7 @@ describe('Kustomization reconciler', () => {
   it('labels every object with its owner', async () => {
     const objects = [cm('a')];
     const { steps } = fakeSteps(objects);
-    await reconciler(steps).reconcile(kustomization(), ctx(kustomization()));
+    await reconciler(steps).reconcile(kustomization(), testContext(kustomization()));
     expect(objects[0]!.metadata?.labels).to.deep.equal({
       'kustomize.toolkit.fluxcd.io/name': 'app',
       'kustomize.toolkit.fluxcd.io/namespace': 'ns',
@@ -182,7 +158,7 @@ describe('Kustomization reconciler', () => {
         { inventory: { entries: [{ id: 'ns_old__ConfigMap', v: 'v1' }] }, lastAppliedRevision: 'old' },
       );
       const { steps, calls, leases } = fakeSteps([cm('a')], failing);
-      const c = ctx(obj);
+      const c = testContext(obj);
       const err = await reconciler(steps).reconcile(obj, c);
       expect(err).to.include({ type: 'error', reason, message: `${failing} exploded`, step: failing });
       expect(leases.released, 'the unpacked artifact is released').to.equal(leases.taken);
@@ -212,14 +188,14 @@ describe('Kustomization reconciler', () => {
     await reconciler(steps, {}, undefined, async (t) => {
       targets.push(t);
       return steps;
-    }).reconcile(obj, ctx(obj));
+    }).reconcile(obj, testContext(obj));
     expect(targets).to.deep.equal([
       { namespace: 'ns', serviceAccountName: 'deployer', kubeConfig: { secretRef: { name: 'remote' } } },
     ]);
     expect(calls).to.include('apply');
 
     const broken = fakeSteps([cm('a')]);
-    const c = ctx(obj);
+    const c = testContext(obj);
     const err = await reconciler(broken.steps, {}, undefined, async () => {
       throw new Error("kubeconfig Secret 'ns/remote' not found");
     }).reconcile(obj, c);
@@ -240,7 +216,7 @@ describe('Kustomization reconciler', () => {
     ]) {
       const obj = kustomization(spec);
       const { steps, calls } = fakeSteps([cm('a')]);
-      const err = await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, ctx(obj));
+      const err = await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(obj, testContext(obj));
       expect(err).to.include({ type: 'stalled', reason: 'AccessDenied' });
       expect(err?.message).to.match(/other.*cross-namespace references are not allowed/);
       expect(calls).to.deep.equal([]);
@@ -248,9 +224,9 @@ describe('Kustomization reconciler', () => {
     // The same namespace, spelled out, is fine.
     const same = kustomization({ sourceRef: { kind: 'GitRepository', name: 'repo', namespace: 'ns' } });
     const { steps } = fakeSteps([cm('a')]);
-    expect((await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(same, ctx(same))).type).to.equal(
-      'success',
-    );
+    expect(
+      (await reconciler(steps, {}, undefined, undefined, lockdown).reconcile(same, testContext(same))).type,
+    ).to.equal('success');
   });
 
   it('impersonates --default-service-account when the spec names no account', async () => {
@@ -261,28 +237,31 @@ describe('Kustomization reconciler', () => {
       return steps;
     };
     for (const obj of [kustomization(), kustomization({ serviceAccountName: 'own' })]) {
-      await reconciler(steps, {}, undefined, record, { defaultServiceAccount: 'restricted' }).reconcile(obj, ctx(obj));
+      await reconciler(steps, {}, undefined, record, { defaultServiceAccount: 'restricted' }).reconcile(
+        obj,
+        testContext(obj),
+      );
     }
     expect(targets.map((t) => t.serviceAccountName)).to.deep.equal(['restricted', 'own']);
   });
 
   it('answers a kubeConfig without secretRef (cloud provider authentication) with UnsupportedFeature', async () => {
     const obj = kustomization({ kubeConfig: { configMapRef: { name: 'aws' } } });
-    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, testContext(obj));
     expect(err).to.include({ type: 'stalled', reason: 'UnsupportedFeature' });
   });
 
   it('retries a failure no later than spec.retryInterval', async () => {
     const obj = kustomization({ retryInterval: '45s' });
     const { steps } = fakeSteps([cm('a')], 'build');
-    const err = await reconciler(steps).reconcile(obj, ctx(obj));
+    const err = await reconciler(steps).reconcile(obj, testContext(obj));
     expect(err).to.include({ type: 'error', reason: 'BuildFailed', requeueAfterMs: 45_000 });
   });
 
   it('does not prune with prune: false, but still records the new inventory', async () => {
     const obj = kustomization({ prune: false }, { inventory: { entries: [{ id: 'ns_gone__ConfigMap', v: 'v1' }] } });
     const { steps, calls } = fakeSteps([cm('a')]);
-    const c = ctx(obj);
+    const c = testContext(obj);
     await reconciler(steps).reconcile(obj, c);
     expect(calls).to.not.include('prune');
     expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap']);
@@ -306,11 +285,11 @@ describe('Kustomization reconciler', () => {
         ],
       },
     );
-    const err = await reconciler(steps, { 'ns/infra': infra }).reconcile(obj, ctx(obj));
+    const err = await reconciler(steps, { 'ns/infra': infra }).reconcile(obj, testContext(obj));
     expect(err).to.include({ type: 'waiting', reason: 'DependencyNotReady', requeueAfterMs: 30_000 });
     expect(err?.message).to.equal("dependency 'ns/infra' is not ready");
     expect(calls).to.deep.equal([]);
-    const missing = await reconciler(steps).reconcile(obj, ctx(obj));
+    const missing = await reconciler(steps).reconcile(obj, testContext(obj));
     expect(missing?.message).to.equal("dependency 'ns/infra' not found");
   });
 
@@ -333,7 +312,9 @@ describe('Kustomization reconciler', () => {
       },
     );
     const { steps } = fakeSteps([cm('a')]);
-    expect((await reconciler(steps, { 'ns/infra': readyInfra }).reconcile(obj, ctx(obj))).type).to.equal('success');
+    expect((await reconciler(steps, { 'ns/infra': readyInfra }).reconcile(obj, testContext(obj))).type).to.equal(
+      'success',
+    );
   });
 
   it('replaces the built-in dependency check with readyExpr, given dep and self', async () => {
@@ -346,13 +327,15 @@ describe('Kustomization reconciler', () => {
       metadata: { name: 'infra', namespace: 'ns', generation: 1, labels: { version } },
     });
     const { steps } = fakeSteps([cm('a')]);
-    const err = await reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, ctx(obj));
+    const err = await reconciler(steps, { 'ns/infra': infra('1') }).reconcile(obj, testContext(obj));
     expect(err).to.include({
       type: 'waiting',
       reason: 'DependencyNotReady',
       message: "dependency 'ns/infra' is not ready: readyExpr is false",
     });
-    expect((await reconciler(steps, { 'ns/infra': infra('2') }).reconcile(obj, ctx(obj))).type).to.equal('success');
+    expect((await reconciler(steps, { 'ns/infra': infra('2') }).reconcile(obj, testContext(obj))).type).to.equal(
+      'success',
+    );
   });
 
   it('passes drift ignore rules to apply, and stalls with InvalidSpec on one that does not parse', async () => {
@@ -364,10 +347,10 @@ describe('Kustomization reconciler', () => {
       ignored = opts.ignore?.({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' } });
       return apply(objects, opts);
     };
-    await reconciler(steps).reconcile(obj, ctx(obj));
+    await reconciler(steps).reconcile(obj, testContext(obj));
     expect(ignored).to.deep.equal([['spec', 'replicas']]);
     const bad = kustomization({ driftIgnoreRules: [{ paths: ['spec/replicas'] }] });
-    const err = await reconciler(fakeSteps([]).steps).reconcile(bad, ctx(bad));
+    const err = await reconciler(fakeSteps([]).steps).reconcile(bad, testContext(bad));
     expect(err).to.include({ type: 'stalled', reason: 'InvalidSpec' });
     expect(err?.message).to.match(/^spec\.driftIgnoreRules\[0\]\.paths\[0\]: 'spec\/replicas' is not a JSON pointer/);
   });
@@ -378,7 +361,7 @@ describe('Kustomization reconciler', () => {
       { healthCheckExprs: [{ apiVersion: 'a/v1', kind: 'A', current: '&&' }] },
     ]) {
       const obj = kustomization(spec);
-      const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+      const err = await reconciler(fakeSteps([]).steps).reconcile(obj, testContext(obj));
       expect(err).to.include({ type: 'stalled', reason: 'InvalidCELExpression' });
       expect(err?.message).to.match(
         /^spec\.(dependsOn\[0\]\.readyExpr|healthCheckExprs\[0\]\.current): invalid CEL expression/,
@@ -389,7 +372,7 @@ describe('Kustomization reconciler', () => {
   it('fails with HealthCheckFailed and Healthy=False when wait times out', async () => {
     const obj = kustomization({ wait: true, timeout: '1m' });
     const { steps } = fakeSteps([cm('a')], 'waitForHealth');
-    const c = ctx(obj);
+    const c = testContext(obj);
     const err = await reconciler(steps).reconcile(obj, c);
     expect(err).to.include({ reason: 'HealthCheckFailed' });
     expect(findCondition(c.status.conditions, 'Healthy')).to.include({ status: 'False', reason: 'HealthCheckFailed' });
@@ -397,7 +380,7 @@ describe('Kustomization reconciler', () => {
 
   it('stalls on source kinds it does not support, and names them', async () => {
     const obj = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'x' } });
-    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, ctx(obj));
+    const err = await reconciler(fakeSteps([]).steps).reconcile(obj, testContext(obj));
     expect(err).to.include({ type: 'stalled', reason: 'UnsupportedFeature' });
     expect(err?.message).to.include('OCIRepository');
   });
@@ -406,7 +389,7 @@ describe('Kustomization reconciler', () => {
     const obj = kustomization();
     const err = await reconciler(fakeSteps([]).steps, {}, { metadata: { name: 'repo' }, status: {} }).reconcile(
       obj,
-      ctx(obj),
+      testContext(obj),
     );
     expect(err).to.include({
       type: 'waiting',
@@ -415,7 +398,7 @@ describe('Kustomization reconciler', () => {
       requeueAfterMs: 30_000,
     });
     const other = kustomization({ sourceRef: { kind: 'GitRepository', name: 'elsewhere' } });
-    const missing = await reconciler(fakeSteps([]).steps).reconcile(other, ctx(other));
+    const missing = await reconciler(fakeSteps([]).steps).reconcile(other, testContext(other));
     expect(missing).to.include({
       type: 'waiting',
       reason: 'ArtifactFailed',
@@ -425,7 +408,7 @@ describe('Kustomization reconciler', () => {
 
   it('shows progress once per new revision or generation; not on a resync or a same-revision retry', async () => {
     const fresh = kustomization();
-    const c = ctx(fresh);
+    const c = testContext(fresh);
     await reconciler(fakeSteps([cm('a')]).steps).reconcile(fresh, c);
     expect(c.progressed).to.deep.equal([`Fetching manifests for revision ${REV} with a timeout of 5m`]);
 
@@ -434,12 +417,12 @@ describe('Kustomization reconciler', () => {
       { observedGeneration: 1, lastAttemptedRevision: REV, lastAppliedRevision: 'older' },
     ]) {
       const resync = kustomization({}, status);
-      const quiet = ctx(resync);
+      const quiet = testContext(resync);
       await reconciler(fakeSteps([cm('a')]).steps).reconcile(resync, quiet);
       expect(quiet.progressed).to.deep.equal([]);
     }
     const newGeneration = kustomization({}, { observedGeneration: 0, lastAttemptedRevision: REV });
-    const again = ctx(newGeneration);
+    const again = testContext(newGeneration);
     await reconciler(fakeSteps([cm('a')]).steps).reconcile(newGeneration, again);
     expect(again.progressed).to.have.length(1);
   });
@@ -454,7 +437,7 @@ describe('Kustomization reconciler', () => {
       });
     };
     const abort = new AbortController();
-    const c = ctx(obj, abort);
+    const c = testContext(obj, abort);
     const pending = reconciler(steps).reconcile(obj, c);
     await new Promise((r) => setImmediate(r));
     expect(c.progressed.at(-1)).to.equal(
@@ -493,7 +476,7 @@ describe('Kustomization reconciler', () => {
       throw 'not an Error at all';
     };
     const obj = kustomization({}, { inventory: { entries: [{ id: 'ns_gone__ConfigMap', v: 'v1' }] } });
-    const outcome: Outcome = await reconciler(steps).reconcile(obj, ctx(obj));
+    const outcome: Outcome = await reconciler(steps).reconcile(obj, testContext(obj));
     expect(outcome).to.include({ type: 'error', reason: 'PruneFailed', message: 'not an Error at all', step: 'prune' });
   });
 });

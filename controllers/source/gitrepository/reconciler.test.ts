@@ -2,14 +2,13 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { GitRepositoryStatus } from '../../api/source/gitrepository.ts';
 import { findCondition } from '../../runtime/conditions.ts';
-import type { ReconcileContext } from '../../runtime/controller.ts';
-import { progressStatus } from '../../runtime/outcome.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import { TransportError, type Transport } from '../git/types.ts';
 import type { Storage } from '../storage.ts';
 import { SecretError } from './credentials.ts';
 import { GitRepositoryReconciler, type GitRepository } from './reconciler.ts';
 import type { GitWork } from './work.ts';
+import { testContext } from '../../runtime/test-context.ts';
 
 const A = '1111111111111111111111111111111111111111';
 const B = '2222222222222222222222222222222222222222';
@@ -84,29 +83,6 @@ function fakeStorage(present: string[]): Storage {
   } as unknown as Storage;
 }
 
-type TestContext = ReconcileContext<GitRepositoryStatus> & { events: string[]; progressed: string[] };
-
-function ctx(obj: GitRepository): TestContext {
-  const c: TestContext = {
-    key: 'ns/repo',
-    logger: { error: () => {} } as never,
-    status: structuredClone(obj.status ?? {}),
-    now: () => new Date('2026-01-01T00:00:00Z'),
-    event: (_type, reason, message) => void c.events.push(`${reason}: ${message}`),
-    skipStatus: false,
-    signal: new AbortController().signal,
-    workingOn: () => {},
-    // As the controller does: the status is replaced by one that shows the progress.
-    progress: async (message) => {
-      c.progressed.push(message);
-      c.status = progressStatus(c.status, message, obj.metadata?.generation ?? 0, c.now());
-    },
-    events: [],
-    progressed: [],
-  };
-  return c;
-}
-
 function reconciler(work: GitWork, present: string[] = []) {
   return new GitRepositoryReconciler({
     kubeConfig: {} as KubeConfig,
@@ -136,7 +112,7 @@ describe('GitRepository reconciler', () => {
   it('builds the first artifact, shows progress for the new generation once, and publishes it', async () => {
     const obj = repo();
     const { work, calls, closed } = fakeWork(A);
-    const c = ctx(obj);
+    const c = testContext(obj);
     const outcome = await reconciler(work).reconcile(obj, c);
     expect(outcome).to.deep.equal({
       type: 'success',
@@ -155,7 +131,7 @@ describe('GitRepository reconciler', () => {
   it('on a resync with nothing new, lists refs and stops: no progress, no fetch, no archive', async () => {
     const obj = repo(stored());
     const { work, calls } = fakeWork(A);
-    const c = ctx(obj);
+    const c = testContext(obj);
     const outcome = await reconciler(work, [`${DIR}/${A}.tar.gz`]).reconcile(obj, c);
     expect(outcome.type).to.equal('success');
     expect(calls).to.deep.equal(['access', 'connect']);
@@ -166,7 +142,7 @@ describe('GitRepository reconciler', () => {
   it('says which new upstream revision it builds, once, and drops ArtifactOutdated when done', async () => {
     const obj = repo(stored());
     const { work, calls } = fakeWork(B);
-    const c = ctx(obj);
+    const c = testContext(obj);
     await reconciler(work, [`${DIR}/${A}.tar.gz`]).reconcile(obj, c);
     expect(c.progressed).to.deep.equal([`building artifact: new upstream revision 'main@sha1:${B}'`]);
     expect(calls).to.include('archive');
@@ -177,7 +153,7 @@ describe('GitRepository reconciler', () => {
   it('rebuilds an artifact that is gone from storage', async () => {
     const obj = repo(stored());
     const { work, calls } = fakeWork(A);
-    await reconciler(work, []).reconcile(obj, ctx(obj));
+    await reconciler(work, []).reconcile(obj, testContext(obj));
     expect(calls).to.include('archive');
   });
 
@@ -191,7 +167,7 @@ describe('GitRepository reconciler', () => {
     it(`${step} failing with ${error.message}: ${reason}, ${condition}=True, the last artifact kept`, async () => {
       const obj = repo(stored());
       const { work, calls, closed } = fakeWork(B, { step, error });
-      const c = ctx(obj);
+      const c = testContext(obj);
       const outcome = await reconciler(work, [`${DIR}/${A}.tar.gz`]).reconcile(obj, c);
       expect(outcome.type).to.equal('error');
       expect(outcome.reason).to.equal(reason);
@@ -208,7 +184,7 @@ describe('GitRepository reconciler', () => {
   it('publishes nothing from a commit whose signature does not verify', async () => {
     const obj = repo(stored(), { verify: { mode: 'HEAD', secretRef: { name: 'keys' } } });
     const { work, calls } = fakeWork(B, { step: 'verify', error: new Error('no valid signature') });
-    const c = ctx(obj);
+    const c = testContext(obj);
     const outcome = await reconciler(work, [`${DIR}/${A}.tar.gz`]).reconcile(obj, c);
     expect(outcome).to.include({
       type: 'error',
@@ -229,7 +205,7 @@ describe('GitRepository reconciler', () => {
     ] as const) {
       const obj = repo({}, spec as Partial<GitRepository['spec']>);
       const { work, calls } = fakeWork(A);
-      const outcome = await reconciler(work).reconcile(obj, ctx(obj));
+      const outcome = await reconciler(work).reconcile(obj, testContext(obj));
       expect(outcome, JSON.stringify(spec)).to.include({ type: 'stalled', reason, step: 'validate' });
       expect(calls).to.deep.equal([]);
     }
