@@ -274,6 +274,9 @@ export class Controller<T extends ManagedObject> {
       });
     }
     const decision = queueDecision(outcome, this.opts.random);
+    // This outcome alone decides when the key comes back: a retry or wait scheduled by an earlier
+    // outcome (a source that was not ready yet, say) would only reconcile it again for nothing.
+    this.queue.cancelDelayed(key);
     switch (decision.action) {
       case 'requeue-after':
         this.queue.forget(key);
@@ -287,7 +290,11 @@ export class Controller<T extends ManagedObject> {
         break;
       case 'none':
         this.queue.forget(key);
-        metrics.reconcileTotal.inc({ controller: this.name, result: 'success' });
+        // A superseded reconcile is queued again already: controller-runtime's "requeue".
+        metrics.reconcileTotal.inc({
+          controller: this.name,
+          result: outcome.type === 'superseded' ? 'requeue' : 'success',
+        });
         break;
     }
   }

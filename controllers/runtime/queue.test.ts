@@ -130,4 +130,15 @@ describe('WorkQueue', () => {
     q.done('a');
     expect(q.inProgress()).to.deep.equal({ unfinishedSeconds: 1, longestSeconds: 1 });
   });
+
+  it('drops a delayed add that has not fired', async () => {
+    const { q, clock } = newQueue();
+    q.addAfter('a', 1000);
+    q.cancelDelayed('a');
+    clock.advance(2000);
+    expect(q.len()).to.equal(0);
+    q.addAfter('a', 500);
+    clock.advance(500);
+    expect(q.len()).to.equal(1);
+  });
 });

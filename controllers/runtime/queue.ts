@@ -74,6 +74,12 @@ export class WorkQueue {
     this.limiter.forget(key);
   }
 
+  /** Drops a delayed add of the key that has not fired yet. */
+  cancelDelayed(key: string): void {
+    this.delayed.get(key)?.cancel();
+    this.delayed.delete(key);
+  }
+
   numRequeues(key: string): number {
     return this.limiter.retries(key);
   }
