@@ -17,11 +17,11 @@ describe('own-kind predicate', () => {
     expect(specOrRequestChanged(base, changed({}))).to.equal(false);
   });
 
-  it('passes spec changes, reconcile requests, deletion and finalizer changes', () => {
+  it('passes spec changes, reconcile requests and deletion; not finalizer changes', () => {
     expect(specOrRequestChanged(base, changed({ generation: 2 }))).to.equal(true);
     expect(specOrRequestChanged(base, changed({ annotations: { [REQUESTED_AT_ANNOTATION]: 'now' } }))).to.equal(true);
     expect(specOrRequestChanged(base, changed({ deletionTimestamp: new Date() }))).to.equal(true);
-    expect(specOrRequestChanged(base, changed({ finalizers: [] }))).to.equal(true);
+    expect(specOrRequestChanged(base, changed({ finalizers: [] }))).to.equal(false);
   });
 
   it('ignores other annotation and label changes', () => {
@@ -45,6 +45,7 @@ describe('a reconcile in flight', () => {
     } as unknown as Informer<ManagedObject>;
     let finish!: () => void;
     let runs = 0;
+    const metrics = new Metrics(false);
     const seen: { started: Promise<AbortSignal> } = { started: undefined as never };
     let started!: (s: AbortSignal) => void;
     seen.started = new Promise((r) => (started = r));
@@ -65,7 +66,7 @@ describe('a reconcile in flight', () => {
       patcher: { patch: async () => undefined } as unknown as StatusPatcher,
       recorder: { record: async () => {} } as unknown as EventRecorder,
       logger: new Logger({ level: 'error', encoding: 'json', write: () => {} }),
-      metrics: new Metrics(false),
+      metrics,
       concurrency: 1,
     });
     const update = (next: ManagedObject) => {
@@ -73,15 +74,17 @@ describe('a reconcile in flight', () => {
       current = next;
       for (const h of handlers) h.update?.(old as KubernetesObject & ManagedObject, next);
     };
-    return { controller, seen, update, finish: () => finish() };
+    return { controller, seen, update, metrics, finish: () => finish() };
   }
 
-  it('is superseded by a new generation or a trigger with another revision, not by its own revision', async () => {
-    const { controller, seen, update, finish } = running();
+  it('is superseded by a trigger with another revision, not by its own revision or a finalizer', async () => {
+    const { controller, seen, update, metrics, finish } = running();
     controller.start();
     controller.enqueue('ns/a');
     const signal = await seen.started;
     controller.enqueue('ns/a', 'GitRepository/ns/src', 'main@sha1:aaa');
+    const adds = async () => (await metrics.queueAdds.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(await adds(), 'the reconcile in flight covers that revision: nothing queued').to.equal(1);
     update(obj(1, { finalizers: ['finalizers.fluxcd.io'], resourceVersion: '2' }));
     expect(signal.aborted, 'the same revision, or a finalizer, is no newer request').to.equal(false);
     controller.enqueue('ns/a', 'GitRepository/ns/src', 'main@sha1:bbb');

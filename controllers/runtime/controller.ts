@@ -107,11 +107,8 @@ export class Controller<T extends ManagedObject> {
       update: (oldObj, newObj) => {
         // The cache has caught up with our last write: it needs no remembering any more.
         this.freshest(keyOf(newObj), newObj);
-        if (!specOrRequestChanged(oldObj, newObj)) return;
-        // A finalizer we added is no news; a new generation or reconcile request supersedes the
-        // reconcile in flight.
-        const newer = newRequest(oldObj, newObj);
-        this.enqueue(keyOf(newObj), newer ? `${opts.resource.kind}/${keyOf(newObj)}` : undefined);
+        // A new generation, reconcile request or deletion also supersedes the reconcile in flight.
+        if (specOrRequestChanged(oldObj, newObj)) this.enqueue(keyOf(newObj), `${opts.resource.kind}/${keyOf(newObj)}`);
       },
       delete: (obj) => {
         this.queue.forget(keyOf(obj));
@@ -122,12 +119,15 @@ export class Controller<T extends ManagedObject> {
 
   /**
    * Queues the key. With `trigger` (what asked, e.g. GitRepository/ns/name), a reconcile of the
-   * key in flight is told that it is superseded (ctx.signal), unless it already works on
-   * `revision`, the one the trigger brings.
+   * key in flight is told that it is superseded (ctx.signal), unless it works on `revision`, the
+   * one the trigger brings, or has not read its source yet.
    */
   enqueue(key: string, trigger?: string, revision?: string): void {
     const inFlight = trigger ? this.inFlight.get(key) : undefined;
-    if (inFlight && !inFlight.abort.signal.aborted && !(revision && inFlight.revision === revision)) {
+    // A reconcile in flight that works on that revision, or has not read its source yet (it will
+    // read this revision), already does what the trigger asks.
+    if (inFlight && revision !== undefined && (inFlight.revision ?? revision) === revision) return;
+    if (inFlight && !inFlight.abort.signal.aborted) {
       this.opts.logger.debug('a newer request supersedes the reconcile in flight', { key, trigger });
       inFlight.abort.abort(trigger);
     }
@@ -310,26 +310,14 @@ function olderThan(a: KubernetesObject, b: KubernetesObject): boolean {
   return BigInt(x) < BigInt(y);
 }
 
-/** A new generation, a new reconcile request or a deletion: what supersedes a reconcile in flight. */
-function newRequest(oldObj: KubernetesObject, newObj: KubernetesObject): boolean {
-  const o = oldObj.metadata ?? {};
-  const n = newObj.metadata ?? {};
-  return (
-    o.generation !== n.generation ||
-    o.annotations?.[REQUESTED_AT_ANNOTATION] !== n.annotations?.[REQUESTED_AT_ANNOTATION] ||
-    Boolean(o.deletionTimestamp) !== Boolean(n.deletionTimestamp)
-  );
-}
-
 /**
- * The own-kind predicate: spec changes (generation), a reconcile request, deletion and finalizer
- * changes reconcile; status-only writes, including our own, do not.
+ * The own-kind predicate, as Flux's (generation changed or reconcile requested): spec changes, a
+ * reconcile request and deletion reconcile; status writes and the finalizer we add do not.
  */
 export function specOrRequestChanged(oldObj: KubernetesObject, newObj: KubernetesObject): boolean {
   const o = oldObj.metadata ?? {};
   const n = newObj.metadata ?? {};
   if (o.generation !== n.generation) return true;
   if (o.annotations?.[REQUESTED_AT_ANNOTATION] !== n.annotations?.[REQUESTED_AT_ANNOTATION]) return true;
-  if (Boolean(o.deletionTimestamp) !== Boolean(n.deletionTimestamp)) return true;
-  return (o.finalizers ?? []).join(',') !== (n.finalizers ?? []).join(',');
+  return Boolean(o.deletionTimestamp) !== Boolean(n.deletionTimestamp);
 }
