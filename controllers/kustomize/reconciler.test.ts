@@ -370,11 +370,12 @@ describe('Kustomization reconciler', () => {
   });
 
   it('fails with HealthCheckFailed and Healthy=False when wait times out', async () => {
-    const obj = kustomization({ wait: true, timeout: '1m' });
+    const obj = kustomization({ wait: true, timeout: '1m' }, { lastAppliedRevision: 'old' });
     const { steps } = fakeSteps([cm('a')], 'waitForHealth');
     const c = testContext(obj);
     const err = await reconciler(steps).reconcile(obj, c);
     expect(err).to.include({ reason: 'HealthCheckFailed' });
+    expect(c.status.lastAppliedRevision, 'an unhealthy revision is not recorded as applied').to.equal('old');
     expect(findCondition(c.status.conditions, 'Healthy')).to.include({ status: 'False', reason: 'HealthCheckFailed' });
   });
 

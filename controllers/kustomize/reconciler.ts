@@ -267,9 +267,13 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     const { obj, ctx, checked } = run;
     const { spec, customHealth } = checked!;
     const checks = spec.wait ? run.applied!.inventory : this.healthCheckEntries(obj, spec);
-    run.ctx.status.lastAppliedRevision = run.artifact!.revision;
+    // Applied means applied and healthy, as in Flux: only then is the revision recorded.
+    const applied = () => {
+      ctx.status.lastAppliedRevision = run.artifact!.revision;
+    };
     if (checks.length === 0) {
       ctx.status.conditions = removeCondition(ctx.status.conditions, 'Healthy');
+      applied();
       return;
     }
     const setHealthy = (status: 'True' | 'False', reason: string, message: string) => {
@@ -301,6 +305,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       throw failed(Reason.HealthCheckFailed, message);
     }
     setHealthy('True', Reason.Succeeded, 'Health check passed');
+    applied();
   }
 
   /** status.history: what these manifests gave, success or the reason of the step that failed. */
