@@ -153,10 +153,6 @@ export class Controller<T extends ManagedObject> {
     clearTimeout(timer);
   }
 
-  private remember(key: string, answer: KubernetesObject): void {
-    this.written.set(key, answer as T);
-  }
-
   /** The cached object, or what our last status write returned when the cache has not seen it yet. */
   private freshest(key: string, cached: T | undefined): T | undefined {
     const mine = this.written.get(key);
@@ -225,7 +221,7 @@ export class Controller<T extends ManagedObject> {
           const answer = await this.opts.patcher.patch(resource, obj, status, written);
           if (answer) {
             written = status;
-            this.remember(key, answer);
+            this.written.set(key, answer as T);
           }
         } catch (err) {
           // Progress is a courtesy; the reconcile goes on and its final write says how it ended.
@@ -253,7 +249,7 @@ export class Controller<T extends ManagedObject> {
     if (!ctx.skipStatus) {
       try {
         const answer = await this.opts.patcher.patch(resource, obj, status, written);
-        if (answer) this.remember(key, answer);
+        if (answer) this.written.set(key, answer as T);
       } catch (err) {
         logger.error('failed to update status', { error: errorMessage(err) });
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });

@@ -44,6 +44,29 @@ export function viaProxy(proxy: ProxyConfig, target: URL, headers: Record<string
   };
 }
 
+/**
+ * A request to `url`, through `proxy` when one is set: plain HTTP goes to the proxy in absolute
+ * form, one connection per request (proxies may close a client connection after each answer
+ * without saying so, as tinyproxy does, and a reused one then hangs up); HTTPS goes over
+ * `httpsAgent`, a TunnelingAgent when proxied. Unproxied plain HTTP uses `httpAgent`.
+ */
+export function requestTo(
+  url: URL,
+  opts: {
+    method: string;
+    headers: Record<string, string>;
+    proxy?: ProxyConfig | undefined;
+    httpsAgent?: https.Agent | undefined;
+    httpAgent?: http.Agent | undefined;
+  },
+): http.ClientRequest {
+  const { method, headers, proxy } = opts;
+  if (url.protocol === 'https:') return https.request(url, { method, headers, agent: opts.httpsAgent });
+  if (!proxy) return http.request(url, { method, headers, agent: opts.httpAgent });
+  const transport = proxy.url.protocol === 'https:' ? https : http;
+  return transport.request({ ...viaProxy(proxy, url, headers), method, agent: false });
+}
+
 /** The error for a proxy's answer other than 2xx, without its credentials. */
 export function proxyStatusError(proxy: ProxyConfig, status: number, statusMessage: string): TransportError {
   const what = `HTTP ${status}${statusMessage ? ` ${statusMessage}` : ''}`;

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { TunnelingAgent, proxyStatusError, viaProxy, type ProxyConfig } from './proxy.ts';
+import { TunnelingAgent, proxyStatusError, requestTo, type ProxyConfig } from './proxy.ts';
 import { TransportError, type GitCredentials, type Transport, type TransportOptions } from './types.ts';
 
 const maxRedirects = 5;
@@ -189,24 +189,15 @@ class GitHttpClient implements HttpClient {
     guard: RequestGuard,
   ): Promise<http.IncomingMessage> {
     guard.throwIfFailed();
-    const secure = url.protocol === 'https:';
     const requestHeaders = body ? { ...headers, 'content-length': String(body.byteLength) } : headers;
-    // Plain HTTP goes to the proxy as an absolute-form request; HTTPS through the tunnelling agent.
-    const proxied = !secure && this.#proxy;
     return new Promise((resolve, reject) => {
-      const req = proxied
-        ? (this.#proxy!.url.protocol === 'https:' ? https : http).request({
-            ...viaProxy(this.#proxy!, url, requestHeaders),
-            method,
-            // One connection per request: proxies may close a client connection after each
-            // answer without saying so (tinyproxy does), and a reused one then hangs up.
-            agent: false,
-          })
-        : (secure ? https : http).request(url, {
-            method,
-            headers: requestHeaders,
-            agent: secure ? this.#httpsAgent : this.#httpAgent,
-          });
+      const req = requestTo(url, {
+        method,
+        headers: requestHeaders,
+        proxy: this.#proxy,
+        httpsAgent: this.#httpsAgent,
+        httpAgent: this.#httpAgent,
+      });
       guard.onFail((err) => req.destroy(err));
       req.once('error', (err) => reject(guard.failure ?? this.#networkError(url, err)));
       req.once('response', resolve);

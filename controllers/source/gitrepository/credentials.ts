@@ -16,7 +16,8 @@ import {
 
 export class SecretError extends Error {}
 
-function decode(secret: V1Secret, key: string): string | undefined {
+/** A Secret's value for `key`, from data (base64) or stringData. */
+export function secretValue(secret: V1Secret, key: string): string | undefined {
   const b64 = secret.data?.[key];
   if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
   return secret.stringData?.[key];
@@ -42,15 +43,15 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
   const ref = `secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
   const scheme = url.slice(0, url.indexOf(':'));
   const creds: GitCredentials = {};
-  const ca = decode(secret, 'ca.crt') ?? decode(secret, 'caFile');
+  const ca = secretValue(secret, 'ca.crt') ?? secretValue(secret, 'caFile');
   if (ca !== undefined) {
     if (!ca.includes('-----BEGIN CERTIFICATE-----'))
       throw new SecretError(`invalid ${ref}: 'ca.crt' is not a PEM certificate`);
     creds.caPem = ca;
   }
   if (scheme === 'ssh') {
-    const identity = decode(secret, 'identity');
-    const knownHosts = decode(secret, 'known_hosts');
+    const identity = secretValue(secret, 'identity');
+    const knownHosts = secretValue(secret, 'known_hosts');
     const missing = [identity === undefined && 'identity', knownHosts === undefined && 'known_hosts'].filter(Boolean);
     if (missing.length > 0)
       throw new SecretError(
@@ -60,13 +61,13 @@ export function credentialsFrom(secret: V1Secret, url: string): GitCredentials {
       throw new SecretError(`invalid ${ref}: 'identity' is not a PEM or OpenSSH private key`);
     creds.identity = identity!;
     creds.knownHosts = knownHosts!;
-    const passphrase = decode(secret, 'password');
+    const passphrase = secretValue(secret, 'password');
     if (passphrase !== undefined) creds.identityPassphrase = passphrase;
     return creds;
   }
-  const username = decode(secret, 'username');
-  const password = decode(secret, 'password');
-  const bearerToken = decode(secret, 'bearerToken');
+  const username = secretValue(secret, 'username');
+  const password = secretValue(secret, 'password');
+  const bearerToken = secretValue(secret, 'bearerToken');
   if ((username === undefined) !== (password === undefined)) {
     throw new SecretError(
       `invalid ${ref}: basic auth needs both username and password, ` +
@@ -130,7 +131,7 @@ export async function providerCredentials(
 export function pgpKeysFrom(secret: V1Secret): string[] {
   const keys = [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})]
     .filter((k) => k.endsWith('.asc'))
-    .map((k) => decode(secret, k)!);
+    .map((k) => secretValue(secret, k)!);
   if (keys.length === 0) {
     throw new SecretError(
       `secret '${secret.metadata?.namespace}/${secret.metadata?.name}' has no PGP public keys (keys ending in .asc)`,

@@ -5,14 +5,13 @@
 // lifetime has passed. The Secret keys are Flux's: githubAppID, githubAppInstallationID or
 // githubAppInstallationOwner (exactly one), githubAppPrivateKey, optional githubAppBaseURL.
 import { createHash, createPrivateKey, sign, type KeyObject } from 'node:crypto';
-import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { V1Secret } from '@kubernetes/client-node';
-import { TunnelingAgent, proxyStatusError, viaProxy, type ProxyConfig } from '../git/proxy.ts';
+import { TunnelingAgent, proxyStatusError, requestTo, type ProxyConfig } from '../git/proxy.ts';
 import { connectionCause } from '../git/transport-http.ts';
 import { TransportError } from '../git/types.ts';
-import { SecretError } from './credentials.ts';
+import { SecretError, secretValue } from './credentials.ts';
 
 export const GitHubAppKeys = {
   appID: 'githubAppID',
@@ -36,32 +35,26 @@ export interface GitHubApp {
   api: string;
 }
 
-function value(secret: V1Secret, key: string): string | undefined {
-  const b64 = secret.data?.[key];
-  if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
-  return secret.stringData?.[key];
-}
-
 /** Whether the Secret carries GitHub App data (Flux checks githubAppID). */
 export function hasGitHubAppData(secret: V1Secret): boolean {
-  return Boolean(value(secret, GitHubAppKeys.appID));
+  return Boolean(secretValue(secret, GitHubAppKeys.appID));
 }
 
 /** The app a Secret describes; a SecretError (AuthenticationFailed) says which key is wrong. */
 export function githubAppFrom(secret: V1Secret): GitHubApp {
   const ref = `secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
   const bad = (why: string) => new SecretError(`invalid GitHub App data in ${ref}: ${why}`);
-  const appID = value(secret, GitHubAppKeys.appID)?.trim();
+  const appID = secretValue(secret, GitHubAppKeys.appID)?.trim();
   if (!appID) throw bad(`${GitHubAppKeys.appID} must be provided`);
   if (!/^\d+$/.test(appID)) throw bad(`${GitHubAppKeys.appID} is not a number`);
-  const id = value(secret, GitHubAppKeys.installationID)?.trim() || undefined;
-  const owner = value(secret, GitHubAppKeys.installationOwner)?.trim() || undefined;
+  const id = secretValue(secret, GitHubAppKeys.installationID)?.trim() || undefined;
+  const owner = secretValue(secret, GitHubAppKeys.installationOwner)?.trim() || undefined;
   if (id === undefined && owner === undefined)
     throw bad(`${GitHubAppKeys.installationID} or ${GitHubAppKeys.installationOwner} must be provided`);
   if (id !== undefined && owner !== undefined)
     throw bad(`only one of ${GitHubAppKeys.installationID} and ${GitHubAppKeys.installationOwner} may be provided`);
   if (id !== undefined && !/^\d+$/.test(id)) throw bad(`${GitHubAppKeys.installationID} is not a number`);
-  const keyPem = value(secret, GitHubAppKeys.privateKey);
+  const keyPem = secretValue(secret, GitHubAppKeys.privateKey);
   if (!keyPem) throw bad(`${GitHubAppKeys.privateKey} must be provided`);
   let key: KeyObject;
   try {
@@ -70,7 +63,7 @@ export function githubAppFrom(secret: V1Secret): GitHubApp {
     throw bad(`${GitHubAppKeys.privateKey} is not a PEM private key`);
   }
   if (key.asymmetricKeyType !== 'rsa') throw bad(`${GitHubAppKeys.privateKey} is not an RSA key`);
-  const base = value(secret, GitHubAppKeys.baseURL)?.trim() || defaultApi;
+  const base = secretValue(secret, GitHubAppKeys.baseURL)?.trim() || defaultApi;
   let api: URL;
   try {
     api = new URL(base);
@@ -220,19 +213,15 @@ function apiRequest(url: URL, method: string, jwt: string, opts: TokenRequestOpt
     'user-agent': 'tide-source-controller',
     'x-github-api-version': '2022-11-28',
   };
-  const secure = url.protocol === 'https:';
   const ca = opts.caPem ? [...tls.rootCertificates, opts.caPem] : undefined;
-  let req: http.ClientRequest;
-  if (opts.proxy && !secure) {
-    const viaHttps = opts.proxy.url.protocol === 'https:';
-    req = (viaHttps ? https : http).request({ ...viaProxy(opts.proxy, url, headers), method, agent: false });
-  } else if (secure) {
-    const agent = opts.proxy ? new TunnelingAgent(opts.proxy, { ca }) : new https.Agent({ ca });
-    req = https.request(url, { method, headers, agent });
-    req.once('close', () => agent.destroy());
-  } else {
-    req = http.request(url, { method, headers });
-  }
+  const httpsAgent =
+    url.protocol !== 'https:'
+      ? undefined
+      : opts.proxy
+        ? new TunnelingAgent(opts.proxy, { ca })
+        : new https.Agent({ ca });
+  const req = requestTo(url, { method, headers, proxy: opts.proxy, httpsAgent });
+  if (httpsAgent) req.once('close', () => httpsAgent.destroy());
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => req.destroy(new TransportError('timeout', `${url.host} did not answer within ${opts.timeoutMs} ms`)),

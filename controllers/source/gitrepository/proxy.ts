@@ -4,18 +4,12 @@
 // spec. No message ever carries the password or the address's user info.
 import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import type { ProxyConfig } from '../git/proxy.ts';
-import { SecretError, readSecret } from './credentials.ts';
-
-function value(secret: V1Secret, key: string): string | undefined {
-  const b64 = secret.data?.[key];
-  if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
-  return secret.stringData?.[key];
-}
+import { SecretError, readSecret, secretValue } from './credentials.ts';
 
 /** The proxy a Secret describes; a SecretError names the field and the key at fault. */
 export function proxyFromSecret(secret: V1Secret): ProxyConfig {
   const ref = `spec.proxySecretRef: secret '${secret.metadata?.namespace}/${secret.metadata?.name}'`;
-  const address = value(secret, 'address')?.trim();
+  const address = secretValue(secret, 'address')?.trim();
   if (address === undefined) throw new SecretError(`invalid ${ref}: key 'address' not found`);
   if (address === '') throw new SecretError(`invalid ${ref}: proxy address is empty`);
   let url: URL;
@@ -31,8 +25,8 @@ export function proxyFromSecret(secret: V1Secret): ProxyConfig {
     );
   }
   if (!url.hostname) throw new SecretError(`invalid ${ref}: 'address' names no host`);
-  const username = value(secret, 'username') ?? (url.username ? decodeURIComponent(url.username) : undefined);
-  const password = value(secret, 'password') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const username = secretValue(secret, 'username') ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  const password = secretValue(secret, 'password') ?? (url.password ? decodeURIComponent(url.password) : undefined);
   if (password !== undefined && username === undefined) {
     throw new SecretError(`invalid ${ref}: 'password' is set but 'username' is not`);
   }

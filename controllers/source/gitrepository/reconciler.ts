@@ -128,8 +128,7 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
 
   constructor(deps: GitRepositoryDeps) {
     this.deps = deps;
-    this.work =
-      deps.work ?? gitWork(deps.kubeConfig, deps.storage, deps.maxSize, (spec) => sparseDirs(spec.sparseCheckout));
+    this.work = deps.work ?? gitWork(deps.kubeConfig, deps.storage, deps.maxSize);
   }
 
   async reconcile(obj: GitRepository, ctx: Ctx): Promise<Outcome> {

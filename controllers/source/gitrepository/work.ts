@@ -17,7 +17,7 @@ import { pgpKeysFrom, providerCredentials, readSecret } from './credentials.ts';
 import { mergeIncludes, type IncludeSource } from './include.ts';
 import { proxyFor } from './proxy.ts';
 import type { AdvertisedRef, Resolved } from './refs.ts';
-import { checkSparseDirs } from './sparse.ts';
+import { checkSparseDirs, sparseDirs } from './sparse.ts';
 import { fetchSubmodules } from './submodules.ts';
 
 export { CommitNotFoundError };
@@ -57,12 +57,7 @@ export interface GitWork {
   subject(checkout: Checkout): Promise<string>;
 }
 
-export function gitWork(
-  kc: KubeConfig,
-  storage: Storage,
-  maxSize: number,
-  sparse: (spec: GitRepositorySpec) => string[] | undefined,
-): GitWork {
+export function gitWork(kc: KubeConfig, storage: Storage, maxSize: number): GitWork {
   return {
     async access(namespace, spec, timeoutMs) {
       const proxy = await proxyFor(kc, namespace, spec.proxySecretRef);
@@ -104,7 +99,7 @@ export function gitWork(
               open: (url) => openTransport(url, access.creds, access.options),
             })
           : undefined;
-        const dirs = sparse(spec);
+        const dirs = sparseDirs(spec.sparseCheckout);
         if (dirs) await checkSparseDirs(gitdir, commit, dirs);
         return { gitdir, commit, ...(submodules ? { submodules } : {}), release };
       } catch (err) {
@@ -142,7 +137,7 @@ export function gitWork(
           out,
           ...(spec.ignore !== undefined ? { specIgnore: spec.ignore } : {}),
           maxBytes: maxSize,
-          sparse: sparse(spec),
+          sparse: sparseDirs(spec.sparseCheckout),
           submodules,
         });
       return storage.writeAtomic(path, async (tmp) => {
