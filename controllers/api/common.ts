@@ -4,6 +4,9 @@ import { Type, type Static } from '@sinclair/typebox';
 /** A Go duration as Flux's schemas accept it (runtime/duration.ts parses it). */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 
+/** A Go duration without hours, as Flux's schemas accept it for operation timeouts. */
+export const TIMEOUT_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m))+$';
+
 export const Duration = (description: string, options: { default?: string; pattern?: string } = {}) =>
   Type.String({ pattern: DURATION_PATTERN, description, ...options });
 

@@ -2,5 +2,14 @@
 import type { KindDefinition } from './kind.ts';
 import { KustomizationKind } from './kustomize/kustomization.ts';
 import { GitRepositoryKind } from './source/gitrepository.ts';
+import { HelmChartKind } from './source/helmchart.ts';
+import { HelmRepositoryKind } from './source/helmrepository.ts';
+import { OCIRepositoryKind } from './source/ocirepository.ts';
 
-export const ALL_KINDS: KindDefinition[] = [GitRepositoryKind, KustomizationKind];
+export const ALL_KINDS: KindDefinition[] = [
+  GitRepositoryKind,
+  HelmRepositoryKind,
+  HelmChartKind,
+  OCIRepositoryKind,
+  KustomizationKind,
+];
