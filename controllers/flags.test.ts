@@ -27,6 +27,9 @@ describe('tide-controller flags', () => {
       storageAddr: ':9090',
       artifactRetentionRecords: 2,
       gitMaxSize: 1024 ** 3,
+      helmIndexMaxSize: 50 * 1024 ** 2,
+      helmChartMaxSize: 10 * 1024 ** 2,
+      helmHelperPath: 'tide-helm',
     });
     expect(parseOptions(flagGroup(kustomize), readCommandLine([]))).to.deep.equal({
       requeueDependency: 30_000,

@@ -64,6 +64,10 @@ export class Manager {
   private signalStop!: () => void;
   private readonly stopSignal = new Promise<void>((resolve) => (this.signalStop = resolve));
 
+  get logger(): Logger {
+    return this.opts.logger;
+  }
+
   constructor(opts: ManagerOptions) {
     this.opts = opts;
     this.kubeConfig = shareConnections(opts.kubeConfig);

@@ -41,6 +41,19 @@ export const Reason = {
   NoArtifact: 'NoArtifact',
   UnsupportedFeature: 'UnsupportedFeature',
   InvalidProviderConfiguration: 'InvalidProviderConfiguration',
+  // Helm and OCI sources (source-controller's helm chart build errors and OCI reasons)
+  IndexationFailed: 'IndexationFailed',
+  ChartPullError: 'ChartPullError',
+  ChartPackageError: 'ChartPackageError',
+  InvalidChartReference: 'InvalidChartReference',
+  ValuesFilesError: 'ValuesFilesError',
+  DependencyBuildError: 'DependencyBuildError',
+  ChartPullSucceeded: 'ChartPullSucceeded',
+  ChartPackageSucceeded: 'ChartPackageSucceeded',
+  OCIArtifactPullFailed: 'OCIArtifactPullFailed',
+  OCIArtifactLayerOperationFailed: 'OCIArtifactLayerOperationFailed',
+  /** The tags of an OCI repository could not be listed, or none matched (Flux's ReadOperationFailed). */
+  ReadOperationFailed: 'ReadOperationFailed',
   // Kustomizations
   ArtifactFailed: 'ArtifactFailed',
   BuildFailed: 'BuildFailed',

@@ -1,10 +1,10 @@
 // Artifact storage: files under <root>/<kind>/<namespace>/<name>/, written atomically, served
 // over HTTP so that consumers download them by status.artifact.url, and garbage collected.
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { join, normalize, resolve, sep } from 'node:path';
+import { basename, join, normalize, resolve, sep } from 'node:path';
 import { listen } from '../runtime/http.ts';
 
 export interface StorageOptions {
@@ -64,6 +64,26 @@ export class Storage {
     }
   }
 
+  /** Creates the directory `relDir` (and its parents) when missing. */
+  async ensureDir(relDir: string): Promise<void> {
+    await mkdir(this.absolute(relDir), { recursive: true });
+  }
+
+  /**
+   * Points the symlink `relLink` at `relTarget` (a file in the same directory), replacing it
+   * atomically: a stable URL for the newest artifact, as Flux's index.yaml.
+   */
+  async link(relLink: string, relTarget: string): Promise<void> {
+    const link = this.absolute(relLink);
+    const tmp = `${link}.${randomBytes(6).toString('hex')}.tmp`;
+    await symlink(basename(this.absolute(relTarget)), tmp);
+    try {
+      await rename(tmp, link);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   /** Deletes all but the `retention` newest artifacts of an object; `current` is always kept. */
   async garbageCollect(dir: string, current: string): Promise<string[]> {
     const abs = this.absolute(dir);
@@ -76,10 +96,13 @@ export class Storage {
     const files = await Promise.all(
       names
         .filter((n) => !n.endsWith('.tmp'))
-        .map(async (n) => ({ rel: `${dir}/${n}`, mtime: (await stat(join(abs, n))).mtimeMs })),
+        .map(async (n) => {
+          const st = await lstat(join(abs, n));
+          return { rel: `${dir}/${n}`, mtime: st.mtimeMs, link: st.isSymbolicLink() };
+        }),
     );
     const others = files
-      .filter((f) => f.rel !== current)
+      .filter((f) => f.rel !== current && !f.link)
       .sort((a, b) => b.mtime - a.mtime || b.rel.localeCompare(a.rel));
     const doomed = others.slice(Math.max(0, this.opts.retention - 1));
     await Promise.all(doomed.map((f) => rm(this.absolute(f.rel), { force: true })));

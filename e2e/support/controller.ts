@@ -33,6 +33,7 @@ export async function startController(args: string[] = []): Promise<RunningContr
       `--storage-path=${storagePath}`,
       `--kustomize-path=${join(testCluster().binDir, 'kustomize')}`,
       `--sops-path=${join(testCluster().binDir, 'sops')}`,
+      `--helm-helper-path=${join(testCluster().binDir, 'tide-helm')}`,
       '--log-level=debug',
       ...args,
     ],

@@ -5,13 +5,12 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { resourceTypeOf } from '../../controllers/api/kind.ts';
+import { resourceTypeOf, type KindDefinition } from '../../controllers/api/kind.ts';
 import { GitRepositoryKind, type GitRepositorySpec } from '../../controllers/api/source/gitrepository.ts';
 import { findCondition } from '../../controllers/runtime/conditions.ts';
+import type { ManagedObject } from '../../controllers/runtime/controller.ts';
 import type { GitRepository } from '../../controllers/source/gitrepository/reconciler.ts';
 import { eventually } from './eventually.ts';
-
-const rt = resourceTypeOf(GitRepositoryKind);
 
 /** Unpacks a .tar.gz into path → content of its regular files. */
 export async function untar(gz: Buffer): Promise<Map<string, string>> {
@@ -36,15 +35,17 @@ export async function untar(gz: Buffer): Promise<Map<string, string>> {
   return files;
 }
 
-export interface GitRepositoryHelpersOptions {
+export interface SourceHelpersOptions<Spec> {
   /** The cluster, read at each call (it is set in `before`). */
   kc: () => KubeConfig;
   /** The test's namespace, read at each call (it changes with every test). */
   ns: () => string;
   /** Spec fields every created GitRepository gets unless the test sets them; `interval: 1h` always. */
-  defaults?: Partial<GitRepositorySpec>;
+  defaults?: Partial<Spec>;
   /** Whether download() also checks the artifact's size against status.artifact.size. */
   checkSize?: boolean;
+  /** The reason of Ready=True that ready() waits for; 'Succeeded' unless given. */
+  readyReason?: string | RegExp;
 }
 
 export interface NotReadyOptions {
@@ -54,17 +55,30 @@ export interface NotReadyOptions {
   stalled?: boolean;
 }
 
-/** Helpers bound to the test's cluster and namespace. */
+type SourceStatus = {
+  artifact?: { url: string; digest?: string; size?: number; revision: string; path: string };
+  lastHandledReconcileAt?: string;
+};
+
+export type GitRepositoryHelpersOptions = SourceHelpersOptions<GitRepositorySpec>;
+
+/** Helpers for GitRepositories bound to the test's cluster and namespace. */
 export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
-  const { kc, ns, defaults = {}, checkSize = false } = opts;
+  return sourceHelpers<GitRepository, GitRepositorySpec>(GitRepositoryKind, opts);
+}
+
+/** Helpers for objects of a source kind, bound to the test's cluster and namespace. */
+export function sourceHelpers<T extends ManagedObject<SourceStatus & NonNullable<ManagedObject['status']>>, Spec>(
+  kind: KindDefinition,
+  opts: SourceHelpersOptions<Spec>,
+) {
+  type Obj = T;
+  const rt = resourceTypeOf(kind);
+  const { kc, ns, defaults = {}, checkSize = false, readyReason = 'Succeeded' } = opts;
   const api = () => kc().makeApiClient(CustomObjectsApi);
   const ref = (name: string) => ({ group: rt.group, version: rt.version, plural: rt.plural, namespace: ns(), name });
 
-  async function create(
-    name: string,
-    spec: Partial<GitRepositorySpec>,
-    labels?: Record<string, string>,
-  ): Promise<void> {
+  async function create(name: string, spec: Partial<Spec>, labels?: Record<string, string>): Promise<void> {
     await api().createNamespacedCustomObject({
       group: rt.group,
       version: rt.version,
@@ -79,8 +93,8 @@ export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
     });
   }
 
-  async function get(name: string): Promise<GitRepository> {
-    return (await api().getNamespacedCustomObject(ref(name))) as GitRepository;
+  async function get(name: string): Promise<Obj> {
+    return (await api().getNamespacedCustomObject(ref(name))) as Obj;
   }
 
   async function patchSpec(name: string, spec: object): Promise<void> {
@@ -112,14 +126,17 @@ export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
   }
 
   /** Waits until Ready is True for the current generation (and, if given, the request was handled). */
-  async function ready(name: string, requestedAt?: string): Promise<GitRepository> {
+  async function ready(name: string, requestedAt?: string): Promise<Obj> {
     return eventually(
       async () => {
         const o = await get(name);
         const c = findCondition(o.status?.conditions, 'Ready');
         expect(c?.observedGeneration, `${name} generation`).to.equal(o.metadata?.generation);
         if (requestedAt) expect(o.status?.lastHandledReconcileAt).to.equal(requestedAt);
-        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True', reason: 'Succeeded' });
+        expect(c, `${name} Ready: ${c?.reason}: ${c?.message}`).to.include({ status: 'True' });
+        expect(c?.reason, `${name} Ready: ${c?.reason}: ${c?.message}`).to.match(
+          typeof readyReason === 'string' ? new RegExp(`^${readyReason}$`) : readyReason,
+        );
         return o;
       },
       { timeoutMs: 60_000 },
@@ -130,7 +147,7 @@ export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
    * Waits until Ready is False with `reason` (after `requestedAt`, if given; and Stalled with the
    * same reason for the current generation, if asked).
    */
-  async function notReady(name: string, reason: string, options: NotReadyOptions = {}): Promise<GitRepository> {
+  async function notReady(name: string, reason: string, options: NotReadyOptions = {}): Promise<Obj> {
     const { requestedAt, stalled = false } = options;
     return eventually(
       async () => {
@@ -148,14 +165,19 @@ export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
     );
   }
 
-  /** Downloads the artifact in status, checks its digest (and size, if asked) and unpacks it. */
-  async function download(o: GitRepository): Promise<Map<string, string>> {
+  /** Downloads the artifact in status and checks its digest (and size, if asked). */
+  async function downloadRaw(o: Obj): Promise<Buffer> {
     const res = await fetch(o.status!.artifact!.url);
     expect(res.status).to.equal(200);
     const body = Buffer.from(await res.arrayBuffer());
     expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).to.equal(o.status!.artifact!.digest);
     if (checkSize) expect(body.length).to.equal(o.status!.artifact!.size);
-    return untar(body);
+    return body;
+  }
+
+  /** Downloads the artifact in status, checks it and unpacks it. */
+  async function download(o: Obj): Promise<Map<string, string>> {
+    return untar(await downloadRaw(o));
   }
 
   /** The namespace's events as `<reason>: <message>`. */
@@ -164,5 +186,18 @@ export function gitRepositoryHelpers(opts: GitRepositoryHelpersOptions) {
     return events.items.map((e) => `${e.reason}: ${e.message}`);
   }
 
-  return { api, ref, create, get, patchSpec, requestReconcile, secret, ready, notReady, download, eventMessages };
+  return {
+    api,
+    ref,
+    create,
+    get,
+    patchSpec,
+    requestReconcile,
+    secret,
+    ready,
+    notReady,
+    download,
+    downloadRaw,
+    eventMessages,
+  };
 }

@@ -8,15 +8,21 @@ import type { GitRepositorySpec, GitRepositoryStatus } from '../../api/source/gi
 import { GitRepositoryKind } from '../../api/source/gitrepository.ts';
 import { checkSpec } from '../../api/validate.ts';
 import { errorMessage } from '../../runtime/api-errors.ts';
-import { removeCondition, rfc3339, setCondition } from '../../runtime/conditions.ts';
+import { rfc3339, setCondition } from '../../runtime/conditions.ts';
 import type { ManagedObject, ReconcileContext, Reconciler } from '../../runtime/controller.ts';
 import { parseDuration } from '../../runtime/duration.ts';
-import { hasFinalizer, setFinalizer } from '../../runtime/finalizers.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import { failed, stalled, type Outcome, type ReconcileError } from '../../runtime/outcome.ts';
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { runSteps, type Recipe } from '../../runtime/steps.ts';
 import { TransportError, type Transport } from '../git/types.ts';
+import {
+  artifactInStorage,
+  deleteArtifacts,
+  ensureFinalizer,
+  markOutdated,
+  publishArtifact,
+} from '../artifact-steps.ts';
 import type { Storage } from '../storage.ts';
 import { SecretError } from './credentials.ts';
 import { IncludePathError, cleanPath, type IncludeSource } from './include.ts';
@@ -76,7 +82,11 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
   /** The ordered steps of a reconcile; the fetch, verify and artifact steps pass at once when up to date. */
   readonly recipe: Recipe<Run> = {
     steps: [
-      { name: 'finalizer', reason: Reason.ReconciliationFailed, run: (r) => this.ensureFinalizer(r) },
+      {
+        name: 'finalizer',
+        reason: Reason.ReconciliationFailed,
+        run: (r) => ensureFinalizer(this.deps.kubeConfig, r.obj),
+      },
       { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validateStep(r) },
       {
         name: 'storage',
@@ -134,12 +144,7 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
   async reconcile(obj: GitRepository, ctx: Ctx): Promise<Outcome> {
     const { storage } = this.deps;
     const dir = storage.objectDir(GitRepositoryKind.kind, obj.metadata!.namespace!, obj.metadata!.name!);
-    if (obj.metadata?.deletionTimestamp) {
-      await storage.removeAll(dir);
-      await setFinalizer(this.deps.kubeConfig, obj, false);
-      ctx.skipStatus = true;
-      return { type: 'success', reason: Reason.Succeeded, message: 'artifacts removed' };
-    }
+    if (obj.metadata?.deletionTimestamp) return deleteArtifacts(this.deps.kubeConfig, storage, dir, obj, ctx);
     const run: Run = { obj, ctx, dir };
     try {
       return await runSteps(this.recipe, run, ctx, obj.metadata?.generation);
@@ -147,10 +152,6 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       run.transport?.close();
       await run.checkout?.release();
     }
-  }
-
-  private async ensureFinalizer({ obj }: Run): Promise<void> {
-    if (!hasFinalizer(obj)) await setFinalizer(this.deps.kubeConfig, obj, true);
   }
 
   private async validateStep(run: Run): Promise<void> {
@@ -165,13 +166,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     }
   }
 
-  /** Whether the artifact in status is still in storage (a restart on an empty volume loses it). */
   private async storage(run: Run): Promise<void> {
-    const current = run.ctx.status.artifact;
-    run.inStorage = current !== undefined && (await this.deps.storage.exists(current.path));
-    if (!run.inStorage) {
-      run.ctx.status.conditions = removeCondition(run.ctx.status.conditions, ConditionType.ArtifactInStorage);
-    }
+    run.inStorage = await artifactInStorage(this.deps.storage, run.ctx);
   }
 
   private async credentials(run: Run): Promise<void> {
@@ -204,19 +200,7 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       isDeepStrictEqual(ctx.status.observedSparseCheckout ?? [], spec!.sparseCheckout ?? []) &&
       Boolean(ctx.status.observedRecurseSubmodules) === Boolean(spec!.recurseSubmodules);
     if (run.upToDate) return;
-    if (current) {
-      ctx.status.conditions = setCondition(
-        ctx.status.conditions,
-        {
-          type: ConditionType.ArtifactOutdated,
-          status: 'True',
-          reason: Reason.NewRevision,
-          message: 'new revision or configuration to build',
-          observedGeneration: run.obj.metadata?.generation,
-        },
-        ctx.now(),
-      );
-    }
+    markOutdated(ctx, run.obj.metadata?.generation, 'new revision or configuration to build');
     if (!run.progressed) {
       run.progressed = true;
       const revision = resolved.commit ? revisionOf(resolved.revisionName, resolved.commit) : resolved.revisionName;
@@ -299,24 +283,8 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     }
   }
 
-  /** The artifact in status is the current one: say so, and drop older ones beyond the retention. */
   private async publish(run: Run): Promise<void> {
-    const { ctx, obj } = run;
-    ctx.status.conditions = removeCondition(ctx.status.conditions, ConditionType.ArtifactOutdated);
-    ctx.status.conditions = setCondition(
-      ctx.status.conditions,
-      {
-        type: ConditionType.ArtifactInStorage,
-        status: 'True',
-        reason: Reason.Succeeded,
-        message: `stored artifact for revision '${ctx.status.artifact!.revision}'`,
-        observedGeneration: obj.metadata?.generation,
-      },
-      ctx.now(),
-    );
-    await this.deps.storage
-      .garbageCollect(run.dir, ctx.status.artifact!.path)
-      .catch((err: unknown) => ctx.logger.error('artifact garbage collection failed', { error: err }));
+    await publishArtifact(this.deps.storage, run.dir, run.ctx, run.obj.metadata?.generation);
   }
 
   private validate(obj: GitRepository): GitRepositorySpec {
