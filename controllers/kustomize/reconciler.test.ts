@@ -74,6 +74,14 @@ function fakeSteps(objects: KubernetesObject[], failing?: keyof KustomizeSteps) 
   return { steps, calls, pruned, leases };
 }
 
+const OCI_REV = `latest@sha256:${'ab'.repeat(32)}`;
+const ociSource: Source = {
+  metadata: { name: 'oci', namespace: 'ns' },
+  status: {
+    artifact: { revision: OCI_REV, url: 'http://x/o.tar.gz', path: 'o', lastUpdateTime: 't', digest: 'sha256:01' },
+  },
+};
+
 function informer<T>(objects: Record<string, T>): Informer<T & KubernetesObject> {
   return { get: (key: string) => objects[key] } as unknown as Informer<T & KubernetesObject>;
 }
@@ -94,7 +102,7 @@ function reconciler(
   return new KustomizationReconciler({
     kubeConfig: {} as KubeConfig,
     kustomizations: informer(others),
-    sources: informer({ 'ns/repo': src }),
+    sources: { GitRepository: informer({ 'ns/repo': src }), OCIRepository: informer({ 'ns/oci': ociSource }) },
     stepsFor,
     requeueDependencyMs: 30_000,
     ...lockdown,
@@ -380,10 +388,33 @@ describe('Kustomization reconciler', () => {
   });
 
   it('stalls on source kinds it does not support, and names them', async () => {
-    const obj = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'x' } });
+    const obj = kustomization({ sourceRef: { kind: 'Bucket', name: 'x' } });
     const err = await reconciler(fakeSteps([]).steps).reconcile(obj, testContext(obj));
     expect(err).to.include({ type: 'stalled', reason: 'UnsupportedFeature' });
-    expect(err?.message).to.include('OCIRepository');
+    expect(err?.message).to.include('Bucket');
+  });
+
+  it('reads an OCIRepository source as it reads a GitRepository: its artifact and revision', async () => {
+    const obj = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'oci' } });
+    const fetched: (string | undefined)[] = [];
+    const { steps, calls } = fakeSteps([cm('a')]);
+    const withFetch = {
+      ...steps,
+      fetch: (url: string, digest: string | undefined, t: number) => {
+        fetched.push(url, digest);
+        return steps.fetch(url, digest, t);
+      },
+    };
+    const c = testContext(obj);
+    const outcome = await reconciler(withFetch).reconcile(obj, c);
+    expect(outcome).to.include({ type: 'success', message: `Applied revision: ${OCI_REV}` });
+    expect(fetched).to.deep.equal(['http://x/o.tar.gz', 'sha256:01']);
+    expect(calls).to.include('apply');
+    expect(c.status).to.include({ lastAppliedRevision: OCI_REV, lastAttemptedRevision: OCI_REV });
+
+    const missing = kustomization({ sourceRef: { kind: 'OCIRepository', name: 'nope' } });
+    const waiting = await reconciler(steps).reconcile(missing, testContext(missing));
+    expect(waiting).to.include({ type: 'waiting', message: "source 'OCIRepository/ns/nope' not found" });
   });
 
   it('waits for a source without an artifact, and for a missing one, like for a dependency', async () => {

@@ -75,7 +75,8 @@ export interface StepsTarget {
 export interface KustomizationDeps {
   kubeConfig: KubeConfig;
   kustomizations: Informer<Kustomization>;
-  sources: Informer<Source>;
+  /** The sources by kind (GitRepository, OCIRepository), read alike: their status.artifact. */
+  sources: Readonly<Partial<Record<SourceKind, Informer<Source>>>>;
   /**
    * The steps for the cluster and account of a Kustomization: spec.kubeConfig's cluster, as
    * spec.serviceAccountName (impersonated) when it names one. Throws when the kubeconfig cannot be used.
@@ -88,7 +89,8 @@ export interface KustomizationDeps {
   defaultServiceAccount?: string;
 }
 
-const SUPPORTED_SOURCES = ['GitRepository'];
+export const SUPPORTED_SOURCES = ['GitRepository', 'OCIRepository'] as const;
+export type SourceKind = (typeof SUPPORTED_SOURCES)[number];
 
 /** What the steps of one reconcile hand each other. */
 interface Run {
@@ -143,8 +145,8 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
 
   sourceOf = (k: Kustomization): Source | undefined => {
     const ref = k.spec?.sourceRef;
-    if (ref?.kind !== 'GitRepository') return undefined;
-    return this.deps.sources.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
+    const informer = ref && this.deps.sources[ref.kind as SourceKind];
+    return informer?.get(`${ref.namespace ?? k.metadata?.namespace}/${ref.name}`);
   };
 
   /**
@@ -326,10 +328,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   private validate(obj: Kustomization): Checked {
     const { spec, errors } = checkSpec<KustomizationSpec>(KustomizationKind, obj.spec);
     if (errors.length > 0) throw stalled(Reason.InvalidSpec, `invalid spec: ${errors.join('; ')}`);
-    if (!SUPPORTED_SOURCES.includes(spec.sourceRef.kind)) {
+    if (!(SUPPORTED_SOURCES as readonly string[]).includes(spec.sourceRef.kind)) {
       throw stalled(
         Reason.UnsupportedFeature,
-        `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository`,
+        `source kind ${spec.sourceRef.kind} is not supported yet; use a GitRepository or an OCIRepository`,
       );
     }
     const unsupported: [unknown, string][] = [

@@ -1,10 +1,11 @@
-// The kustomize controller: Kustomization, fed by GitRepository artifacts.
+// The kustomize controller: Kustomization, fed by GitRepository and OCIRepository artifacts.
 import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { GitRepositoryKind } from '../api/source/gitrepository.ts';
+import { OCIRepositoryKind } from '../api/source/ocirepository.ts';
 import { applyAll } from '../runtime/apply/apply.ts';
 import { inventoryOf } from '../runtime/apply/changeset.ts';
 import { waitForHealth } from '../runtime/apply/health.ts';
@@ -30,7 +31,13 @@ import {
   type Kustomization,
   type Source,
 } from './dependencies.ts';
-import { FIELD_MANAGER, KustomizationReconciler, type KustomizeSteps, type StepsTarget } from './reconciler.ts';
+import {
+  FIELD_MANAGER,
+  KustomizationReconciler,
+  type KustomizeSteps,
+  type SourceKind,
+  type StepsTarget,
+} from './reconciler.ts';
 import { RemoteClusters } from './remote.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
@@ -182,7 +189,10 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     return kustomizeSteps(as, { ...base, local: as });
   };
   const kustomizations = manager.informer<Kustomization>(resourceTypeOf(KustomizationKind));
-  const sources = manager.informer<Source>(resourceTypeOf(GitRepositoryKind));
+  const sources = {
+    GitRepository: manager.informer<Source>(resourceTypeOf(GitRepositoryKind)),
+    OCIRepository: manager.informer<Source>(resourceTypeOf(OCIRepositoryKind)),
+  } satisfies Record<SourceKind, unknown>;
   kustomizations.addIndex(SOURCE_INDEX, sourceKey);
   kustomizations.addIndex(DEPENDS_INDEX, dependencyKeys);
   const reconciler = new KustomizationReconciler({
@@ -202,19 +212,20 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     isSuspended: (o) => o.spec?.suspend === true,
   });
   // A new source revision reaches its Kustomizations at once, not at their next interval.
-  sources.on({
-    add: (s) => enqueueForSource(s),
-    update: (o, n) => {
-      if (o.status?.artifact?.revision !== n.status?.artifact?.revision) enqueueForSource(n);
-    },
-  });
-  function enqueueForSource(s: Source): void {
+  for (const [kind, informer] of Object.entries(sources)) {
+    informer.on({
+      add: (s) => enqueueForSource(kind, s),
+      update: (o, n) => {
+        if (o.status?.artifact?.revision !== n.status?.artifact?.revision) enqueueForSource(kind, n);
+      },
+    });
+  }
+  function enqueueForSource(kind: string, s: Source): void {
     const revision = s.status?.artifact?.revision;
     if (!revision) return;
-    for (const k of kustomizations.byIndex(SOURCE_INDEX, `GitRepository/${keyOf(s)}`)) {
-      if (k.status?.lastAttemptedRevision !== revision) {
-        controller.enqueue(keyOf(k), `GitRepository/${keyOf(s)}`, revision);
-      }
+    const key = `${kind}/${keyOf(s)}`;
+    for (const k of kustomizations.byIndex(SOURCE_INDEX, key)) {
+      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), key, revision);
     }
   }
   // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)

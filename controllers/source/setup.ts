@@ -17,6 +17,7 @@ import { GitRepositoryReconciler, type GitRepository } from './gitrepository/rec
 import { ChartIndexes } from './helm/index-cache.ts';
 import { HelmChartReconciler, type HelmChart } from './helmchart/reconciler.ts';
 import { HelmRepositoryReconciler, type HelmRepository } from './helmrepository/reconciler.ts';
+import { setupOCIRepository } from './ocirepository/setup.ts';
 import { Storage } from './storage.ts';
 
 const INCLUDE_INDEX = 'spec.include';
@@ -145,6 +146,7 @@ export async function setupSource({ manager, options }: SetupContext<SourceOptio
       void indexes.retain(current);
     },
   });
+  await setupOCIRepository({ manager, storage, options });
 }
 
 export const source = defineController({ name: 'source', flags: sourceFlags, setup: setupSource });

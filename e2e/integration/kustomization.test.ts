@@ -18,6 +18,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
 import { findCondition, type Condition } from '../../controllers/runtime/conditions.ts';
 import { kubeConfig, testCluster } from '../support/cluster.ts';
 import { startController, type RunningController } from '../support/controller.ts';
@@ -27,8 +29,19 @@ import { freePort } from '../support/net.ts';
 import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.ts';
 import { commit, createRepo } from '../support/git/repos.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
+import { pushArtifact, startRegistry } from '../support/registry.ts';
 
 const exec = promisify(execFile);
+
+/** A .tar.gz of the files, the content layer of a Flux OCI artifact. */
+async function tgz(files: Record<string, string>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, body] of Object.entries(files)) pack.entry({ name }, body);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  return gzipSync(Buffer.concat(chunks));
+}
 
 type Obj = {
   metadata?: { generation?: number; name?: string };
@@ -760,14 +773,60 @@ stringData:
     await createSource(repoName);
     await createKustomization('nopath', { path: './does/not/exist' });
     expect((await failed('nopath', 'ArtifactFailed')).message).to.include('does/not/exist');
-    await createKustomization('oci', { path: './', sourceRef: { kind: 'OCIRepository', name: 'x' } });
+    await createKustomization('bucket', { path: './', sourceRef: { kind: 'Bucket', name: 'x' } });
     const c = await eventually(async () => {
-      const o = await getKs('oci');
+      const o = await getKs('bucket');
       const stalled = findCondition(o.status?.conditions, 'Stalled');
       expect(stalled?.status).to.equal('True');
       return stalled!;
     });
-    expect(c.message).to.include('OCIRepository');
+    expect(c.message).to.include('Bucket');
+  });
+
+  it('applies the manifests of an OCI artifact from an OCIRepository, and its next revision at once', async () => {
+    const registry = await startRegistry();
+    try {
+      const cm = (v: string) =>
+        `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-oci\n  namespace: ${ns}\ndata:\n  v: "${v}"\n`;
+      const push = async (v: string) =>
+        pushArtifact(registry, `${ns}/manifests`, 'latest', {
+          config: { mediaType: 'application/vnd.cncf.flux.config.v1+json', bytes: '{}' },
+          layers: [
+            { mediaType: 'application/vnd.cncf.flux.content.v1.tar+gzip', bytes: await tgz({ 'app/cm.yaml': cm(v) }) },
+          ],
+        });
+      const first = await push('1');
+      const oci = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'ocirepositories' };
+      await custom().createNamespacedCustomObject({
+        ...oci,
+        namespace: ns,
+        body: {
+          apiVersion: 'source.toolkit.fluxcd.io/v1',
+          kind: 'OCIRepository',
+          metadata: { name: 'manifests' },
+          spec: { url: `${registry.url}/${ns}/manifests`, interval: '1h', insecure: true },
+        },
+      });
+      await createKustomization('oci', { path: './app', sourceRef: { kind: 'OCIRepository', name: 'manifests' } });
+      await applied('oci', `latest@${first}`);
+      const core = kc.makeApiClient(CoreV1Api);
+      expect((await core.readNamespacedConfigMap({ name: 'from-oci', namespace: ns })).data).to.deep.equal({ v: '1' });
+
+      const second = await push('2');
+      await custom().patchNamespacedCustomObject(
+        {
+          ...oci,
+          namespace: ns,
+          name: 'manifests',
+          body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      await applied('oci', `latest@${second}`);
+      expect((await core.readNamespacedConfigMap({ name: 'from-oci', namespace: ns })).data).to.deep.equal({ v: '2' });
+    } finally {
+      await registry.stop();
+    }
   });
   it('shows the revision it works on, and a new revision ends a health wait at once', async () => {
     const gate = (ready: string) =>
