@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize
+.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ bench-runtime: deps controlplane ## benchmark the controller runtime (BENCH_N ob
 
 bench-kustomize: deps controlplane system-deps ## benchmark Kustomizations: N = 100, 500, 1000 (BENCH_SIZES) apps to Ready, RSS, API requests, no-op resync
 	node e2e/bench/kustomize.ts
+
+bench-helm-sources: deps controlplane ## benchmark HelmCharts and OCIRepositories: N = 100, 500 (BENCH_SIZES) to Ready, RSS, API requests; a ~50 MB index.yaml
+	node e2e/bench/helm-sources.ts
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
 	node e2e/bench/source.ts
