@@ -163,9 +163,19 @@ export async function extractTarball(
   destDir: string,
   limits: ExtractLimits,
 ): Promise<ExtractSummary> {
+  // A file stream that fails to open errors before the pipeline below listens: keep that error.
+  let early: Error | undefined;
+  const onEarly = (err: Error) => {
+    early ??= err;
+  };
+  source.on('error', onEarly);
   await mkdir(destDir, { recursive: true });
-  if ((await readdir(destDir)).length > 0)
+  if ((await readdir(destDir)).length > 0) {
+    source.destroy();
     throw new ArtifactError(`cannot unpack the artifact into ${destDir}: the directory is not empty`);
+  }
+  source.off('error', onEarly);
+  if (early) throw new ArtifactError(`reading the artifact: ${early.message}`);
   const unpacker = new Unpacker(destDir, limits);
   const extract = tar.extract();
   const reading = pipeline(source, createGunzip(), extract);

@@ -96,15 +96,23 @@ export class ChartIndexes {
 
 async function findChart(file: string, chart: string): Promise<IndexVersion[] | undefined> {
   const prefix = `{"name":${JSON.stringify(chart)},`;
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+  const input = createReadStream(file);
+  let failure: Error | undefined;
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  input.on('error', (err) => {
+    failure ??= err;
+    lines.close();
+  });
   try {
     for await (const line of lines) {
       if (!line.startsWith(prefix)) continue;
       const entry = JSON.parse(line) as { name: string; versions?: IndexVersion[] };
       return entry.versions ?? [];
     }
+    if (failure) throw failure;
     return undefined;
   } finally {
     lines.close();
+    input.destroy();
   }
 }

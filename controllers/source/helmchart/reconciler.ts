@@ -7,6 +7,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join, resolve, sep } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { HelmChartSpec, HelmChartStatus } from '../../api/source/helmchart.ts';
@@ -205,6 +207,9 @@ export class HelmChartReconciler implements Reconciler<HelmChart> {
     const git = this.deps.gitRepositories.get(key);
     if (!git) throw failed(Reason.Failed, `failed to get source: GitRepository '${key}' not found`);
     if (!git.status?.artifact) throw failed(Reason.Failed, `no artifact available for GitRepository source '${name}'`);
+    if (!existsSync(this.deps.storage.absolute(git.status.artifact.path))) {
+      throw failed(Reason.Failed, `the artifact of GitRepository '${name}' is not in storage (yet)`);
+    }
     run.source = { kind: 'GitRepository', obj: git };
     run.sourceRevision = git.status.artifact.revision;
   }
@@ -505,7 +510,7 @@ export class HelmChartReconciler implements Reconciler<HelmChart> {
     const meter = await storage.writeAtomic(path, async (tmp) => {
       await copyFile(built.path, tmp);
       const m = digestMeter();
-      for await (const chunk of createReadStream(tmp).pipe(m.stream)) void chunk;
+      await pipeline(createReadStream(tmp), m.stream, new Writable({ write: (_c, _e, done) => done() }));
       return m.result();
     });
     await storage.link(`${run.dir}/latest.tar.gz`, path);
