@@ -6,6 +6,7 @@ import type { ManagedObject, ReconcileContext } from '../runtime/controller.ts';
 import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
 import type { ObservedStatus, Outcome } from '../runtime/outcome.ts';
 import { ConditionType, Reason } from '../runtime/reasons.ts';
+import type { Step } from '../runtime/steps.ts';
 import type { Storage } from './storage.ts';
 
 export interface ArtifactStatus extends ObservedStatus {
@@ -93,3 +94,39 @@ export function humanSize(bytes: number): string {
   }
   return `${Number(size.toPrecision(4))}${units[i]}`;
 }
+
+/** What the shared steps read and write of a source reconcile's state. */
+export interface SourceRun {
+  obj: SourceObject;
+  ctx: ReconcileContext<ArtifactStatus>;
+  /** The object's directory in storage. */
+  dir: string;
+  /** Set by the storage step: the artifact in status is in storage. */
+  inStorage?: boolean;
+}
+
+/** The steps every source kind starts and ends with, in the order they run. */
+export const sourceSteps = {
+  finalizer: (kc: KubeConfig): Step<SourceRun> => ({
+    name: 'finalizer',
+    reason: Reason.ReconciliationFailed,
+    run: (r) => ensureFinalizer(kc, r.obj),
+  }),
+  storage: (storage: Storage): Step<SourceRun> => ({
+    name: 'storage',
+    reason: Reason.StatOperationFailed,
+    condition: ConditionType.StorageOperationFailed,
+    run: async (r) => {
+      r.inStorage = await artifactInStorage(storage, r.ctx);
+    },
+  }),
+  /** `inStorage`: the ArtifactInStorage reason and message, when the kind has its own. */
+  publish: <S extends SourceRun>(
+    storage: Storage,
+    inStorage?: (run: S) => { reason: string; message: string },
+  ): Step<S> => ({
+    name: 'publish',
+    reason: Reason.ReconciliationFailed,
+    run: (r) => publishArtifact(storage, r.dir, r.ctx, r.obj.metadata?.generation, inStorage?.(r)),
+  }),
+};

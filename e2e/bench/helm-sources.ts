@@ -10,7 +10,7 @@
 // controller and of its Helm helper child (tide-helm), and the API requests the phase made (the API
 // server's own count, without the control plane's background traffic and this benchmark's requests).
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controllers' logs for a look.
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -25,6 +25,7 @@ import { LocalCluster } from '../cluster/cluster.ts';
 import { type ChartRepo, startChartRepo } from '../support/chartrepo.ts';
 import { setTestCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
+import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/net.ts';
 import { pushArtifact, startRegistry, type TestRegistry } from '../support/registry.ts';
 
@@ -138,20 +139,17 @@ async function startController(cluster: LocalCluster, phase: string, extra: stri
     }
     rmSync(storagePath, { recursive: true, force: true });
   };
-  const deadline = performance.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`tide-controller exited with ${child.exitCode}:\n${tail()}`);
-    const ok = await fetch(`http://127.0.0.1:${health}/readyz`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (performance.now() > deadline) {
-      await stop();
-      throw new Error(`tide-controller did not become ready in 60s:\n${tail()}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`tide-controller exited with ${child.exitCode}`);
+      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
+      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
+    },
+    { timeoutMs: 60_000, intervalMs: 100, message: 'tide-controller did not become ready' },
+  ).catch(async (err: unknown) => {
+    await stop();
+    throw new Error(`${(err as Error).message}:\n${tail()}`);
+  });
   return { pid: child.pid!, tail, exited: () => child.exitCode !== null || child.signalCode !== null, stop };
 }
 
@@ -164,6 +162,55 @@ interface Phase {
   /** The objects, created in this order (batches of 50). */
   objects: { kind: string; plural: string; name: string; spec: Record<string, unknown> }[];
   extraFlags?: string[];
+}
+
+type Conditioned = {
+  metadata: { name: string; generation: number };
+  status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] };
+};
+
+/**
+ * Watches the phase's objects of `p.plural` until `want` of them are Ready for their generation;
+ * returns the milliseconds since `t`. One watch, no polling: the time is when the last one turned.
+ */
+function allReady(p: Phase, ns: string, want: number, controller: Controller, t: number): Promise<number> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(p.cluster.kubeconfigPath);
+  const ready = new Set<string>();
+  return new Promise<number>((resolve, reject) => {
+    let request: { abort(): void } | undefined;
+    const finish = (err?: Error, ms?: number) => {
+      clearTimeout(timer);
+      clearInterval(exitCheck);
+      request?.abort();
+      if (err) reject(err);
+      else resolve(ms!);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`${p.name}: ${ready.size} of ${want} ${p.plural} Ready after ${TIMEOUT_MS / 1000}s`)),
+      TIMEOUT_MS,
+    );
+    const exitCheck = setInterval(() => {
+      if (controller.exited()) finish(new Error(`tide-controller exited:\n${controller.tail()}`));
+    }, 1000);
+    new Watch(kc)
+      .watch(
+        `/apis/${SOURCE}/v1/namespaces/${ns}/${p.plural}`,
+        {},
+        (_type: string, o: Conditioned) => {
+          const c = o.status?.conditions?.find((x) => x.type === 'Ready');
+          if (c?.status === 'True' && c.observedGeneration === o.metadata.generation) ready.add(o.metadata.name);
+          else ready.delete(o.metadata.name);
+          if (ready.size === want) finish(undefined, performance.now() - t);
+        },
+        (err: unknown) => {
+          if (err) finish(err as Error);
+        },
+      )
+      .then((r) => {
+        request = r;
+      }, finish);
+  });
 }
 
 /**
@@ -199,38 +246,8 @@ async function measure(p: Phase): Promise<Result> {
       own += batch.length;
     }
     const want = p.objects.filter((o) => o.plural === p.plural).length;
-    let ms: number;
-    for (;;) {
-      const list = (await p.api.listNamespacedCustomObject({
-        group: SOURCE,
-        version: 'v1',
-        namespace: ns,
-        plural: p.plural,
-      })) as {
-        items: {
-          metadata: { name: string; generation: number };
-          status?: { conditions?: { type: string; status: string; message?: string; observedGeneration?: number }[] };
-        }[];
-      };
-      own++;
-      const ready = (o: (typeof list.items)[number]) =>
-        o.status?.conditions?.find((c) => c.type === 'Ready' && c.observedGeneration === o.metadata.generation);
-      if (list.items.filter((o) => ready(o)?.status === 'True').length === want) {
-        ms = performance.now() - t;
-        break;
-      }
-      if (controller.exited()) throw new Error(`tide-controller exited:\n${controller.tail()}`);
-      if (performance.now() - t > TIMEOUT_MS) {
-        const stuck = list.items.find((o) => ready(o)?.status !== 'True');
-        throw new Error(
-          `${p.name}: not all ${want} ${p.plural} Ready after ${TIMEOUT_MS / 1000}s; ` +
-            `e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status?.conditions ?? [])}; ` +
-            `the controller's last log lines:\n${controller.tail()}`,
-        );
-      }
-      // Listing N objects is itself load on a 2-core API server; poll once a second.
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    own++; // the watch
+    const ms = await allReady(p, ns, want, controller, t);
     const calls = (await requests(p.cluster)) - before - own;
     const helper = helperPid(controller.pid);
     return {

@@ -21,7 +21,7 @@ import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { closeServer } from '../../runtime/http.ts';
 import { ArtifactError, ArtifactNotFoundError } from './errors.ts';
-import { extractTarball } from './extract.ts';
+import { ExtractError, extractTarball } from '../../runtime/extract.ts';
 import { fetchArtifact } from './fetch.ts';
 
 type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'fifo';
@@ -85,7 +85,7 @@ describe('artifact unpacking', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err, 'expected the archive to be refused').to.be.instanceOf(ArtifactError);
+    expect(err, 'expected the archive to be refused').to.be.instanceOf(ExtractError);
     expect((err as Error).message).to.match(pattern);
   };
 
@@ -210,7 +210,7 @@ describe('artifact unpacking', () => {
     const err = await extractTarball(Readable.from([Buffer.from('not gzip at all')]), dest, limits).catch(
       (e: unknown) => e,
     );
-    expect(err).to.be.instanceOf(ArtifactError);
+    expect(err).to.be.instanceOf(ExtractError);
     expect((err as Error).message).to.match(/unpacking the artifact/);
     mkdirSync(join(base, 'full'));
     writeFileSync(join(base, 'full', 'x'), '');

@@ -10,8 +10,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import { ArtifactError, ArtifactNotFoundError } from './errors.ts';
-import { extractTarball } from './extract.ts';
-import type { ExtractSummary } from './extract.ts';
+import { ExtractError, extractTarball, type ExtractSummary } from '../../runtime/extract.ts';
 
 export interface FetchOptions {
   /** status.artifact.digest: "<algorithm>:<hex>", sha256, sha384 or sha512. */
@@ -103,6 +102,8 @@ export async function fetchArtifact(url: string, opts: FetchOptions, destDir: st
     return await extractTarball(createReadStream(file), destDir, {
       maxBytes: opts.maxBytes,
       maxEntries: opts.maxEntries ?? DEFAULT_MAX_ENTRIES,
+    }).catch((err: unknown) => {
+      throw err instanceof ExtractError ? new ArtifactError(err.message) : err;
     });
   } finally {
     await rm(scratch, { recursive: true, force: true });

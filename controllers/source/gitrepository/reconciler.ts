@@ -16,13 +16,7 @@ import { failed, stalled, type Outcome, type ReconcileError } from '../../runtim
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { runSteps, type Recipe } from '../../runtime/steps.ts';
 import { TransportError, type Transport } from '../git/types.ts';
-import {
-  artifactInStorage,
-  deleteArtifacts,
-  ensureFinalizer,
-  markOutdated,
-  publishArtifact,
-} from '../artifact-steps.ts';
+import { deleteArtifacts, markOutdated, sourceSteps } from '../artifact-steps.ts';
 import type { Storage } from '../storage.ts';
 import { SecretError } from './credentials.ts';
 import { IncludePathError, cleanPath, type IncludeSource } from './include.ts';
@@ -80,64 +74,56 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
   private readonly deps: GitRepositoryDeps;
   private readonly work: GitWork;
   /** The ordered steps of a reconcile; the fetch, verify and artifact steps pass at once when up to date. */
-  readonly recipe: Recipe<Run> = {
-    steps: [
-      {
-        name: 'finalizer',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => ensureFinalizer(this.deps.kubeConfig, r.obj),
-      },
-      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validateStep(r) },
-      {
-        name: 'storage',
-        reason: Reason.StatOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: (r) => this.storage(r),
-      },
-      {
-        name: 'credentials',
-        reason: Reason.AuthenticationFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.credentials(r),
-      },
-      {
-        name: 'include',
-        reason: Reason.NotFound,
-        condition: ConditionType.IncludeUnavailable,
-        run: (r) => this.include(r),
-      },
-      {
-        name: 'resolve',
-        reason: Reason.GitOperationFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.resolve(r),
-      },
-      {
-        name: 'fetch',
-        reason: Reason.GitOperationFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.fetch(r),
-      },
-      { name: 'verify', reason: Reason.VerificationError, run: (r) => this.verify(r) },
-      {
-        name: 'artifact',
-        reason: Reason.ArchiveOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: (r) => this.artifact(r),
-      },
-      { name: 'publish', reason: Reason.ReconciliationFailed, run: (r) => this.publish(r) },
-    ],
-    success: (r) => ({
-      type: 'success',
-      reason: Reason.Succeeded,
-      message: `stored artifact for revision '${r.ctx.status.artifact!.revision}'`,
-      requeueAfterMs: parseDuration(r.spec!.interval),
-    }),
-    classify,
-  };
+  readonly recipe: Recipe<Run>;
 
   constructor(deps: GitRepositoryDeps) {
     this.deps = deps;
+    this.recipe = {
+      steps: [
+        sourceSteps.finalizer(this.deps.kubeConfig),
+        { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validateStep(r) },
+        sourceSteps.storage(this.deps.storage),
+        {
+          name: 'credentials',
+          reason: Reason.AuthenticationFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.credentials(r),
+        },
+        {
+          name: 'include',
+          reason: Reason.NotFound,
+          condition: ConditionType.IncludeUnavailable,
+          run: (r) => this.include(r),
+        },
+        {
+          name: 'resolve',
+          reason: Reason.GitOperationFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.resolve(r),
+        },
+        {
+          name: 'fetch',
+          reason: Reason.GitOperationFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.fetch(r),
+        },
+        { name: 'verify', reason: Reason.VerificationError, run: (r) => this.verify(r) },
+        {
+          name: 'artifact',
+          reason: Reason.ArchiveOperationFailed,
+          condition: ConditionType.StorageOperationFailed,
+          run: (r) => this.artifact(r),
+        },
+        sourceSteps.publish(this.deps.storage),
+      ],
+      success: (r) => ({
+        type: 'success',
+        reason: Reason.Succeeded,
+        message: `stored artifact for revision '${r.ctx.status.artifact!.revision}'`,
+        requeueAfterMs: parseDuration(r.spec!.interval),
+      }),
+      classify,
+    };
     this.work = deps.work ?? gitWork(deps.kubeConfig, deps.storage, deps.maxSize);
   }
 
@@ -164,10 +150,6 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
       run.progressed = true;
       await ctx.progress(`processing object: new generation ${observed ?? 0} -> ${generation}`);
     }
-  }
-
-  private async storage(run: Run): Promise<void> {
-    run.inStorage = await artifactInStorage(this.deps.storage, run.ctx);
   }
 
   private async credentials(run: Run): Promise<void> {
@@ -281,10 +263,6 @@ export class GitRepositoryReconciler implements Reconciler<GitRepository> {
     if (previous !== revision) {
       ctx.event('Normal', Reason.NewArtifact, `stored artifact for commit '${await this.work.subject(checkout!)}'`);
     }
-  }
-
-  private async publish(run: Run): Promise<void> {
-    await publishArtifact(this.deps.storage, run.dir, run.ctx, run.obj.metadata?.generation);
   }
 
   private validate(obj: GitRepository): GitRepositorySpec {

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { HelmChartSpec, HelmChartStatus } from '../../api/source/helmchart.ts';
 import { HelmChartKind } from '../../api/source/helmchart.ts';
 import { checkSpec } from '../../api/validate.ts';
-import { extractTarball } from '../../kustomize/render/extract.ts';
+import { extractTarball } from '../../runtime/extract.ts';
 import { errorMessage } from '../../runtime/api-errors.ts';
 import { rfc3339 } from '../../runtime/conditions.ts';
 import type { ManagedObject, ReconcileContext, Reconciler } from '../../runtime/controller.ts';
@@ -23,7 +23,7 @@ import type { Informer } from '../../runtime/informer.ts';
 import { failed, ReconcileError, stalled, type Outcome } from '../../runtime/outcome.ts';
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { runSteps, type Recipe } from '../../runtime/steps.ts';
-import { artifactInStorage, deleteArtifacts, ensureFinalizer, publishArtifact } from '../artifact-steps.ts';
+import { deleteArtifacts, sourceSteps } from '../artifact-steps.ts';
 import { digestMeter } from '../digest.ts';
 import type { GitRepository } from '../gitrepository/reconciler.ts';
 import { SecretError } from '../gitrepository/credentials.ts';
@@ -106,53 +106,44 @@ export class HelmChartReconciler implements Reconciler<HelmChart> {
   readonly failureReason = Reason.Failed;
   private readonly deps: HelmChartDeps;
   private readonly oci: OciCharts;
-  readonly recipe: Recipe<Run> = {
-    steps: [
-      {
-        name: 'finalizer',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => ensureFinalizer(this.deps.kubeConfig, r.obj),
-      },
-      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
-      {
-        name: 'storage',
-        reason: Reason.StatOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: async (r) => {
-          r.inStorage = await artifactInStorage(this.deps.storage, r.ctx);
-        },
-      },
-      { name: 'source', reason: Reason.Failed, condition: ConditionType.FetchFailed, run: (r) => this.source(r) },
-      { name: 'build', reason: Reason.ChartPullError, condition: ConditionType.FetchFailed, run: (r) => this.build(r) },
-      {
-        name: 'artifact',
-        reason: Reason.ArchiveOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: (r) => this.artifact(r),
-      },
-      {
-        name: 'publish',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => publishArtifact(this.deps.storage, r.dir, r.ctx, r.obj.metadata?.generation, summary(r)),
-      },
-    ],
-    success: (r) => ({
-      type: 'success',
-      reason: summary(r).reason,
-      message: summary(r).message,
-      requeueAfterMs: parseDuration(r.spec!.interval),
-    }),
-    classify: (err) => {
-      if (err instanceof SecretError) return failed(Reason.AuthenticationFailed, err.message);
-      if (err instanceof HttpFetchError) {
-        return failed(err.kind === 'auth' ? Reason.AuthenticationFailed : Reason.ChartPullError, err.message);
-      }
-      return undefined;
-    },
-  };
+  readonly recipe: Recipe<Run>;
 
   constructor(deps: HelmChartDeps) {
     this.deps = deps;
+    this.recipe = {
+      steps: [
+        sourceSteps.finalizer(this.deps.kubeConfig),
+        { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
+        sourceSteps.storage(this.deps.storage),
+        { name: 'source', reason: Reason.Failed, condition: ConditionType.FetchFailed, run: (r) => this.source(r) },
+        {
+          name: 'build',
+          reason: Reason.ChartPullError,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.build(r),
+        },
+        {
+          name: 'artifact',
+          reason: Reason.ArchiveOperationFailed,
+          condition: ConditionType.StorageOperationFailed,
+          run: (r) => this.artifact(r),
+        },
+        sourceSteps.publish<Run>(this.deps.storage, summary),
+      ],
+      success: (r) => ({
+        type: 'success',
+        reason: summary(r).reason,
+        message: summary(r).message,
+        requeueAfterMs: parseDuration(r.spec!.interval),
+      }),
+      classify: (err) => {
+        if (err instanceof SecretError) return failed(Reason.AuthenticationFailed, err.message);
+        if (err instanceof HttpFetchError) {
+          return failed(err.kind === 'auth' ? Reason.AuthenticationFailed : Reason.ChartPullError, err.message);
+        }
+        return undefined;
+      },
+    };
     this.oci = new OciCharts(deps.kubeConfig);
   }
 

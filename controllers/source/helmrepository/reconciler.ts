@@ -15,14 +15,7 @@ import { parseDuration } from '../../runtime/duration.ts';
 import { failed, stalled, type Outcome, type ReconcileError } from '../../runtime/outcome.ts';
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { runSteps, type Recipe } from '../../runtime/steps.ts';
-import {
-  artifactInStorage,
-  deleteArtifacts,
-  ensureFinalizer,
-  humanSize,
-  markOutdated,
-  publishArtifact,
-} from '../artifact-steps.ts';
+import { deleteArtifacts, humanSize, markOutdated, sourceSteps } from '../artifact-steps.ts';
 import { SecretError } from '../gitrepository/credentials.ts';
 import { httpAccess } from '../helm/credentials.ts';
 import { displayUrl, download, HttpFetchError, type HttpAccess } from '../helm/http.ts';
@@ -64,60 +57,46 @@ export function indexUrl(repoUrl: string): URL {
 export class HelmRepositoryReconciler implements Reconciler<HelmRepository> {
   readonly failureReason = Reason.Failed;
   private readonly deps: HelmRepositoryDeps;
-  readonly recipe: Recipe<Run> = {
-    steps: [
-      {
-        name: 'finalizer',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => ensureFinalizer(this.deps.kubeConfig, r.obj),
-      },
-      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
-      {
-        name: 'storage',
-        reason: Reason.StatOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: async (r) => {
-          r.inStorage = await artifactInStorage(this.deps.storage, r.ctx);
-        },
-      },
-      {
-        name: 'credentials',
-        reason: Reason.AuthenticationFailed,
-        condition: ConditionType.FetchFailed,
-        run: async (r) => {
-          r.access = await httpAccess(this.deps.kubeConfig, r.obj.metadata!.namespace!, r.spec!);
-        },
-      },
-      { name: 'fetch', reason: Reason.Failed, condition: ConditionType.FetchFailed, run: (r) => this.fetch(r) },
-      {
-        name: 'index',
-        reason: Reason.IndexationFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.index(r),
-      },
-      {
-        name: 'artifact',
-        reason: Reason.ArchiveOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: (r) => this.artifact(r),
-      },
-      {
-        name: 'publish',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => publishArtifact(this.deps.storage, r.dir, r.ctx, r.obj.metadata?.generation),
-      },
-    ],
-    success: (r) => ({
-      type: 'success',
-      reason: Reason.Succeeded,
-      message: `stored artifact: revision '${r.ctx.status.artifact!.revision}'`,
-      requeueAfterMs: parseDuration(r.spec!.interval ?? '1m'),
-    }),
-    classify,
-  };
+  readonly recipe: Recipe<Run>;
 
   constructor(deps: HelmRepositoryDeps) {
     this.deps = deps;
+    this.recipe = {
+      steps: [
+        sourceSteps.finalizer(this.deps.kubeConfig),
+        { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
+        sourceSteps.storage(this.deps.storage),
+        {
+          name: 'credentials',
+          reason: Reason.AuthenticationFailed,
+          condition: ConditionType.FetchFailed,
+          run: async (r) => {
+            r.access = await httpAccess(this.deps.kubeConfig, r.obj.metadata!.namespace!, r.spec!);
+          },
+        },
+        { name: 'fetch', reason: Reason.Failed, condition: ConditionType.FetchFailed, run: (r) => this.fetch(r) },
+        {
+          name: 'index',
+          reason: Reason.IndexationFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.index(r),
+        },
+        {
+          name: 'artifact',
+          reason: Reason.ArchiveOperationFailed,
+          condition: ConditionType.StorageOperationFailed,
+          run: (r) => this.artifact(r),
+        },
+        sourceSteps.publish(this.deps.storage),
+      ],
+      success: (r) => ({
+        type: 'success',
+        reason: Reason.Succeeded,
+        message: `stored artifact: revision '${r.ctx.status.artifact!.revision}'`,
+        requeueAfterMs: parseDuration(r.spec!.interval ?? '1m'),
+      }),
+      classify,
+    };
   }
 
   async reconcile(obj: HelmRepository, ctx: Ctx): Promise<Outcome> {

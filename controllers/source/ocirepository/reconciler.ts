@@ -23,15 +23,9 @@ import { failed, stalled, type Outcome, type ReconcileError } from '../../runtim
 import { ConditionType, Reason } from '../../runtime/reasons.ts';
 import { newConstraint, newVersion, SemverError, type Version } from '../../runtime/semver.ts';
 import { runSteps, type Recipe } from '../../runtime/steps.ts';
-import { extractTarball } from '../../kustomize/render/extract.ts';
-import { ArtifactError } from '../../kustomize/render/errors.ts';
-import {
-  artifactInStorage,
-  deleteArtifacts,
-  ensureFinalizer,
-  markOutdated,
-  publishArtifact,
-} from '../artifact-steps.ts';
+import { ExtractError, extractTarball } from '../../runtime/extract.ts';
+
+import { deleteArtifacts, markOutdated, sourceSteps } from '../artifact-steps.ts';
 import { digestMeter } from '../digest.ts';
 import type { ProxyConfig } from '../git/proxy.ts';
 import { SecretError, readSecret } from '../gitrepository/credentials.ts';
@@ -97,67 +91,52 @@ interface Run {
 export class OCIRepositoryReconciler implements Reconciler<OCIRepository> {
   readonly failureReason = Reason.Failed;
   private readonly deps: OCIRepositoryDeps;
-  readonly recipe: Recipe<Run> = {
-    steps: [
-      {
-        name: 'finalizer',
-        reason: Reason.ReconciliationFailed,
-        run: (r) => ensureFinalizer(this.deps.kubeConfig, r.obj),
-      },
-      { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
-      {
-        name: 'storage',
-        reason: Reason.StatOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: async (r) => {
-          r.inStorage = await artifactInStorage(this.deps.storage, r.ctx);
-        },
-      },
-      {
-        name: 'credentials',
-        reason: Reason.AuthenticationFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.credentials(r),
-      },
-      {
-        name: 'resolve',
-        reason: Reason.OCIArtifactPullFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.resolve(r),
-      },
-      {
-        name: 'pull',
-        reason: Reason.OCIArtifactPullFailed,
-        condition: ConditionType.FetchFailed,
-        run: (r) => this.pull(r),
-      },
-      {
-        name: 'artifact',
-        reason: Reason.ArchiveOperationFailed,
-        condition: ConditionType.StorageOperationFailed,
-        run: (r) => this.artifact(r),
-      },
-      {
-        name: 'publish',
-        reason: Reason.ReconciliationFailed,
-        run: (r) =>
-          publishArtifact(this.deps.storage, r.dir, r.ctx, r.obj.metadata?.generation, {
-            reason: Reason.Succeeded,
-            message: `stored artifact for digest '${r.ctx.status.artifact!.revision}'`,
-          }),
-      },
-    ],
-    success: (r) => ({
-      type: 'success',
-      reason: Reason.Succeeded,
-      message: `stored artifact for digest '${r.ctx.status.artifact!.revision}'`,
-      requeueAfterMs: parseDuration(r.spec!.interval),
-    }),
-    classify,
-  };
+  readonly recipe: Recipe<Run>;
 
   constructor(deps: OCIRepositoryDeps) {
     this.deps = deps;
+    this.recipe = {
+      steps: [
+        sourceSteps.finalizer(this.deps.kubeConfig),
+        { name: 'validate', reason: Reason.InvalidSpec, run: (r) => this.validate(r) },
+        sourceSteps.storage(this.deps.storage),
+        {
+          name: 'credentials',
+          reason: Reason.AuthenticationFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.credentials(r),
+        },
+        {
+          name: 'resolve',
+          reason: Reason.OCIArtifactPullFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.resolve(r),
+        },
+        {
+          name: 'pull',
+          reason: Reason.OCIArtifactPullFailed,
+          condition: ConditionType.FetchFailed,
+          run: (r) => this.pull(r),
+        },
+        {
+          name: 'artifact',
+          reason: Reason.ArchiveOperationFailed,
+          condition: ConditionType.StorageOperationFailed,
+          run: (r) => this.artifact(r),
+        },
+        sourceSteps.publish<Run>(this.deps.storage, (r) => ({
+          reason: Reason.Succeeded,
+          message: `stored artifact for digest '${r.ctx.status.artifact!.revision}'`,
+        })),
+      ],
+      success: (r) => ({
+        type: 'success',
+        reason: Reason.Succeeded,
+        message: `stored artifact for digest '${r.ctx.status.artifact!.revision}'`,
+        requeueAfterMs: parseDuration(r.spec!.interval),
+      }),
+      classify,
+    };
   }
 
   async reconcile(obj: OCIRepository, ctx: Ctx): Promise<Outcome> {
@@ -338,7 +317,7 @@ export class OCIRepositoryReconciler implements Reconciler<OCIRepository> {
     try {
       await extractTarball(createReadStream(blob), tree, { maxBytes: this.deps.maxSize, maxEntries: MAX_ENTRIES });
     } catch (err) {
-      if (!(err instanceof ArtifactError)) throw err;
+      if (!(err instanceof ExtractError)) throw err;
       throw failed(
         Reason.OCIArtifactLayerOperationFailed,
         `failed to extract layer contents from artifact: ${err.message}`,

@@ -1,6 +1,7 @@
-// Unpacks an artifact tarball into an empty directory. The tarball comes from another controller
-// over the network, so every entry is treated as hostile: nothing may be written, or be reachable
-// through a symlink, outside the directory, and the unpacked size and entry count are bounded.
+// Unpacks an artifact tarball into an empty directory (Kustomization sources, git charts, OCI
+// layers). The tarball comes from another controller or a registry over the network, so every
+// entry is treated as hostile: nothing may be written, or be reachable through a symlink, outside
+// the directory, and the unpacked size and entry count are bounded.
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
@@ -8,8 +9,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { resolveSymlink } from '../../runtime/symlinks.ts';
-import { ArtifactError } from './errors.ts';
+import { resolveSymlink } from './symlinks.ts';
+
+/** The tarball holds something unsafe or broken, or could not be read; the message names the entry. */
+export class ExtractError extends Error {
+  override name = 'ExtractError';
+}
 
 export interface ExtractLimits {
   /** Limit on the summed size of the files' contents. */
@@ -28,8 +33,8 @@ type Entry = ReturnType<typeof tar.extract> extends AsyncIterable<infer E> ? E :
 
 // The kernel gives up after 40 links in one lookup; a tree needing more is broken or hostile.
 
-function refuse(name: string, why: string): ArtifactError {
-  return new ArtifactError(`artifact entry ${JSON.stringify(name)} ${why}`);
+function refuse(name: string, why: string): ExtractError {
+  return new ExtractError(`artifact entry ${JSON.stringify(name)} ${why}`);
 }
 
 /** The entry's path relative to the root, '' for the root itself. */
@@ -172,10 +177,10 @@ export async function extractTarball(
   await mkdir(destDir, { recursive: true });
   if ((await readdir(destDir)).length > 0) {
     source.destroy();
-    throw new ArtifactError(`cannot unpack the artifact into ${destDir}: the directory is not empty`);
+    throw new ExtractError(`cannot unpack the artifact into ${destDir}: the directory is not empty`);
   }
   source.off('error', onEarly);
-  if (early) throw new ArtifactError(`reading the artifact: ${early.message}`);
+  if (early) throw new ExtractError(`reading the artifact: ${early.message}`);
   const unpacker = new Unpacker(destDir, limits);
   const extract = tar.extract();
   const reading = pipeline(source, createGunzip(), extract);
@@ -185,8 +190,8 @@ export async function extractTarball(
   } catch (err) {
     source.destroy();
     await reading.catch(() => undefined);
-    if (err instanceof ArtifactError) throw err;
-    throw new ArtifactError(`unpacking the artifact: ${(err as Error).message}`);
+    if (err instanceof ExtractError) throw err;
+    throw new ExtractError(`unpacking the artifact: ${(err as Error).message}`);
   }
   await unpacker.finish();
   return { files: unpacker.files, bytes: unpacker.bytes };
