@@ -104,6 +104,7 @@ async function startController(binDir: string): Promise<void> {
     '--storage-adv-addr=127.0.0.1:9090',
     `--kustomize-path=${path.join(binDir, 'kustomize')}`,
     `--sops-path=${path.join(binDir, 'sops')}`,
+    `--helm-helper-path=${path.join(binDir, 'tide-helm')}`,
   ];
   const proc = spawnLogged(controller, process.execPath, args, { stateDir, detached: true, cwd: repoRoot });
   const deadline = Date.now() + 60_000;
