@@ -1,5 +1,5 @@
 // The kustomize controller: Kustomization, fed by GitRepository and OCIRepository artifacts.
-import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
@@ -10,7 +10,7 @@ import { applyAll } from '../runtime/apply/apply.ts';
 import { inventoryOf } from '../runtime/apply/changeset.ts';
 import { waitForHealth } from '../runtime/apply/health.ts';
 import { prune, waitForDeletion } from '../runtime/apply/prune.ts';
-import { shareConnections } from '../runtime/kubeconfig.ts';
+import { impersonating } from '../runtime/kubeconfig.ts';
 import { unlessNotFound } from '../runtime/api-errors.ts';
 import { isTrue } from '../runtime/conditions.ts';
 import { failed } from '../runtime/outcome.ts';
@@ -38,7 +38,7 @@ import {
   type SourceKind,
   type StepsTarget,
 } from './reconciler.ts';
-import { RemoteClusters } from './remote.ts';
+import { RemoteClusters } from '../runtime/remote-clusters.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
 const DEPENDS_INDEX = 'spec.dependsOn';
@@ -64,30 +64,6 @@ async function decryptionKeys(kc: KubeConfig, namespace: string, name: string | 
   const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace }));
   if (!secret) throw failed(Reason.BuildFailed, `decryption Secret '${namespace}/${name}' not found`);
   return keysFromSecret(secret.data ?? {});
-}
-
-/** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per cluster and account. */
-const impersonated = new WeakMap<KubeConfig, Map<string, KubeConfig>>();
-function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
-  const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
-  let accounts = impersonated.get(kc);
-  if (!accounts) {
-    accounts = new Map();
-    impersonated.set(kc, accounts);
-  }
-  let copy = accounts.get(user);
-  if (!copy) {
-    copy = new KubeConfig();
-    const current = kc.getCurrentUser()!;
-    copy.loadFromOptions({
-      clusters: kc.clusters,
-      users: [{ ...current, impersonateUser: user }],
-      contexts: [{ name: 'impersonated', cluster: kc.getCurrentCluster()!.name, user: current.name }],
-      currentContext: 'impersonated',
-    });
-    accounts.set(user, shareConnections(copy));
-  }
-  return copy;
 }
 
 export interface StepsOptions {

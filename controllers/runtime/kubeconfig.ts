@@ -2,7 +2,7 @@
 // (KubeConfig.createDispatcher is not cached, unlike createAgent), so no connection is ever reused:
 // each API call pays a TCP and TLS handshake and leaves an agent behind for the GC. Measured on
 // 1000 status patches: 409 MB peak RSS. One dispatcher per TLS identity restores keep-alive.
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
@@ -29,4 +29,28 @@ export function shareConnections(kc: KubeConfig): KubeConfig {
     return cache.get(key);
   };
   return kc;
+}
+
+/** A KubeConfig acting as a ServiceAccount (spec.serviceAccountName), one per cluster and account. */
+const impersonated = new WeakMap<KubeConfig, Map<string, KubeConfig>>();
+export function impersonating(kc: KubeConfig, sa: { namespace: string; name: string }): KubeConfig {
+  const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
+  let accounts = impersonated.get(kc);
+  if (!accounts) {
+    accounts = new Map();
+    impersonated.set(kc, accounts);
+  }
+  let copy = accounts.get(user);
+  if (!copy) {
+    copy = new KubeConfig();
+    const current = kc.getCurrentUser()!;
+    copy.loadFromOptions({
+      clusters: kc.clusters,
+      users: [{ ...current, impersonateUser: user }],
+      contexts: [{ name: 'impersonated', cluster: kc.getCurrentCluster()!.name, user: current.name }],
+      currentContext: 'impersonated',
+    });
+    accounts.set(user, shareConnections(copy));
+  }
+  return copy;
 }

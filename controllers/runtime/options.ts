@@ -125,7 +125,8 @@ export function readArgs(argv: readonly string[], groups: readonly FlagGroup[]):
   const known = new Map<string, Flag<unknown>>();
   for (const g of groups) {
     for (const [name, f] of Object.entries(g.flags)) {
-      if (known.has(name)) throw new Error(`flag --${name} is declared twice`);
+      // Two controllers may share one flag (the same declaration, e.g. the Helm helper's path).
+      if (known.has(name) && known.get(name) !== f) throw new Error(`flag --${name} is declared twice`);
       known.set(name, f);
     }
   }

@@ -62,6 +62,12 @@ describe('outcome table', () => {
     expect(queueDecision(o)).to.deep.equal({ action: 'none' });
   });
 
+  it('stalled with a recheck time: still Stalled, looked at again after that time', () => {
+    const o = outcomeOf(stalled('RetriesExceeded', 'Failed to install after 1 attempt(s)', 600_000));
+    expect(findCondition(applyOutcome({}, o, 1, now).conditions, 'Stalled')).to.include({ status: 'True' });
+    expect(queueDecision(o)).to.deep.equal({ action: 'requeue-after', afterMs: 600_000 });
+  });
+
   it('waiting: Ready=False with the waiting reason, requeue after the given time without jitter', () => {
     const o = outcomeOf(waiting('DependencyNotReady', "dependency 'x' is not ready", 30_000));
     const s = applyOutcome({}, o, 1, now);

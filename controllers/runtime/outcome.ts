@@ -24,7 +24,8 @@ interface Row {
   reconciling: string | false;
   stalled: boolean;
   observeGeneration: boolean;
-  queue: 'after-jittered' | 'after' | 'none' | 'backoff';
+  /** recheck: nothing is retried, but the object is looked at again after requeueAfterMs when given. */
+  queue: 'after-jittered' | 'after' | 'none' | 'backoff' | 'recheck';
 }
 
 export const OUTCOME_TABLE: Readonly<Record<OutcomeType, Row>> = {
@@ -36,7 +37,7 @@ export const OUTCOME_TABLE: Readonly<Record<OutcomeType, Row>> = {
     observeGeneration: false,
     queue: 'after',
   },
-  stalled: { ready: 'False', reconciling: false, stalled: true, observeGeneration: true, queue: 'none' },
+  stalled: { ready: 'False', reconciling: false, stalled: true, observeGeneration: true, queue: 'recheck' },
   error: {
     ready: 'False',
     reconciling: Reason.ProgressingWithRetry,
@@ -70,8 +71,13 @@ export class ReconcileError extends Error {
   }
 }
 
-export function stalled(reason: string, message: string): ReconcileError {
-  return new ReconcileError('stalled', reason, message);
+/**
+ * `recheckAfterMs`: a stall that something outside the spec can lift (a HelmRelease out of retries
+ * whose values come from a ConfigMap) is looked at again after this long; without it, only a
+ * spec change or a reconcile request brings the object back.
+ */
+export function stalled(reason: string, message: string, recheckAfterMs?: number): ReconcileError {
+  return new ReconcileError('stalled', reason, message, recheckAfterMs);
 }
 
 export function waiting(reason: string, message: string, requeueAfterMs: number): ReconcileError {
@@ -182,6 +188,8 @@ export function queueDecision(outcome: Outcome, random: () => number = Math.rand
       return { action: 'requeue-after', afterMs: outcome.requeueAfterMs ?? 30_000 };
     case 'backoff':
       return outcome.requeueAfterMs ? { action: 'backoff', maxMs: outcome.requeueAfterMs } : { action: 'backoff' };
+    case 'recheck':
+      return outcome.requeueAfterMs ? { action: 'requeue-after', afterMs: outcome.requeueAfterMs } : { action: 'none' };
     case 'none':
       return { action: 'none' };
   }

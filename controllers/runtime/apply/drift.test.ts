@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { LiveObject, ManagedFieldsEntry } from './client.ts';
-import { contentDiffers, KUBECTL_MANAGERS, ownershipDiffers, takeOverManagedFields } from './drift.ts';
+import { changedPaths, contentDiffers, KUBECTL_MANAGERS, ownershipDiffers, takeOverManagedFields } from './drift.ts';
 
 const entry = (
   manager: string,
@@ -38,6 +38,29 @@ function configMap(
 }
 
 describe('drift', () => {
+  it('names the paths that differ, deepest first found, escaped, bounded', () => {
+    const live = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'a', resourceVersion: '1', labels: { 'app.kubernetes.io/name': 'a' } },
+      spec: { replicas: 3, template: { spec: { containers: [{ image: 'x:1' }] } } },
+      status: { replicas: 3 },
+    } as LiveObject;
+    const dryRun = structuredClone(live) as LiveObject & { spec: { replicas: number; template: unknown } };
+    dryRun.metadata!.resourceVersion = '2';
+    dryRun.metadata!.labels = {};
+    dryRun.spec.replicas = 1;
+    dryRun.spec.template = { spec: { containers: [{ image: 'x:2' }] } };
+    (dryRun as { status?: unknown }).status = { replicas: 1 };
+    expect(changedPaths(live, dryRun)).to.deep.equal([
+      '/metadata/labels/app.kubernetes.io~1name',
+      '/spec/replicas',
+      '/spec/template/spec/containers/0/image',
+    ]);
+    expect(changedPaths(live, dryRun, 1)).to.have.length(1);
+    expect(changedPaths(live, structuredClone(live))).to.deep.equal([]);
+  });
+
   it('ignores bookkeeping the server rewrites and status', () => {
     const live = {
       ...configMap({ a: '1' }, { generation: 1 }, [entry('m', 'Apply', { 'f:data': {} })]),

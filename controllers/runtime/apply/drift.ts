@@ -35,6 +35,32 @@ export function contentDiffers(live: LiveObject, dryRun: LiveObject): boolean {
   return !isDeepStrictEqual(comparable(live), comparable(dryRun));
 }
 
+/**
+ * The JSON pointers (RFC 6901) where applying would change the object, at most `limit`: the
+ * deepest differing paths, for messages that say which fields drifted.
+ */
+export function changedPaths(live: LiveObject, dryRun: LiveObject, limit = 10): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (out.length >= limit || isDeepStrictEqual(a, b)) return;
+    const objects = typeof a === 'object' && a !== null && typeof b === 'object' && b !== null;
+    if (!objects || Array.isArray(a) !== Array.isArray(b)) {
+      out.push(path || '/');
+      return;
+    }
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of [...keys].sort()) {
+      walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}/${escapePointer(k)}`);
+    }
+  };
+  walk(comparable(live), comparable(dryRun), '');
+  return out;
+}
+
+function escapePointer(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
 function ownEntry(obj: LiveObject, manager: string): ManagedFieldsEntry | undefined {
   return managedFieldsOf(obj).find((e) => e.manager === manager && e.operation === 'Apply' && !e.subresource);
 }

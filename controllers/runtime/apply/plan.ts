@@ -41,6 +41,8 @@ export interface Plan {
   /** What is sent: item.obj, with ignored paths taken from the live object. */
   applied?: KubernetesObject;
   live?: LiveObject;
+  /** The server's dry-run answer: the object as the apply would leave it. */
+  dryRun?: LiveObject;
   recreate?: boolean;
   takeOver?: ManagedFieldsEntry[];
 }
@@ -182,9 +184,9 @@ export async function plan(planner: Planner, item: Item): Promise<Outcome> {
       return { plan: { item, action: 'created', live, recreate: true } };
     return { failure: { subject: item.subject, reason: reasonOf(err) }, live };
   }
-  if (!live) return { plan: { item, action: 'created' } };
+  if (!live) return { plan: { item, action: 'created', dryRun } };
   const takeOver = policy.merge ? undefined : takeOverManagedFields(live, planner.fieldManager, planner.takeOver);
   const changed =
     takeOver !== undefined || contentDiffers(live, dryRun) || ownershipDiffers(live, dryRun, planner.fieldManager);
-  return { plan: { item, action: changed ? 'configured' : 'unchanged', live, takeOver, applied } };
+  return { plan: { item, action: changed ? 'configured' : 'unchanged', live, dryRun, takeOver, applied } };
 }

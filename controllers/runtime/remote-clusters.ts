@@ -1,11 +1,11 @@
-// spec.kubeConfig.secretRef: the Kustomization applies to another cluster, with a kubeconfig kept
-// in a Secret of its namespace. Like Flux without --insecure-kubeconfig-exec, only self-contained
+// spec.kubeConfig.secretRef: a Kustomization or HelmRelease acts on another cluster, with a
+// kubeconfig kept in a Secret of its namespace. Like Flux without --insecure-kubeconfig-exec, only self-contained
 // kubeconfigs are accepted: no exec or auth-provider plugins and no file paths on the
 // controller's disk. Messages name the Secret and key, never their content.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { statusCode, unlessNotFound } from '../runtime/api-errors.ts';
-import { shareConnections } from '../runtime/kubeconfig.ts';
+import { statusCode, unlessNotFound } from './api-errors.ts';
+import { shareConnections } from './kubeconfig.ts';
 
 export interface KubeConfigSecretRef {
   name: string;
