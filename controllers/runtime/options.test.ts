@@ -74,8 +74,10 @@ describe('options', () => {
     expect(() => parse(['stray'])).to.throw(UsageError, 'unexpected argument "stray"');
   });
 
-  it('refuses a flag declared by two groups', () => {
-    expect(() => readArgs([], [group, { ...group, title: 'other' }])).to.throw('flag --name is declared twice');
+  it('refuses a flag declared by two groups, unless both share the one declaration', () => {
+    const other = { ...group, title: 'other', flags: { name: flag.string({ help: 'another name' }) } };
+    expect(() => readArgs([], [group, other])).to.throw('flag --name is declared twice');
+    expect(readArgs(['--name=x'], [group, { ...group, title: 'other' }]).get('name')).to.equal('x');
   });
 
   it('lists the flags by group with kind and default', () => {
