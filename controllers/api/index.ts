@@ -1,4 +1,5 @@
 // Every kind Tide serves; crds/ is generated from this list.
+import { HelmReleaseKind } from './helm/helmrelease.ts';
 import type { KindDefinition } from './kind.ts';
 import { KustomizationKind } from './kustomize/kustomization.ts';
 import { GitRepositoryKind } from './source/gitrepository.ts';
@@ -12,4 +13,5 @@ export const ALL_KINDS: KindDefinition[] = [
   HelmChartKind,
   OCIRepositoryKind,
   KustomizationKind,
+  HelmReleaseKind,
 ];
