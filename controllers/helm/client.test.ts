@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { resolveBinDir } from '../../e2e/cluster/cluster.ts';
 import { artifact } from '../../e2e/support/tree.ts';
 import { Logger } from '../runtime/logger.ts';
-import { HelmHelper, HelmHelperError } from './client.ts';
+import { HelmHelper, HelmHelperError, type HelmTarget, type InstallParams } from './client.ts';
 
 const chartYaml = (name: string, version: string, extra = '') =>
   `apiVersion: v2\nname: ${name}\nversion: ${version}\n${extra}`;
@@ -261,6 +261,58 @@ entries:
       );
       expect(err.code).to.equal('InvalidValues');
       expect(err.message).to.include(list);
+    });
+  });
+
+  describe('release ops without a cluster', () => {
+    /** A kubeconfig of a server nothing listens on. */
+    const unreachable = () => {
+      const path = join(root, 'unreachable.kubeconfig');
+      writeFileSync(
+        path,
+        `apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: k, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: k, user: u}}]
+`,
+        { mode: 0o600 },
+      );
+      return { kubeconfig: path, storageNamespace: 'apps', persistent: false };
+    };
+    const install = (target: HelmTarget, name: string, chart: string): InstallParams => ({
+      target,
+      name,
+      chart,
+      namespace: 'apps',
+      values: { image: { tag: '2.0' } },
+      timeoutMs: 5_000,
+      wait: false,
+      waitForJobs: false,
+      disableHooks: false,
+      disableOpenAPIValidation: false,
+      disableSchemaValidation: false,
+      replace: false,
+      createNamespace: false,
+    });
+
+    it('fails with InvalidParams on a kubeconfig that cannot be read or a bad release name', async () => {
+      const missing = { kubeconfig: join(root, 'no-such-kubeconfig'), storageNamespace: 'apps' };
+      let err = await failure(helper.history({ target: missing, name: 'app' }));
+      expect(err.code).to.equal('InvalidParams');
+      expect(err.message).to.include('no-such-kubeconfig');
+      err = await failure(helper.install(install(unreachable(), 'Not_A_Name', join(root, 'app'))));
+      expect(err.code).to.equal('InvalidParams');
+    });
+
+    it('fails with InvalidChart before it reaches the cluster, InstallFailed when it cannot', async () => {
+      const target = unreachable();
+      let err = await failure(helper.install(install(target, 'app', join(root, 'no-such-chart'))));
+      expect(err.code).to.equal('InvalidChart');
+      err = await failure(helper.install(install(target, 'app', join(root, 'lib'))));
+      expect(err.code).to.equal('InstallFailed');
+      expect(err.message).to.include('127.0.0.1:1');
     });
   });
 

@@ -1,5 +1,6 @@
 // Client of tide-helm (controllers/helm/helper), the long-running Go process that runs the Helm SDK
-// for us: it parses repository indexes, inspects charts and packages them, and decides nothing.
+// for us: it parses repository indexes, inspects charts and packages them, and installs, upgrades,
+// tests, rolls back and uninstalls releases; it decides nothing.
 // One JSON object a line each way: {"id", "op", "params"} in, {"id", "result" | "error"} out. The
 // child starts with the first request and again after it dies (slower each time it keeps dying).
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
@@ -24,6 +25,15 @@ export interface RequestOptions {
  * A failed request. `code` is the helper's (InvalidIndex, InvalidChart, MissingDependency,
  * InvalidValues, PackageFailed, UnknownOp, InvalidParams, WriteFailed, Internal) or the client's:
  * HelperExited, HelperUnavailable, Timeout, Closed.
+ *
+ * Release ops add: ReleaseNotFound (no record of the release; upgrade, test, rollback, uninstall,
+ * unlock, manifest), InstallFailed, UpgradeFailed, TestFailed (names the failed hooks),
+ * RollbackFailed, UninstallFailed (Helm's message each), RenderFailed (templates, a `required`
+ * value, the values schema, dependency conditions; Helm records no release), PostRenderFailed
+ * (kustomize's message; no release recorded), InvalidChart (cannot be loaded, a library chart, a
+ * dependency missing from charts/), NotLocked (unlock of a release that is not pending) and
+ * StorageFailed (reading or writing the release records failed outside of a Helm action).
+ * InvalidParams also covers a kubeconfig that cannot be read.
  */
 export class HelmHelperError extends Error {
   override name = 'HelmHelperError';
@@ -74,6 +84,212 @@ export interface PackagedChart {
   path: string;
   name: string;
   version: string;
+}
+
+/**
+ * Where a release op runs: the cluster and identity of a kubeconfig file, and the namespace of the
+ * release records (Secrets of Helm's storage driver, which the helm CLI reads too).
+ */
+export interface HelmTarget {
+  /** Path of a kubeconfig file (mode 0600); nothing else (no in-cluster config) is used. */
+  kubeconfig: string;
+  /** Its context; default the current one. */
+  context?: string | undefined;
+  /** User to impersonate, e.g. system:serviceaccount:<ns>:<name>. */
+  impersonate?: string | undefined;
+  storageNamespace: string;
+  /**
+   * Default true: reuse the clients (REST config, discovery, REST mapper) cached for this kubeconfig
+   * file (path, mtime, size), context, impersonation and storage namespace; false: fresh ones.
+   */
+  persistent?: boolean | undefined;
+}
+
+export type ReleaseStatus =
+  | 'deployed'
+  | 'failed'
+  | 'pending-install'
+  | 'pending-upgrade'
+  | 'pending-rollback'
+  | 'uninstalling'
+  | 'uninstalled'
+  | 'superseded'
+  | 'unknown';
+
+/** The last run of a test hook; no times and phase '' when it never ran. */
+export interface TestHookRun {
+  /** RFC 3339, UTC, seconds. */
+  lastStarted?: string;
+  lastCompleted?: string;
+  /** Running, Succeeded, Failed, Unknown or ''. */
+  phase: string;
+}
+
+/** One release record of Helm's storage. */
+export interface ReleaseInfo {
+  name: string;
+  /** The release's (target) namespace. */
+  namespace: string;
+  version: number;
+  status: ReleaseStatus;
+  chartName: string;
+  chartVersion: string;
+  appVersion: string;
+  /**
+   * "sha256:<hex>" of the values the release was given, as JSON with sorted keys (no spaces, no
+   * trailing newline; none is `{}`): JSON.stringify with sorted keys gives the same text.
+   */
+  configDigest: string;
+  /** "sha256:<hex>" of the whole stored record: changes with any change of it (status, test runs). */
+  digest: string;
+  /** RFC 3339, UTC, seconds; absent when unset. */
+  firstDeployed?: string;
+  lastDeployed?: string;
+  deleted?: string;
+  description: string;
+  /** Labels of the record other than Helm's own. */
+  labels?: Record<string, string>;
+  /** The hooks with the test event, by name; absent when there are none. */
+  testHooks?: Record<string, TestHookRun>;
+  hasTests: boolean;
+}
+
+/** A kustomize patch (strategic merge, or a JSON 6902 list of operations with a target). */
+export interface PostRenderPatch {
+  patch: string;
+  target?:
+    | {
+        group?: string | undefined;
+        version?: string | undefined;
+        kind?: string | undefined;
+        name?: string | undefined;
+        namespace?: string | undefined;
+        labelSelector?: string | undefined;
+        annotationSelector?: string | undefined;
+      }
+    | undefined;
+}
+
+/**
+ * Post-rendering of the manifests Helm rendered: each kustomize entry is one kustomize pass (Flux's
+ * spec.postRenderers[].kustomize), in order; then the common labels and annotations are set on the
+ * metadata of every object (not on selectors or templates), replacing what the objects had.
+ */
+export interface PostRender {
+  kustomize?:
+    | {
+        patches?: PostRenderPatch[] | undefined;
+        images?:
+          | {
+              name: string;
+              newName?: string | undefined;
+              newTag?: string | undefined;
+              digest?: string | undefined;
+            }[]
+          | undefined;
+      }[]
+    | undefined;
+  commonLabels?: Record<string, string> | undefined;
+  commonAnnotations?: Record<string, string> | undefined;
+}
+
+/**
+ * What install and upgrade share. `timeoutMs` (default 5 min) is Helm's, for each wait and hook; the
+ * helper cancels the whole op 30 s after it (the ops without a Helm context, their waits).
+ */
+interface DeployParams {
+  target: HelmTarget;
+  name: string;
+  /** A packaged chart (.tgz) or chart directory. */
+  chart: string;
+  /** The release's namespace (for upgrade, it must be the release's). */
+  namespace: string;
+  values: Record<string, unknown>;
+  timeoutMs: number;
+  /** false: only hooks are waited for; true: all objects, by kstatus (Helm 4's --wait). */
+  wait: boolean;
+  waitForJobs: boolean;
+  disableHooks: boolean;
+  disableOpenAPIValidation: boolean;
+  disableSchemaValidation: boolean;
+  /**
+   * Create (default): missing CRDs of crds/ are created (for upgrade, by the helper: Helm's upgrade
+   * ignores crds/); CreateReplace: existing ones are replaced as well; Skip: crds/ is ignored.
+   */
+  crds?: 'Skip' | 'Create' | 'CreateReplace' | (string & {}) | undefined;
+  /** Force-conflicts with server-side apply, replace without. */
+  force?: boolean | undefined;
+  description?: string | undefined;
+  postRender?: PostRender | undefined;
+  /**
+   * What Helm post-renders: combined (default, Helm 4: hooks and templates together), separate
+   * (hooks apart from templates) or nohooks (templates only, as Helm 3).
+   */
+  postRenderStrategy?: 'combined' | 'separate' | 'nohooks' | (string & {}) | undefined;
+}
+
+export interface InstallParams extends DeployParams {
+  /** Install over an uninstalled (kept) or failed release of the same name. */
+  replace: boolean;
+  createNamespace: boolean;
+  /** Default true (Helm 4). */
+  serverSideApply?: boolean | undefined;
+}
+
+export interface UpgradeParams extends DeployParams {
+  /** Records kept, 0 for all. */
+  maxHistory: number;
+  /** Merge the values given over the release's (Helm's --reuse-values); otherwise they replace them. */
+  preserveValues: boolean;
+  cleanupOnFail: boolean;
+  /** Default auto: as the last release was applied (booleans are taken too). */
+  serverSideApply?: 'true' | 'false' | 'auto' | boolean | undefined;
+}
+
+export interface TestParams {
+  target: HelmTarget;
+  name: string;
+  timeoutMs: number;
+  /** Hook names to run only (name) or to skip (!name). */
+  filters?: { name?: string[] | undefined; '!name'?: string[] | undefined } | undefined;
+}
+
+export interface RollbackParams {
+  target: HelmTarget;
+  name: string;
+  /** 0 or absent: the version before the newest. */
+  version?: number | undefined;
+  timeoutMs: number;
+  wait: boolean;
+  waitForJobs: boolean;
+  disableHooks: boolean;
+  force: boolean;
+  cleanupOnFail: boolean;
+  maxHistory: number;
+}
+
+export interface UninstallParams {
+  target: HelmTarget;
+  name: string;
+  timeoutMs: number;
+  wait: boolean;
+  disableHooks: boolean;
+  keepHistory: boolean;
+  /** background (default), foreground or orphan. */
+  deletionPropagation?: 'background' | 'foreground' | 'orphan' | (string & {}) | undefined;
+}
+
+export interface UninstallResult {
+  /** The uninstalled record, when kept. */
+  info?: ReleaseInfo;
+  /** Helm's note on what was kept (resource policy, objects not owned by the release). */
+  message: string;
+}
+
+export interface ReleaseManifest {
+  /** The rendered manifest (without hooks). */
+  manifest: string;
+  namespace: string;
 }
 
 interface Pending {
@@ -162,6 +378,58 @@ export class HelmHelper {
 
   packageChart(params: PackageParams, opts?: RequestOptions): Promise<PackagedChart> {
     return this.request('chart.package', params, opts);
+  }
+
+  /** The release's records, newest first, at most `max` (default 10; negative: all); none when not found. */
+  history(
+    params: { target: HelmTarget; name: string; max?: number | undefined },
+    opts?: RequestOptions,
+  ): Promise<{ releases: ReleaseInfo[] }> {
+    return this.request('release.history', params, opts);
+  }
+
+  /**
+   * Installs a release. A failure after Helm recorded the release leaves it failed in storage;
+   * remediation is the caller's.
+   */
+  install(params: InstallParams, opts?: RequestOptions): Promise<ReleaseInfo> {
+    return this.request('release.install', params, opts);
+  }
+
+  /**
+   * Upgrades a release (also one whose newest record failed, or one the helm CLI installed). Objects
+   * are applied as field manager helm-controller: fields the helm CLI applied (manager "helm") with
+   * other values conflict under server-side apply unless `force`.
+   */
+  upgrade(params: UpgradeParams, opts?: RequestOptions): Promise<ReleaseInfo> {
+    return this.request('release.upgrade', params, opts);
+  }
+
+  /** Runs the release's test hooks; the record with their runs is saved, failed or not. */
+  test(params: TestParams, opts?: RequestOptions): Promise<ReleaseInfo> {
+    return this.request('release.test', params, opts);
+  }
+
+  /** Rolls back; resolves with the newest release afterwards. */
+  rollback(params: RollbackParams, opts?: RequestOptions): Promise<ReleaseInfo> {
+    return this.request('release.rollback', params, opts);
+  }
+
+  uninstall(params: UninstallParams, opts?: RequestOptions): Promise<UninstallResult> {
+    return this.request('release.uninstall', params, opts);
+  }
+
+  /** Marks the newest release failed if it is pending-*: NotLocked otherwise. */
+  unlock(params: { target: HelmTarget; name: string }, opts?: RequestOptions): Promise<ReleaseInfo> {
+    return this.request('release.unlock', params, opts);
+  }
+
+  /** The rendered manifest of a version (default the newest). */
+  manifest(
+    params: { target: HelmTarget; name: string; version?: number | undefined },
+    opts?: RequestOptions,
+  ): Promise<ReleaseManifest> {
+    return this.request('release.manifest', params, opts);
   }
 
   /** Ends the helper's stdin and waits for it to answer what it has and exit; later requests fail. */

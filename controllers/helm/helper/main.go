@@ -50,6 +50,15 @@ var ops = map[string]handler{
 	"index.parse":   withParams(parseIndex),
 	"chart.inspect": withParams(inspectChart),
 	"chart.package": withParams(packageChart),
+
+	"release.history":   withParams(releaseHistoryOp),
+	"release.install":   withParams(releaseInstallOp),
+	"release.upgrade":   withParams(releaseUpgradeOp),
+	"release.test":      withParams(releaseTestOp),
+	"release.rollback":  withParams(releaseRollbackOp),
+	"release.uninstall": withParams(releaseUninstallOp),
+	"release.unlock":    withParams(releaseUnlockOp),
+	"release.manifest":  withParams(releaseManifestOp),
 }
 
 // withParams decodes the request's params into P for the handler.
