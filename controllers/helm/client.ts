@@ -226,6 +226,8 @@ interface DeployParams {
    * (hooks apart from templates) or nohooks (templates only, as Helm 3).
    */
   postRenderStrategy?: 'combined' | 'separate' | 'nohooks' | (string & {}) | undefined;
+  /** Replaces the chart's version (an OCI chart's version carries the artifact digest). */
+  chartVersion?: string | undefined;
 }
 
 export interface InstallParams extends DeployParams {

@@ -17,7 +17,7 @@ import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
-import { defineController, type SetupContext } from '../runtime/setup.ts';
+import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
 import { keysFromSecret, type DecryptionKeys } from './render/decrypt.ts';
@@ -118,23 +118,12 @@ export function kustomizeSteps(
 }
 
 export const kustomizeFlags = {
-  'requeue-dependency': flag.duration({
-    default: '30s',
-    help: 'How soon a Kustomization waiting for dependencies or its source checks again.',
-  }),
+  'requeue-dependency': sharedFlags['requeue-dependency'],
   'kustomize-path': flag.string({ default: 'kustomize', help: 'The kustomize v5 binary.' }),
   'sops-path': flag.string({ default: 'sops', help: 'The sops binary, for spec.decryption.' }),
-  'no-cross-namespace-refs': flag.bool({
-    help: 'Refuse sourceRef and dependsOn in another namespace (multi-tenancy lockdown).',
-  }),
-  'default-service-account': flag.string({
-    default: '',
-    help: 'The ServiceAccount to impersonate when a Kustomization names none (multi-tenancy lockdown).',
-  }),
-  'watch-configs-label-selector': flag.string({
-    default: 'reconcile.fluxcd.io/watch=Enabled',
-    help: 'ConfigMaps and Secrets with these labels re-queue the Kustomizations that use them when they change.',
-  }),
+  'no-cross-namespace-refs': sharedFlags['no-cross-namespace-refs'],
+  'default-service-account': sharedFlags['default-service-account'],
+  'watch-configs-label-selector': sharedFlags['watch-configs-label-selector'],
 };
 
 export type KustomizeOptions = Options<typeof kustomizeFlags>;

@@ -61,4 +61,28 @@ export const Reason = {
   HealthCheckFailed: 'HealthCheckFailed',
   /** A newer request (revision, generation, reconcile request) ended a health wait (Flux's meta reason). */
   HealthCheckCanceled: 'HealthCheckCanceled',
+  // HelmReleases (helm-controller's reasons)
+  /** The release could not be prepared: values, the account or cluster to act as. */
+  InitFailed: 'InitFailed',
+  /** A valuesFrom reference cannot be resolved. */
+  ValuesError: 'ValuesError',
+  /** TestSuccess while tests are due. */
+  Pending: 'Pending',
+  InstallSucceeded: 'InstallSucceeded',
+  InstallFailed: 'InstallFailed',
+  UpgradeSucceeded: 'UpgradeSucceeded',
+  UpgradeFailed: 'UpgradeFailed',
+  TestSucceeded: 'TestSucceeded',
+  TestFailed: 'TestFailed',
+  RollbackSucceeded: 'RollbackSucceeded',
+  RollbackFailed: 'RollbackFailed',
+  UninstallSucceeded: 'UninstallSucceeded',
+  UninstallFailed: 'UninstallFailed',
+  /** The newest release was left pending-install/upgrade/rollback (and is unlocked once stale). */
+  PendingRelease: 'PendingRelease',
+  RetriesExceeded: 'RetriesExceeded',
+  MissingRollbackTarget: 'MissingRollbackTarget',
+  DriftDetected: 'DriftDetected',
+  DriftCorrected: 'DriftCorrected',
+  DriftCorrectionFailed: 'DriftCorrectionFailed',
 } as const;

@@ -1,7 +1,7 @@
 // The contract between tide-controller and a controller: each controller module exports one
 // descriptor naming it, declaring its flags and wiring it into a manager with typed options.
 import type { Manager } from './manager.ts';
-import { parseOptions, readArgs, type FlagGroup, type FlagSet, type Options } from './options.ts';
+import { flag, parseOptions, readArgs, type FlagGroup, type FlagSet, type Options } from './options.ts';
 
 export interface SetupContext<O> {
   manager: Manager;
@@ -31,3 +31,29 @@ export function optionsFrom<F extends FlagSet>(c: ControllerDescriptor<F>, argv:
   const group = flagGroup(c);
   return parseOptions(group, readArgs(argv, [group]));
 }
+
+/**
+ * Flags more than one controller reads, declared once: tide-controller takes each once, whichever
+ * controllers run (Flux's controllers each have their own copy of these).
+ */
+export const sharedFlags = {
+  'requeue-dependency': flag.duration({
+    default: '30s',
+    help: 'How soon an object waiting for dependencies or its source checks again.',
+  }),
+  'no-cross-namespace-refs': flag.bool({
+    help: 'Refuse references to sources and dependencies in another namespace (multi-tenancy lockdown).',
+  }),
+  'default-service-account': flag.string({
+    default: '',
+    help: 'The ServiceAccount to impersonate when an object names none (multi-tenancy lockdown).',
+  }),
+  'watch-configs-label-selector': flag.string({
+    default: 'reconcile.fluxcd.io/watch=Enabled',
+    help: 'ConfigMaps and Secrets with these labels re-queue the objects that use them when they change.',
+  }),
+  'helm-helper-path': flag.string({
+    default: 'tide-helm',
+    help: 'The Helm helper binary (controllers/helm/helper, on the Helm 4 SDK).',
+  }),
+};

@@ -12,7 +12,7 @@ import { HelmRepositoryKind } from '../api/source/helmrepository.ts';
 import { closeServer, parseAddress } from '../runtime/http.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
-import { defineController, type SetupContext } from '../runtime/setup.ts';
+import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { GitRepositoryReconciler, type GitRepository } from './gitrepository/reconciler.ts';
 import { ChartIndexes } from './helm/index-cache.ts';
 import { HelmChartReconciler, type HelmChart } from './helmchart/reconciler.ts';
@@ -39,10 +39,7 @@ export const sourceFlags = {
     help: 'Bytes a Helm repository index may have.',
   }),
   'helm-chart-max-size': flag.bytes({ default: 10 * 1024 ** 2, help: 'Bytes a downloaded Helm chart may have.' }),
-  'helm-helper-path': flag.string({
-    default: 'tide-helm',
-    help: 'The Helm helper binary (controllers/helm/helper, on the Helm 4 SDK).',
-  }),
+  'helm-helper-path': sharedFlags['helm-helper-path'],
 };
 
 export type SourceOptions = Options<typeof sourceFlags>;

@@ -1,26 +1,24 @@
 // Installs the committed CRDs (crds/*.yaml) the way a user would: server-side apply; builds the
 // Widget CRD tests use as a custom resource of their own.
-import {
-  ApiextensionsV1Api,
-  KubernetesObjectApi,
-  PatchStrategy,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { apiClientFor } from '../../controllers/runtime/apply/client.ts';
 import { eventually } from './eventually.ts';
 
 const crdDir = join(import.meta.dirname, '..', '..', 'crds');
 
 export async function installCRDs(kc: KubeConfig): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
+  // The raw documents, as kubectl sends them: client-node's typed serializer would drop keys it
+  // only knows by their TypeScript names (x-kubernetes-preserve-unknown-fields).
+  const client = apiClientFor(kc);
+  const res = await client.resourceFor('apiextensions.k8s.io/v1', 'CustomResourceDefinition');
   const names: string[] = [];
   for (const file of readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
     for (const doc of parseAllDocuments(readFileSync(join(crdDir, file), 'utf8'))) {
       const obj = doc.toJS() as KubernetesObject;
-      await api.patch(obj, undefined, undefined, 'tide-tests', true, PatchStrategy.ServerSideApply);
+      await client.apply(res!, obj, { fieldManager: 'tide-tests', force: true });
       names.push(obj.metadata!.name!);
     }
   }

@@ -92,6 +92,9 @@ type deployParams struct {
 	Description              string          `json:"description"`
 	PostRender               *postRenderSpec `json:"postRender"`
 	PostRenderStrategy       string          `json:"postRenderStrategy"`
+	// ChartVersion, when set, replaces the chart's version (a chart from an OCI artifact carries
+	// the artifact digest in its version, so that a new push of one version is a new release).
+	ChartVersion string `json:"chartVersion"`
 }
 
 type installParams struct {
@@ -580,6 +583,9 @@ func prepareDeploy(p deployParams) (
 	chrt, err := loadInstallable(p.Chart)
 	if err != nil {
 		return nil, nil, nil, "", err
+	}
+	if p.ChartVersion != "" {
+		chrt.Metadata.Version = p.ChartVersion
 	}
 	vals := p.Values
 	if vals == nil {
