@@ -219,6 +219,8 @@ interface DeployParams {
   crds?: 'Skip' | 'Create' | 'CreateReplace' | (string & {}) | undefined;
   /** Force-conflicts with server-side apply, replace without. */
   force?: boolean | undefined;
+  /** Take over fields other managers own (server-side apply only; no replacement without it). */
+  forceConflicts?: boolean | undefined;
   description?: string | undefined;
   postRender?: PostRender | undefined;
   /**
@@ -266,6 +268,7 @@ export interface RollbackParams {
   waitForJobs: boolean;
   disableHooks: boolean;
   force: boolean;
+  forceConflicts?: boolean | undefined;
   cleanupOnFail: boolean;
   maxHistory: number;
 }

@@ -6,7 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { applyAll } from '../runtime/apply/apply.ts';
 import { apiClientFor } from '../runtime/apply/client.ts';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../runtime/apply/concurrency.ts';
-import { changedPaths, KUBECTL_MANAGERS } from '../runtime/apply/drift.ts';
+import { changedPaths, KUBECTL_MANAGERS, takeOverManagedFields, type FieldManagerRef } from '../runtime/apply/drift.ts';
 import type { IgnoreRules } from '../runtime/apply/ignore.ts';
 import { plan, prepare, type Planner } from '../runtime/apply/plan.ts';
 import { DEFAULT_ANNOTATION_DOMAIN } from '../runtime/apply/policy.ts';
@@ -113,6 +113,32 @@ export async function correctDrift(
   return changes
     .filter((c) => c.action === 'created' || c.action === 'configured')
     .map((c) => `${c.subject} ${c.action}`);
+}
+
+/** The field manager the helm CLI writes with (server-side apply in Helm 4, updates in Helm 3). */
+const HELM_CLI: readonly FieldManagerRef[] = [
+  { name: 'helm', operation: 'Apply', exact: true },
+  { name: 'helm', operation: 'Update', exact: true },
+];
+
+/**
+ * Makes the fields the helm CLI owns on the release's objects ours, before an upgrade: a field the
+ * new manifest drops is then removed by the apply, as it would be for a release Tide installed
+ * (without this, a field set by `helm install` outlives its removal from the chart).
+ */
+export async function adoptHelmFields(kc: KubeConfig, objects: readonly KubernetesObject[]): Promise<number> {
+  const p = planner(kc);
+  const { items } = await prepare(p, objects);
+  const adopted = await mapLimit(items, p.concurrency, async (item) => {
+    if (!item.res) return 0;
+    const live = await p.client.get(item.res, item.ref);
+    const fields = live && takeOverManagedFields(live, FIELD_MANAGER, HELM_CLI);
+    if (!fields) return 0;
+    const ops = [{ op: 'replace' as const, path: '/metadata/managedFields', value: fields }];
+    await p.client.jsonPatch(item.res, item.ref, ops, FIELD_MANAGER);
+    return 1;
+  });
+  return adopted.reduce((a: number, b: number) => a + b, 0);
 }
 
 /** "Deployment/ns/app modified (/spec/replicas), Service/ns/app deleted" */

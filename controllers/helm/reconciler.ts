@@ -46,6 +46,7 @@ import {
   type UpgradeParams,
 } from './client.ts';
 import {
+  adoptHelmFields,
   correctDrift,
   detectDrift,
   manifestInventory,
@@ -100,7 +101,7 @@ export interface ReleaseClient {
   rollback(p: Parameters<import('./client.ts').HelmHelper['rollback']>[0]): Promise<ReleaseInfo>;
   uninstall(p: Parameters<import('./client.ts').HelmHelper['uninstall']>[0]): Promise<{ info?: ReleaseInfo }>;
   unlock(p: { target: HelmTarget; name: string }): Promise<ReleaseInfo>;
-  manifest(p: { target: HelmTarget; name: string; version?: number }): Promise<{ manifest: string }>;
+  manifest(p: { target: HelmTarget; name: string; version?: number }): Promise<{ manifest: string; namespace: string }>;
 }
 
 /** Where a release is acted on: the helper's target, and the same cluster and account for drift. */
@@ -440,7 +441,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
         desired.forceRequested = false;
       }
       await ctx.progress(`Running '${next.type}' action with timeout of ${formatMs(this.timeoutOf(next.type, spec))}`);
-      const stop = await this.act(run, next, latest, state.name === 'Unmanaged');
+      const stop = await this.act(run, next, latest);
       if (stop) {
         const r = activeRemediation(desired, observedOf(ctx.status));
         if (r && retriesExhausted(r)) throw this.exhausted(run, r);
@@ -472,12 +473,11 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     run: Run,
     next: Exclude<NextAction, { type: 'none' | 'exhausted' | 'no-rollback-target' }>,
     latest: ReleaseInfo | undefined,
-    takeover: boolean,
   ): Promise<boolean> {
     switch (next.type) {
       case 'install':
       case 'upgrade':
-        await this.releaseAction(run, next.type, takeover);
+        await this.releaseAction(run, next.type);
         return false;
       case 'test':
         await this.test(run);
@@ -559,12 +559,8 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     };
   }
 
-  /**
-   * install or upgrade (also of an unmanaged or failed release, and forced ones). Taking over a
-   * release another manager applied (the helm CLI) forces server-side apply conflicts: the fields
-   * it owns become ours.
-   */
-  private async releaseAction(run: Run, action: 'install' | 'upgrade', takeover: boolean): Promise<void> {
+  /** install or upgrade (also of an unmanaged or failed release, and forced ones). */
+  private async releaseAction(run: Run, action: 'install' | 'upgrade'): Promise<void> {
     const { ctx, checked, obj } = run;
     const { spec } = checked!;
     const timeoutMs = this.timeoutOf(action, spec);
@@ -573,6 +569,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       if (err instanceof ChartLoadError) throw failed(Reason.ArtifactFailed, err.message);
       throw err;
     });
+    if (action === 'upgrade') await this.adoptFields(run);
     const chartName = `${run.chart!.name}@${run.chart!.version}`;
     const release = `${run.targetNamespace}/${run.releaseName}`;
     const common = {
@@ -585,6 +582,9 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       postRender: this.postRender(run),
       description: `${action} by ${HelmReleaseKind.kind} ${obj.metadata!.namespace}/${obj.metadata!.name}`,
       ...(run.versionOverride ? { chartVersion: run.versionOverride } : {}),
+      // The HelmRelease owns its objects' fields, as a Kustomization does: fields another manager
+      // took (the helm CLI that installed a release taken over, a kubectl edit) are taken back.
+      forceConflicts: true,
     };
     let info: ReleaseInfo;
     try {
@@ -616,7 +616,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
             disableOpenAPIValidation: o.disableOpenAPIValidation ?? false,
             disableSchemaValidation: o.disableSchemaValidation ?? false,
             crds: o.crds ?? 'Skip',
-            force: (o.force ?? false) || takeover,
+            force: o.force ?? false,
             preserveValues: o.preserveValues ?? false,
             cleanupOnFail: o.cleanupOnFail ?? false,
             maxHistory: spec.maxHistory ?? 5,
@@ -656,6 +656,22 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     ctx.status.observedCommonMetadataDigest = run.renderDigest!.common;
     ctx.event('Normal', reason, message);
     await this.recordInventory(run, info);
+  }
+
+  /** Before an upgrade: fields of the newest release's objects held by the helm CLI become ours (best effort). */
+  private async adoptFields(run: Run): Promise<void> {
+    try {
+      const { manifest, namespace } = await this.deps.helm.manifest({
+        target: run.target!.helm,
+        name: run.releaseName!,
+      });
+      const objects = manifestObjects(manifest, { name: run.releaseName!, namespace });
+      const adopted = await adoptHelmFields(run.target!.kc, objects);
+      if (adopted > 0) run.ctx.logger.info('took over fields of the helm CLI', { objects: adopted });
+    } catch (err) {
+      if (err instanceof HelmHelperError && err.code === 'ReleaseNotFound') return;
+      run.ctx.logger.debug('could not take over the fields of the helm CLI', { error: errorMessage(err) });
+    }
   }
 
   /** status.inventory: the objects of the release's manifest (best effort: a failure leaves the old one). */
@@ -724,6 +740,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
         waitForJobs: !o.disableWaitForJobs,
         disableHooks: o.disableHooks ?? false,
         force: o.force ?? false,
+        forceConflicts: true,
         cleanupOnFail: o.cleanupOnFail ?? false,
         maxHistory: spec.maxHistory ?? 5,
       });

@@ -3,6 +3,7 @@
 // back and acted on with the real `helm` CLI.
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import {
 } from '../support/chartrepo.ts';
 import { kubeConfig, testCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
+import { startController } from '../support/controller.ts';
 import { eventually } from '../support/eventually.ts';
 import { startHelmManager } from '../support/helm-manager.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
@@ -72,6 +74,33 @@ spec:
 {{- end }}
 `;
 
+// A Deployment: never scheduled when stuck (no node has the label), Ready minReadySeconds after it runs.
+const DEPLOYMENT = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 1
+  minReadySeconds: {{ .Values.minReadySeconds }}
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      {{- if .Values.stuck }}
+      nodeSelector: {tide.test/none: "true"}
+      {{- end }}
+      containers: [{name: app, image: registry.example/app:1.0.0}]
+`;
+
+const slowChart: TestChart = {
+  name: 'slow',
+  version: '1.0.0',
+  values: { stuck: false, minReadySeconds: 0 },
+  templates: { 'deployment.yaml': DEPLOYMENT },
+};
+
 function appChart(version: string, extra: Partial<TestChart> = {}): TestChart {
   return {
     name: 'app',
@@ -99,6 +128,7 @@ describe('HelmRelease', function () {
     await installCRDs(kc);
     [repo, registry] = await Promise.all([startChartRepo(), startRegistry()]);
     await repo.publish(appChart('1.0.0'));
+    await repo.publish(slowChart);
     const out = mkdtempSync(join(tmpdir(), 'tide-hr-oci-'));
     const tgz = await packageChart(writeChart(mkdtempSync(join(out, 'c-')), appChart('2.0.0')), out);
     await helmPush(tgz, `${registry.url}/charts`);
@@ -190,7 +220,7 @@ describe('HelmRelease', function () {
     );
   }
 
-  async function helmHistory(name: string): Promise<{ revision: number; status: string }[]> {
+  async function helmHistory(name: string): Promise<{ revision: number; status: string; description: string }[]> {
     try {
       return JSON.parse(await helm(['history', name, '-n', ns, '-o', 'json', '--kubeconfig', kubeconfigPath()]));
     } catch (err) {
@@ -480,5 +510,68 @@ describe('HelmRelease', function () {
     const hr = await waitReady('fromoci', 'True', 'InstallSucceeded');
     expect(hr.status?.history?.[0]?.chartVersion).to.match(/^2\.0\.0\+[0-9a-f]{12}$/);
     expect(hr.status?.history?.[0]?.ociDigest).to.match(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('unlocks a release left pending by a killed helm once it is older than the action timeout', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'tide-helm-cli-'));
+    const env = { ...process.env, HELM_CONFIG_HOME: home, HELM_CACHE_HOME: home, HELM_DATA_HOME: home };
+    const args = ['install', 'stuck', join(repo.dir, 'slow-1.0.0.tgz'), '-n', ns, '--set', 'stuck=true'];
+    const cli = spawn(
+      join(testCluster().binDir, 'helm'),
+      [...args, '--wait', '--timeout=5m', '--kubeconfig', kubeconfigPath()],
+      {
+        env,
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await eventually(async () => {
+        expect((await helmHistory('stuck')).map((h) => h.status)).to.deep.equal(['pending-install']);
+      });
+    } finally {
+      cli.kill('SIGKILL');
+    }
+    // The pending install is unlocked once older than the install timeout; the upgrade has its own.
+    const spec = {
+      timeout: '3s',
+      upgrade: { timeout: '90s' },
+      chart: { ...template('1.0.0'), spec: { ...template('1.0.0').spec, chart: 'slow' } },
+    };
+    await apply(release('stuck', spec));
+    const hr = await waitReady('stuck', 'True', 'UpgradeSucceeded');
+    expect(hr.status?.history?.[0]).to.include({ version: 2, status: 'deployed' });
+    const history = await helmHistory('stuck');
+    expect(history.map((h) => h.status)).to.deep.equal(['superseded', 'deployed']);
+    expect(history[0]?.description).to.equal('Release unlocked from stale state');
+  });
+
+  it('lets the Helm action in flight finish when tide-controller gets SIGTERM', async () => {
+    const drain = { [LABEL]: 'helmrelease-drain' };
+    await apply({
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: HelmRepositoryKind.kind,
+      metadata: { name: 'charts-drain', namespace: ns, labels: drain },
+      spec: { url: repo.url, interval: '1h' },
+    });
+    const controller = await startController([
+      '--controllers=source,helm',
+      `--watch-label-selector=${LABEL}=helmrelease-drain`,
+    ]);
+    try {
+      const obj = release('drain', { values: { minReadySeconds: 6 } });
+      obj.metadata = { ...obj.metadata, labels: drain };
+      const spec = obj.spec as { chart: { metadata: unknown; spec: Record<string, unknown> } };
+      spec.chart = {
+        metadata: { labels: drain },
+        spec: { ...spec.chart.spec, chart: 'slow', sourceRef: { kind: 'HelmRepository', name: 'charts-drain' } },
+      };
+      await apply(obj);
+      await eventually(async () => {
+        expect((await helmHistory('drain')).map((h) => h.status)).to.deep.equal(['pending-install']);
+      });
+    } finally {
+      expect(await controller.stop()).to.equal(0);
+    }
+    expect((await helmHistory('drain')).map((h) => h.status)).to.deep.equal(['deployed']);
   });
 });

@@ -78,20 +78,23 @@ func (r releaseRef) check() error {
 // deployParams are the params install and upgrade share.
 type deployParams struct {
 	releaseRef
-	Chart                    string          `json:"chart"`
-	Namespace                string          `json:"namespace"`
-	Values                   map[string]any  `json:"values"`
-	TimeoutMs                int64           `json:"timeoutMs"`
-	Wait                     bool            `json:"wait"`
-	WaitForJobs              bool            `json:"waitForJobs"`
-	DisableHooks             bool            `json:"disableHooks"`
-	DisableOpenAPIValidation bool            `json:"disableOpenAPIValidation"`
-	DisableSchemaValidation  bool            `json:"disableSchemaValidation"`
-	CRDs                     string          `json:"crds"`
-	Force                    bool            `json:"force"`
-	Description              string          `json:"description"`
-	PostRender               *postRenderSpec `json:"postRender"`
-	PostRenderStrategy       string          `json:"postRenderStrategy"`
+	Chart                    string         `json:"chart"`
+	Namespace                string         `json:"namespace"`
+	Values                   map[string]any `json:"values"`
+	TimeoutMs                int64          `json:"timeoutMs"`
+	Wait                     bool           `json:"wait"`
+	WaitForJobs              bool           `json:"waitForJobs"`
+	DisableHooks             bool           `json:"disableHooks"`
+	DisableOpenAPIValidation bool           `json:"disableOpenAPIValidation"`
+	DisableSchemaValidation  bool           `json:"disableSchemaValidation"`
+	CRDs                     string         `json:"crds"`
+	Force                    bool           `json:"force"`
+	// ForceConflicts takes over fields other managers own (server-side apply only), without the
+	// replacement Force means when server-side apply is off.
+	ForceConflicts     bool            `json:"forceConflicts"`
+	Description        string          `json:"description"`
+	PostRender         *postRenderSpec `json:"postRender"`
+	PostRenderStrategy string          `json:"postRenderStrategy"`
 	// ChartVersion, when set, replaces the chart's version (a chart from an OCI artifact carries
 	// the artifact digest in its version, so that a new push of one version is a new release).
 	ChartVersion string `json:"chartVersion"`
@@ -142,14 +145,15 @@ type testParams struct {
 
 type rollbackParams struct {
 	releaseRef
-	Version       int   `json:"version"`
-	TimeoutMs     int64 `json:"timeoutMs"`
-	Wait          bool  `json:"wait"`
-	WaitForJobs   bool  `json:"waitForJobs"`
-	DisableHooks  bool  `json:"disableHooks"`
-	Force         bool  `json:"force"`
-	CleanupOnFail bool  `json:"cleanupOnFail"`
-	MaxHistory    int   `json:"maxHistory"`
+	Version        int   `json:"version"`
+	TimeoutMs      int64 `json:"timeoutMs"`
+	Wait           bool  `json:"wait"`
+	WaitForJobs    bool  `json:"waitForJobs"`
+	DisableHooks   bool  `json:"disableHooks"`
+	Force          bool  `json:"force"`
+	ForceConflicts bool  `json:"forceConflicts"`
+	CleanupOnFail  bool  `json:"cleanupOnFail"`
+	MaxHistory     int   `json:"maxHistory"`
 }
 
 type uninstallParams struct {
@@ -399,10 +403,8 @@ func install(ctx context.Context, cfg *action.Configuration, p installParams) (a
 	in.Replace = p.Replace
 	in.CreateNamespace = p.CreateNamespace
 	in.ServerSideApply = p.ServerSideApply == nil || *p.ServerSideApply
-	if p.Force {
-		in.ForceConflicts = in.ServerSideApply
-		in.ForceReplace = !in.ServerSideApply
-	}
+	in.ForceConflicts = in.ServerSideApply && (p.Force || p.ForceConflicts)
+	in.ForceReplace = p.Force && !in.ServerSideApply
 	in.Description = p.Description
 	in.PostRenderer = pr
 	in.PostRenderStrategy = strategy
@@ -519,10 +521,8 @@ func upgrade(ctx context.Context, cfg *action.Configuration, p upgradeParams) (a
 	up.DisableOpenAPIValidation = p.DisableOpenAPIValidation
 	up.SkipSchemaValidation = p.DisableSchemaValidation
 	up.ServerSideApply = mode
-	if p.Force {
-		up.ForceConflicts = ssa
-		up.ForceReplace = !ssa
-	}
+	up.ForceConflicts = ssa && (p.Force || p.ForceConflicts)
+	up.ForceReplace = p.Force && !ssa
 	up.MaxHistory = p.MaxHistory
 	up.CleanupOnFail = p.CleanupOnFail
 	// The values given are the release's values: without preserveValues, none means the chart's
@@ -704,10 +704,8 @@ func rollback(ctx context.Context, cfg *action.Configuration, p rollbackParams) 
 	rb.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	rb.WaitForJobs = p.WaitForJobs
 	rb.DisableHooks = p.DisableHooks
-	if p.Force {
-		rb.ForceConflicts = ssa
-		rb.ForceReplace = !ssa
-	}
+	rb.ForceConflicts = ssa && (p.Force || p.ForceConflicts)
+	rb.ForceReplace = p.Force && !ssa
 	rb.CleanupOnFail = p.CleanupOnFail
 	rb.MaxHistory = p.MaxHistory
 	if err := rb.Run(p.Name); err != nil {
