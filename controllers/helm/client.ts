@@ -230,6 +230,10 @@ interface DeployParams {
   postRenderStrategy?: 'combined' | 'separate' | 'nohooks' | (string & {}) | undefined;
   /** Replaces the chart's version (an OCI chart's version carries the artifact digest). */
   chartVersion?: string | undefined;
+  /** Adopt existing objects that lack Helm's ownership metadata. */
+  takeOwnership?: boolean | undefined;
+  /** Wait by Helm 3's polling instead of kstatus. */
+  legacyWait?: boolean | undefined;
 }
 
 export interface InstallParams extends DeployParams {
@@ -269,6 +273,7 @@ export interface RollbackParams {
   disableHooks: boolean;
   force: boolean;
   forceConflicts?: boolean | undefined;
+  legacyWait?: boolean | undefined;
   cleanupOnFail: boolean;
   maxHistory: number;
 }

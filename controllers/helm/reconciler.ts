@@ -384,6 +384,51 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     } catch (err) {
       throw failed(Reason.InitFailed, errorMessage(err));
     }
+    await this.retarget(run);
+  }
+
+  /**
+   * A release that moved (a new releaseName, targetNamespace or storageNamespace) or whose chart is
+   * another chart (unless upgrade.chartNameChangeStrategy is InPlaceUpdate) is uninstalled where
+   * it was and installed anew, as Flux does: Helm cannot move a release.
+   */
+  private async retarget(run: Run): Promise<void> {
+    const { obj, ctx, checked } = run;
+    const cur = obj.status?.history?.[0];
+    const oldStorage = obj.status?.storageNamespace;
+    if (!cur) return;
+    const moved =
+      (oldStorage !== undefined && oldStorage !== run.storageNamespace) ||
+      cur.name !== run.releaseName ||
+      cur.namespace !== run.targetNamespace;
+    const inPlace = checked!.spec.upgrade?.chartNameChangeStrategy === 'InPlaceUpdate';
+    const renamed = !inPlace && cur.chartName !== run.chart!.name;
+    if (!moved && !renamed) return;
+    const storage = oldStorage ?? run.storageNamespace!;
+    const old = moved && oldStorage !== run.storageNamespace ? await this.deps.targetFor(obj, storage) : run.target!;
+    try {
+      await this.uninstall(old.helm, cur.name, checked!.spec);
+      const why = moved
+        ? 'its release target changed'
+        : `its chart changed from ${cur.chartName} to ${run.chart!.name}`;
+      ctx.event(
+        'Normal',
+        Reason.UninstallSucceeded,
+        `Helm uninstall succeeded for release ${storage}/${cur.name}: ${why}`,
+      );
+    } catch (err) {
+      if (!(err instanceof HelmHelperError && err.code === 'ReleaseNotFound')) {
+        throw failed(
+          Reason.UninstallFailed,
+          `Helm uninstall failed for release ${storage}/${cur.name}: ${errorMessage(err)}`,
+        );
+      }
+    }
+    ctx.status.history = [];
+    ctx.status.failures = 0;
+    ctx.status.installFailures = 0;
+    ctx.status.upgradeFailures = 0;
+    delete ctx.status.inventory;
   }
 
   /** The state machine: one action at a time until in sync, out of moves, or a remediation ran. */
@@ -585,6 +630,8 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       // The HelmRelease owns its objects' fields, as a Kustomization does: fields another manager
       // took (the helm CLI that installed a release taken over, a kubectl edit) are taken back.
       forceConflicts: true,
+      legacyWait: spec.waitStrategy?.name === 'legacy',
+      ...(spec.postRenderStrategy ? { postRenderStrategy: spec.postRenderStrategy } : {}),
     };
     let info: ReleaseInfo;
     try {
@@ -602,6 +649,8 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
             createNamespace: o.createNamespace ?? false,
             crds: o.crds ?? (o.skipCRDs ? 'Skip' : 'Create'),
             force: false,
+            takeOwnership: !o.disableTakeOwnership,
+            serverSideApply: o.serverSideApply ?? true,
           },
           { signal: ctx.signal },
         );
@@ -617,6 +666,8 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
             disableSchemaValidation: o.disableSchemaValidation ?? false,
             crds: o.crds ?? 'Skip',
             force: o.force ?? false,
+            takeOwnership: !o.disableTakeOwnership,
+            serverSideApply: SSA_MODES[o.serverSideApply ?? 'auto'] ?? 'auto',
             preserveValues: o.preserveValues ?? false,
             cleanupOnFail: o.cleanupOnFail ?? false,
             maxHistory: spec.maxHistory ?? 5,
@@ -741,6 +792,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
         disableHooks: o.disableHooks ?? false,
         force: o.force ?? false,
         forceConflicts: true,
+        legacyWait: spec.waitStrategy?.name === 'legacy',
         cleanupOnFail: o.cleanupOnFail ?? false,
         maxHistory: spec.maxHistory ?? 5,
       });
@@ -950,6 +1002,9 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     await deleteChart(this.deps.kubeConfig, { namespace, name });
   }
 }
+
+/** upgrade.serverSideApply as the helper takes it. */
+const SSA_MODES: Record<string, 'true' | 'false' | 'auto'> = { enabled: 'true', disabled: 'false', auto: 'auto' };
 
 /** Helper error codes that mean "the Helm action failed" (counted, remediated), not "the helper failed". */
 const ACTION_FAILURES = new Set([

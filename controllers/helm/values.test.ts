@@ -45,12 +45,13 @@ describe('HelmRelease values', () => {
         { kind: 'ConfigMap', name: 'extra', valuesKey: 'flag', targetPath: 'feature.enabled' },
         { kind: 'ConfigMap', name: 'extra', valuesKey: 'quoted', targetPath: 'feature.label' },
         { kind: 'ConfigMap', name: 'extra', valuesKey: 'port', targetPath: 'ports[1].number' },
+        { kind: 'ConfigMap', name: 'extra', valuesKey: 'flag', targetPath: 'feature.raw', literal: true },
       ],
       read,
     );
     expect(values).to.deep.equal({
       resources: { limits: { cpu: '500m' } },
-      feature: { enabled: true, label: 'true' },
+      feature: { enabled: true, label: 'true', raw: 'true' },
       ports: [null, { number: 8080 }],
     });
   });

@@ -11,6 +11,8 @@ export interface ValuesReference {
   name: string;
   valuesKey?: string;
   targetPath?: string;
+  /** With targetPath: the value as it is, a string (helm --set-literal). */
+  literal?: boolean;
   optional?: boolean;
 }
 
@@ -61,7 +63,7 @@ export async function composeValues(
     }
     if (ref.targetPath) {
       try {
-        setPathValue(result, ref.targetPath, text);
+        setPathValue(result, ref.targetPath, text, ref.literal);
       } catch (err) {
         throw new ValuesReferenceError(describe(`failed to merge value: ${(err as Error).message}`));
       }
@@ -104,9 +106,9 @@ function isMap(v: unknown): v is Values {
  * when the value is quoted, as Flux does for targetPath. Unlike --set, the value is taken whole:
  * a comma does not start another assignment.
  */
-export function setPathValue(root: Values, path: string, raw: string): void {
-  const quoted = raw.length >= 2 && /^(['"]).*\1$/s.test(raw);
-  const value = quoted ? raw.slice(1, -1) : typed(raw);
+export function setPathValue(root: Values, path: string, raw: string, literal = false): void {
+  const quoted = !literal && raw.length >= 2 && /^(['"]).*\1$/s.test(raw);
+  const value = literal ? raw : quoted ? raw.slice(1, -1) : typed(raw);
   const segments = parsePath(path);
   let node: unknown = root;
   for (let i = 0; i < segments.length; i++) {

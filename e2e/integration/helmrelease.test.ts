@@ -512,6 +512,49 @@ describe('HelmRelease', function () {
     expect(hr.status?.history?.[0]?.ociDigest).to.match(/^sha256:[0-9a-f]{64}$/);
   });
 
+  it('post-renders with kustomize patches and common metadata, and upgrades when they change', async () => {
+    const patch = (value: string) => ({
+      kustomize: {
+        patches: [
+          {
+            target: { kind: 'ConfigMap' },
+            patch: `[{"op": "add", "path": "/data/patched", "value": "${value}"}]`,
+          },
+        ],
+      },
+    });
+    const spec = { postRenderers: [patch('one')], commonMetadata: { labels: { team: 'platform' } } };
+    await apply(release('rendered', spec));
+    await waitReady('rendered', 'True', 'InstallSucceeded');
+    expect(await configData('rendered-config')).to.deep.include({ patched: 'one' });
+    const cm = await core.readNamespacedConfigMap({ name: 'rendered-config', namespace: ns });
+    expect(cm.metadata?.labels).to.include({ team: 'platform' });
+    await apply(release('rendered', { ...spec, postRenderers: [patch('two')] }));
+    await waitReady('rendered', 'True', 'UpgradeSucceeded');
+    expect(await configData('rendered-config')).to.deep.include({ patched: 'two' });
+    const broken = {
+      kustomize: {
+        patches: [{ patch: '[{"op": "replace", "path": "/nope/x", "value": 1}]', target: { kind: 'ConfigMap' } }],
+      },
+    };
+    await apply(release('rendered', { ...spec, postRenderers: [broken] }));
+    const hr = await waitReady('rendered', 'False', 'UpgradeFailed');
+    expect(findCondition(hr.status?.conditions, 'Ready')?.message).to.match(/Helm upgrade failed .*\/nope/);
+    expect(await configData('rendered-config')).to.deep.include({ patched: 'two' });
+  });
+
+  it('moves a release whose name changes: the old one is uninstalled', async () => {
+    await apply(release('mover', { releaseName: 'mover-a' }));
+    await waitReady('mover', 'True', 'InstallSucceeded');
+    expect(await configData('mover-a-config')).to.not.equal(undefined);
+    await apply(release('mover', { releaseName: 'mover-b' }));
+    const hr = await waitReady('mover', 'True', 'InstallSucceeded');
+    expect(hr.status?.history?.map((h) => h.name)).to.deep.equal(['mover-b']);
+    expect(await helmHistory('mover-a')).to.deep.equal([]);
+    expect(await configData('mover-a-config')).to.equal(undefined);
+    expect(await configData('mover-b-config')).to.not.equal(undefined);
+  });
+
   it('unlocks a release left pending by a killed helm once it is older than the action timeout', async () => {
     const home = mkdtempSync(join(tmpdir(), 'tide-helm-cli-'));
     const env = { ...process.env, HELM_CONFIG_HOME: home, HELM_CACHE_HOME: home, HELM_DATA_HOME: home };

@@ -98,6 +98,10 @@ type deployParams struct {
 	// ChartVersion, when set, replaces the chart's version (a chart from an OCI artifact carries
 	// the artifact digest in its version, so that a new push of one version is a new release).
 	ChartVersion string `json:"chartVersion"`
+	// TakeOwnership adopts objects that exist without Helm's ownership metadata (Flux's default).
+	TakeOwnership bool `json:"takeOwnership"`
+	// LegacyWait waits by Helm 3's polling instead of kstatus.
+	LegacyWait bool `json:"legacyWait"`
 }
 
 type installParams struct {
@@ -152,6 +156,7 @@ type rollbackParams struct {
 	DisableHooks   bool  `json:"disableHooks"`
 	Force          bool  `json:"force"`
 	ForceConflicts bool  `json:"forceConflicts"`
+	LegacyWait     bool  `json:"legacyWait"`
 	CleanupOnFail  bool  `json:"cleanupOnFail"`
 	MaxHistory     int   `json:"maxHistory"`
 }
@@ -349,13 +354,17 @@ func opTimeout(ms int64) (time.Duration, error) {
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// waitStrategy: without wait only hooks are waited for; with it, everything, by kstatus
-// (Helm 4's default).
-func waitStrategy(wait bool) kube.WaitStrategy {
-	if wait {
+// waitStrategy: without wait only hooks are waited for; with it, everything, by kstatus (Helm 4's
+// default, Flux's "poller") or, when legacy, by Helm 3's periodic polling.
+func waitStrategy(wait bool, legacy bool) kube.WaitStrategy {
+	switch {
+	case !wait:
+		return kube.HookOnlyStrategy
+	case legacy:
+		return kube.LegacyStrategy
+	default:
 		return kube.StatusWatcherStrategy
 	}
-	return kube.HookOnlyStrategy
 }
 
 // history: the release's records, newest first, at most limit (0: 10; negative: all).
@@ -394,7 +403,8 @@ func install(ctx context.Context, cfg *action.Configuration, p installParams) (a
 	in.ReleaseName = p.Name
 	in.Namespace = p.Namespace
 	in.Timeout = timeout
-	in.WaitStrategy = waitStrategy(p.Wait)
+	in.WaitStrategy = waitStrategy(p.Wait, p.LegacyWait)
+	in.TakeOwnership = p.TakeOwnership
 	in.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	in.WaitForJobs = p.WaitForJobs
 	in.DisableHooks = p.DisableHooks
@@ -514,7 +524,8 @@ func upgrade(ctx context.Context, cfg *action.Configuration, p upgradeParams) (a
 	up := action.NewUpgrade(cfg)
 	up.Namespace = last.Namespace
 	up.Timeout = timeout
-	up.WaitStrategy = waitStrategy(p.Wait)
+	up.WaitStrategy = waitStrategy(p.Wait, p.LegacyWait)
+	up.TakeOwnership = p.TakeOwnership
 	up.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	up.WaitForJobs = p.WaitForJobs
 	up.DisableHooks = p.DisableHooks
@@ -700,7 +711,7 @@ func rollback(ctx context.Context, cfg *action.Configuration, p rollbackParams) 
 	rb := action.NewRollback(cfg)
 	rb.Version = version
 	rb.Timeout = timeout
-	rb.WaitStrategy = waitStrategy(p.Wait)
+	rb.WaitStrategy = waitStrategy(p.Wait, p.LegacyWait)
 	rb.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	rb.WaitForJobs = p.WaitForJobs
 	rb.DisableHooks = p.DisableHooks
@@ -739,7 +750,7 @@ func uninstall(ctx context.Context, cfg *action.Configuration, p uninstallParams
 	un.DisableHooks = p.DisableHooks
 	un.KeepHistory = p.KeepHistory
 	un.Timeout = timeout
-	un.WaitStrategy = waitStrategy(p.Wait)
+	un.WaitStrategy = waitStrategy(p.Wait, false)
 	un.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	un.DeletionPropagation = p.DeletionPropagation
 	if un.DeletionPropagation == "" {
