@@ -771,8 +771,10 @@ stringData:
       files: { 'x/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n' },
     });
     await createSource(repoName);
+    // Waiting for the source's first artifact is ArtifactFailed too: wait for the revision.
+    const revision = await revisionOfSource();
     await createKustomization('nopath', { path: './does/not/exist' });
-    expect((await failed('nopath', 'ArtifactFailed')).message).to.include('does/not/exist');
+    expect((await failed('nopath', 'ArtifactFailed', revision)).message).to.include('does/not/exist');
     await createKustomization('bucket', { path: './', sourceRef: { kind: 'Bucket', name: 'x' } });
     const c = await eventually(async () => {
       const o = await getKs('bucket');
