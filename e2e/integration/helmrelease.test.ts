@@ -220,6 +220,15 @@ describe('HelmRelease', function () {
     );
   }
 
+  async function annotate(name: string, annotations: Record<string, string>): Promise<void> {
+    await apiClientFor(kc).jsonPatch(
+      hrType,
+      { namespace: ns, name },
+      [{ op: 'add', path: '/metadata/annotations', value: annotations }],
+      'tide-test',
+    );
+  }
+
   async function helmHistory(name: string): Promise<{ revision: number; status: string; description: string }[]> {
     try {
       return JSON.parse(await helm(['history', name, '-n', ns, '-o', 'json', '--kubeconfig', kubeconfigPath()]));
@@ -553,6 +562,34 @@ describe('HelmRelease', function () {
     expect(await helmHistory('mover-a')).to.deep.equal([]);
     expect(await configData('mover-a-config')).to.equal(undefined);
     expect(await configData('mover-b-config')).to.not.equal(undefined);
+  });
+
+  it('forces an upgrade with forceAt, resets failure counters with resetAt (flux reconcile --force/--reset)', async () => {
+    await apply(release('forced', {}));
+    await waitReady('forced', 'True', 'InstallSucceeded');
+    await annotate('forced', { 'reconcile.fluxcd.io/requestedAt': 'f1', 'reconcile.fluxcd.io/forceAt': 'f1' });
+    let hr = await waitReady('forced', 'True', 'UpgradeSucceeded');
+    expect(hr.status?.lastHandledForceAt).to.equal('f1');
+    expect(hr.status?.history?.[0]).to.include({ version: 2 });
+    await apply(release('forced', { values: { broken: true } }));
+    hr = await waitCondition('forced', 'Stalled', 'True', 'RetriesExceeded');
+    expect(hr.status?.upgradeFailures).to.equal(1);
+    await annotate('forced', { 'reconcile.fluxcd.io/requestedAt': 'r1', 'reconcile.fluxcd.io/resetAt': 'r1' });
+    // The counters are reset, so the failed release gets one more upgrade (which fails again).
+    await eventually(async () => {
+      const o = await get('forced');
+      expect(o.status?.lastHandledResetAt).to.equal('r1');
+      expect(o.status?.history?.[0]?.version).to.equal(4);
+    });
+  });
+
+  it("acts as spec.serviceAccountName: an account without rights fails with the API server's answer", async () => {
+    await apply(release('norights', { serviceAccountName: 'nobody' }));
+    const hr = await waitReady('norights', 'False');
+    expect(findCondition(hr.status?.conditions, 'Ready')?.message).to.match(
+      new RegExp(`system:serviceaccount:${ns}:nobody.*forbidden|forbidden.*system:serviceaccount:${ns}:nobody`, 'i'),
+    );
+    expect(await helmHistory('norights')).to.deep.equal([]);
   });
 
   it('unlocks a release left pending by a killed helm once it is older than the action timeout', async () => {
