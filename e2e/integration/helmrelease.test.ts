@@ -564,7 +564,7 @@ describe('HelmRelease', function () {
     expect(await configData('mover-b-config')).to.not.equal(undefined);
   });
 
-  it('forces an upgrade with forceAt, resets failure counters with resetAt (flux reconcile --force/--reset)', async () => {
+  it('forceAt forces an upgrade, resetAt resets failure counters (flux reconcile --force/--reset)', async () => {
     await apply(release('forced', {}));
     await waitReady('forced', 'True', 'InstallSucceeded');
     await annotate('forced', { 'reconcile.fluxcd.io/requestedAt': 'f1', 'reconcile.fluxcd.io/forceAt': 'f1' });
