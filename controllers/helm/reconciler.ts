@@ -10,14 +10,7 @@ import { checkSpec } from '../api/validate.ts';
 import { errorMessage } from '../runtime/api-errors.ts';
 import { compile, evaluateBool, ExpressionError, type Compiled } from '../runtime/apply/expressions.ts';
 import { compileIgnoreRules, IgnoreRuleError, type IgnoreRules } from '../runtime/apply/ignore.ts';
-import {
-  findCondition,
-  isTrue,
-  removeCondition,
-  rfc3339,
-  setCondition,
-  type Condition,
-} from '../runtime/conditions.ts';
+import { findCondition, isTrue, removeCondition, rfc3339, type Condition } from '../runtime/conditions.ts';
 import type { ManagedObject, ReconcileContext, Reconciler } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
@@ -32,8 +25,6 @@ import {
   chartMatches,
   deleteChart,
   desiredChart,
-  NAME_LABEL,
-  NAMESPACE_LABEL,
   templateChartRef,
   type ChartObject,
 } from './chart-template.ts';
@@ -41,38 +32,28 @@ import {
   HelmHelperError,
   type HelmTarget,
   type InstallParams,
-  type PostRender,
   type ReleaseInfo,
   type UpgradeParams,
 } from './client.ts';
-import {
-  adoptHelmFields,
-  correctDrift,
-  detectDrift,
-  manifestInventory,
-  manifestObjects,
-  summarizeDrift,
-  type DriftEntry,
-} from './drift.ts';
+import { summarizeDrift, type DriftEntry } from './drift.ts';
 import {
   activeRemediation,
   determineState,
   fullReleaseName,
-  ignoresTestFailures,
   nextAction,
   previousRelease,
+  releaseWithChart,
   retriesExhausted,
-  versionedChart,
   type Desired,
   type NextAction,
   type Observed,
   type ReleaseRecord,
 } from './state.ts';
+import { ReleaseActions } from './actions.ts';
 import { composeValues, ValuesReferenceError, valuesDigest, type ReadValuesSource, type Values } from './values.ts';
 
 export type HelmRelease = ManagedObject<HelmReleaseStatus> & { spec: HelmReleaseSpec };
-type Ctx = ReconcileContext<HelmReleaseStatus>;
-type Snapshot = NonNullable<HelmReleaseStatus['history']>[number];
+export type Ctx = ReconcileContext<HelmReleaseStatus>;
 
 export interface ChartSource extends ManagedObject {
   spec?: Record<string, unknown>;
@@ -133,7 +114,7 @@ export interface HelmReleaseDeps {
   onDrift?(obj: HelmRelease, drift: readonly DriftEntry[]): void;
 }
 
-interface Checked {
+export interface Checked {
   spec: HelmReleaseSpec;
   intervalMs: number;
   timeoutMs: number;
@@ -141,7 +122,7 @@ interface Checked {
   ignore: IgnoreRules | undefined;
 }
 
-interface Run {
+export interface Run {
   obj: HelmRelease;
   ctx: Ctx;
   checked?: Checked;
@@ -166,10 +147,12 @@ interface Run {
 export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
   readonly failureReason = Reason.ReconciliationFailed;
   private readonly deps: HelmReleaseDeps;
+  private readonly actions: ReleaseActions;
   readonly recipe: Recipe<Run>;
 
   constructor(deps: HelmReleaseDeps) {
     this.deps = deps;
+    this.actions = new ReleaseActions(deps);
     this.recipe = {
       steps: [
         { name: 'finalizer', reason: Reason.ReconciliationFailed, run: (r) => this.ensureFinalizer(r) },
@@ -407,7 +390,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     const storage = oldStorage ?? run.storageNamespace!;
     const old = moved && oldStorage !== run.storageNamespace ? await this.deps.targetFor(obj, storage) : run.target!;
     try {
-      await this.uninstall(old.helm, cur.name, checked!.spec);
+      await this.actions.uninstall(old.helm, cur.name, checked!.spec);
       const why = moved
         ? 'its release target changed'
         : `its chart changed from ${cur.chartName} to ${run.chart!.name}`;
@@ -446,17 +429,17 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       const observed = observedOf(ctx.status);
       let drift: DriftEntry[] = [];
       const state = await determineState(latest, desired, observed, async () => {
-        drift = await this.detectDrift(run, latest!);
+        drift = await this.actions.detectDrift(run, latest!);
         return drift.length > 0 ? summarizeDrift(drift) : undefined;
       });
       if (state.name !== 'Drifted') {
         ctx.status.conditions = removeCondition(ctx.status.conditions, 'Drifted');
       } else {
-        this.reportDrift(run, latest!, drift);
+        this.actions.reportDrift(run, latest!, drift);
       }
       if (state.name === 'Locked') this.checkLockAge(run, latest!);
       const next = nextAction(state, desired, observed, () => {
-        const prev = previousRelease(ctx.status.history ?? [], this.ignoringTestFailures(run));
+        const prev = previousRelease(ctx.status.history ?? [], this.actions.ignoringTestFailures(run));
         return !!prev && releases.some((r) => r.version === prev.version && r.digest === prev.digest);
       });
       if (next.type === 'none') return this.settle(run, state.name);
@@ -476,7 +459,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
         // after strategy.retryInterval for RetryOnFailure.
         const reason = this.readyReason(ctx);
         const message = this.readyMessage(ctx) ?? `release needs another ${next.type}`;
-        const retryMs = this.retryOnFailureMs(run);
+        const retryMs = this.actions.retryOnFailureMs(run);
         throw retryMs === undefined ? failed(reason, message) : waiting(reason, message, retryMs);
       }
       done.add(kind);
@@ -485,7 +468,9 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
         run.forceRequested = false;
         desired.forceRequested = false;
       }
-      await ctx.progress(`Running '${next.type}' action with timeout of ${formatMs(this.timeoutOf(next.type, spec))}`);
+      await ctx.progress(
+        `Running '${next.type}' action with timeout of ${formatMs(this.actions.timeoutOf(next.type, spec))}`,
+      );
       const stop = await this.act(run, next, latest);
       if (stop) {
         const r = activeRemediation(desired, observedOf(ctx.status));
@@ -522,22 +507,22 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     switch (next.type) {
       case 'install':
       case 'upgrade':
-        await this.releaseAction(run, next.type);
+        await this.actions.releaseAction(run, next.type);
         return false;
       case 'test':
-        await this.test(run);
+        await this.actions.test(run);
         return false;
       case 'unlock':
-        await this.unlock(run, latest!);
+        await this.actions.unlock(run, latest!);
         return false;
       case 'correct-drift':
-        await this.correct(run, latest!);
+        await this.actions.correct(run, latest!);
         return false;
       case 'rollback':
-        await this.rollback(run);
+        await this.actions.rollback(run);
         return true;
       case 'uninstall':
-        await this.uninstallRemediation(run, latest!);
+        await this.actions.uninstallRemediation(run, latest!);
         return true;
     }
   }
@@ -562,286 +547,6 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     };
   }
 
-  /** strategy.retryInterval (default 5m) when the last release action's strategy is RetryOnFailure. */
-  private retryOnFailureMs(run: Run): number | undefined {
-    const spec = run.checked!.spec;
-    const action = run.ctx.status.lastAttemptedReleaseAction;
-    const strategy = action === 'upgrade' ? spec.upgrade?.strategy : spec.install?.strategy;
-    if (strategy?.name !== 'RetryOnFailure') return undefined;
-    return parseDuration(strategy.retryInterval ?? '5m');
-  }
-
-  private ignoringTestFailures(run: Run): boolean {
-    const spec = run.checked!.spec;
-    const desired = { testIgnoreFailures: spec.test?.ignoreFailures ?? false };
-    const action = run.ctx.status.lastAttemptedReleaseAction;
-    const remediation = action === 'upgrade' ? spec.upgrade?.remediation : spec.install?.remediation;
-    return ignoresTestFailures(remediation ?? {}, desired);
-  }
-
-  private timeoutOf(action: string, spec: HelmReleaseSpec): number {
-    const specific: Record<string, string | undefined> = {
-      install: spec.install?.timeout,
-      upgrade: spec.upgrade?.timeout,
-      test: spec.test?.timeout,
-      rollback: spec.rollback?.timeout,
-      uninstall: spec.uninstall?.timeout,
-    };
-    return parseDuration(specific[action] ?? spec.timeout ?? '5m');
-  }
-
-  private postRender(run: Run): PostRender {
-    const { spec } = run.checked!;
-    const obj = run.obj;
-    return {
-      kustomize: (spec.postRenderers ?? []).flatMap((p) => (p.kustomize ? [p.kustomize] : [])),
-      commonLabels: {
-        ...spec.commonMetadata?.labels,
-        [NAME_LABEL]: obj.metadata!.name!,
-        [NAMESPACE_LABEL]: obj.metadata!.namespace!,
-      },
-      ...(spec.commonMetadata?.annotations ? { commonAnnotations: spec.commonMetadata.annotations } : {}),
-    };
-  }
-
-  /** install or upgrade (also of an unmanaged or failed release, and forced ones). */
-  private async releaseAction(run: Run, action: 'install' | 'upgrade'): Promise<void> {
-    const { ctx, checked, obj } = run;
-    const { spec } = checked!;
-    const timeoutMs = this.timeoutOf(action, spec);
-    ctx.status.lastAttemptedReleaseAction = action;
-    const chart = await this.deps.charts.acquire(run.artifact!, timeoutMs, ctx.signal).catch((err: unknown) => {
-      if (err instanceof ChartLoadError) throw failed(Reason.ArtifactFailed, err.message);
-      throw err;
-    });
-    if (action === 'upgrade') await this.adoptFields(run);
-    const chartName = `${run.chart!.name}@${run.chart!.version}`;
-    const release = `${run.targetNamespace}/${run.releaseName}`;
-    const common = {
-      target: run.target!.helm,
-      chart: chart.path,
-      name: run.releaseName!,
-      namespace: run.targetNamespace!,
-      values: run.values!,
-      timeoutMs,
-      postRender: this.postRender(run),
-      description: `${action} by ${HelmReleaseKind.kind} ${obj.metadata!.namespace}/${obj.metadata!.name}`,
-      ...(run.versionOverride ? { chartVersion: run.versionOverride } : {}),
-      // The HelmRelease owns its objects' fields, as a Kustomization does: fields another manager
-      // took (the helm CLI that installed a release taken over, a kubectl edit) are taken back.
-      forceConflicts: true,
-      legacyWait: spec.waitStrategy?.name === 'legacy',
-      ...(spec.postRenderStrategy ? { postRenderStrategy: spec.postRenderStrategy } : {}),
-    };
-    let info: ReleaseInfo;
-    try {
-      if (action === 'install') {
-        const o = spec.install ?? {};
-        info = await this.deps.helm.install(
-          {
-            ...common,
-            wait: !o.disableWait,
-            waitForJobs: !o.disableWaitForJobs,
-            disableHooks: o.disableHooks ?? false,
-            disableOpenAPIValidation: o.disableOpenAPIValidation ?? false,
-            disableSchemaValidation: o.disableSchemaValidation ?? false,
-            replace: o.replace ?? false,
-            createNamespace: o.createNamespace ?? false,
-            crds: o.crds ?? (o.skipCRDs ? 'Skip' : 'Create'),
-            force: false,
-            takeOwnership: !o.disableTakeOwnership,
-            serverSideApply: o.serverSideApply ?? true,
-          },
-          { signal: ctx.signal },
-        );
-      } else {
-        const o = spec.upgrade ?? {};
-        info = await this.deps.helm.upgrade(
-          {
-            ...common,
-            wait: !o.disableWait,
-            waitForJobs: !o.disableWaitForJobs,
-            disableHooks: o.disableHooks ?? false,
-            disableOpenAPIValidation: o.disableOpenAPIValidation ?? false,
-            disableSchemaValidation: o.disableSchemaValidation ?? false,
-            crds: o.crds ?? 'Skip',
-            force: o.force ?? false,
-            takeOwnership: !o.disableTakeOwnership,
-            serverSideApply: SSA_MODES[o.serverSideApply ?? 'auto'] ?? 'auto',
-            preserveValues: o.preserveValues ?? false,
-            cleanupOnFail: o.cleanupOnFail ?? false,
-            maxHistory: spec.maxHistory ?? 5,
-          },
-          { signal: ctx.signal },
-        );
-      }
-    } catch (err) {
-      if (!(err instanceof HelmHelperError) || !ACTION_FAILURES.has(err.code)) throw err;
-      // Only a failure that wrote a release counts against the retries (as in Flux): a chart that
-      // does not render changed nothing and is retried with backoff.
-      const wrote = await this.observeNewest(run);
-      this.countFailure(run, action, wrote);
-      const reason = action === 'install' ? Reason.InstallFailed : Reason.UpgradeFailed;
-      const message = `Helm ${action} failed for release ${release} with chart ${chartName}: ${err.message}`;
-      this.mark(ctx, 'Released', 'False', reason, message);
-      ctx.event('Warning', reason, message);
-      run.final = { type: 'error', reason, message };
-      return;
-    } finally {
-      chart.release();
-    }
-    this.observe(run, info);
-    const reason = action === 'install' ? Reason.InstallSucceeded : Reason.UpgradeSucceeded;
-    const message = `Helm ${action} succeeded for ${releaseWithChart(info)}`;
-    this.mark(ctx, 'Released', 'True', reason, message);
-    ctx.status.conditions = removeCondition(removeCondition(ctx.status.conditions, 'Remediated'), 'TestSuccess');
-    if (spec.test?.enable) {
-      const awaiting = `Helm ${releaseWithChart(info)} is awaiting tests`;
-      ctx.status.conditions = setCondition(
-        ctx.status.conditions,
-        { type: 'TestSuccess', status: 'Unknown', reason: Reason.Pending, message: awaiting },
-        ctx.now(),
-      );
-    }
-    ctx.status.observedPostRenderersDigest = run.renderDigest!.post;
-    ctx.status.observedCommonMetadataDigest = run.renderDigest!.common;
-    ctx.event('Normal', reason, message);
-    await this.recordInventory(run, info);
-  }
-
-  /** Before an upgrade: fields of the newest release's objects held by the helm CLI become ours (best effort). */
-  private async adoptFields(run: Run): Promise<void> {
-    try {
-      const { manifest, namespace } = await this.deps.helm.manifest({
-        target: run.target!.helm,
-        name: run.releaseName!,
-      });
-      const objects = manifestObjects(manifest, { name: run.releaseName!, namespace });
-      const adopted = await adoptHelmFields(run.target!.kc, objects);
-      if (adopted > 0) run.ctx.logger.info('took over fields of the helm CLI', { objects: adopted });
-    } catch (err) {
-      if (err instanceof HelmHelperError && err.code === 'ReleaseNotFound') return;
-      run.ctx.logger.debug('could not take over the fields of the helm CLI', { error: errorMessage(err) });
-    }
-  }
-
-  /** status.inventory: the objects of the release's manifest (best effort: a failure leaves the old one). */
-  private async recordInventory(run: Run, info: ReleaseInfo): Promise<void> {
-    try {
-      const { manifest } = await this.deps.helm.manifest({ target: run.target!.helm, name: run.releaseName! });
-      const objects = manifestObjects(manifest, { name: info.name, namespace: info.namespace });
-      run.ctx.status.inventory = { entries: await manifestInventory(run.target!.kc, objects) };
-    } catch (err) {
-      run.ctx.logger.debug('could not record the inventory of the release', { error: errorMessage(err) });
-    }
-  }
-
-  private async test(run: Run): Promise<void> {
-    const { ctx, checked } = run;
-    const { spec } = checked!;
-    const cur = ctx.status.history![0]!;
-    const filters: Record<string, string[]> = {};
-    for (const f of spec.test?.filters ?? []) {
-      const key = f.exclude ? '!name' : 'name';
-      filters[key] = [...(filters[key] ?? []), f.name];
-    }
-    try {
-      const info = await this.deps.helm.test({
-        target: run.target!.helm,
-        name: run.releaseName!,
-        timeoutMs: this.timeoutOf('test', spec),
-        ...(Object.keys(filters).length > 0 ? { filters } : {}),
-      });
-      this.observe(run, info);
-      const hooks = Object.keys(info.testHooks ?? {}).length;
-      const message =
-        `Helm test succeeded for ${releaseWithChart(info)}: ` +
-        (hooks > 0 ? `${hooks} test hook(s) completed successfully` : 'no test hooks');
-      this.mark(ctx, 'TestSuccess', 'True', Reason.TestSucceeded, message);
-      ctx.event('Normal', Reason.TestSucceeded, message);
-    } catch (err) {
-      if (!(err instanceof HelmHelperError) || !ACTION_FAILURES.has(err.code)) throw err;
-      await this.observeNewest(run);
-      const message = `Helm test failed for ${releaseWithChart(cur)}: ${err.message}`;
-      this.mark(ctx, 'TestSuccess', 'False', Reason.TestFailed, message);
-      ctx.event('Warning', Reason.TestFailed, message);
-      ctx.status.failures = (ctx.status.failures ?? 0) + 1;
-      if (!this.ignoringTestFailures(run)) {
-        const action = ctx.status.lastAttemptedReleaseAction;
-        if (action === 'install') ctx.status.installFailures = (ctx.status.installFailures ?? 0) + 1;
-        if (action === 'upgrade') ctx.status.upgradeFailures = (ctx.status.upgradeFailures ?? 0) + 1;
-        run.final = { type: 'error', reason: Reason.TestFailed, message };
-      }
-    }
-  }
-
-  private async rollback(run: Run): Promise<void> {
-    const { ctx, checked } = run;
-    const { spec } = checked!;
-    const prev = previousRelease(ctx.status.history ?? [], this.ignoringTestFailures(run))!;
-    const o = spec.rollback ?? {};
-    const what = `Helm rollback to previous ${releaseWithChart(prev)}`;
-    try {
-      const info = await this.deps.helm.rollback({
-        target: run.target!.helm,
-        name: run.releaseName!,
-        version: prev.version,
-        timeoutMs: this.timeoutOf('rollback', spec),
-        wait: !o.disableWait,
-        waitForJobs: !o.disableWaitForJobs,
-        disableHooks: o.disableHooks ?? false,
-        force: o.force ?? false,
-        forceConflicts: true,
-        legacyWait: spec.waitStrategy?.name === 'legacy',
-        cleanupOnFail: o.cleanupOnFail ?? false,
-        maxHistory: spec.maxHistory ?? 5,
-      });
-      this.observe(run, info);
-      const message = `${what} succeeded`;
-      this.mark(ctx, 'Remediated', 'True', Reason.RollbackSucceeded, message);
-      ctx.event('Normal', Reason.RollbackSucceeded, message);
-      await this.recordInventory(run, info);
-    } catch (err) {
-      if (!(err instanceof HelmHelperError) || !ACTION_FAILURES.has(err.code)) throw err;
-      await this.observeNewest(run);
-      const message = `${what} failed: ${err.message}`;
-      this.mark(ctx, 'Remediated', 'False', Reason.RollbackFailed, message);
-      ctx.event('Warning', Reason.RollbackFailed, message);
-    }
-  }
-
-  private async uninstallRemediation(run: Run, latest: ReleaseInfo): Promise<void> {
-    const { ctx, checked } = run;
-    const { spec } = checked!;
-    const what = `Helm uninstall remediation for ${releaseWithChart(latest)}`;
-    try {
-      const res = await this.uninstall(run.target!.helm, run.releaseName!, spec);
-      if (res.info) this.observe(run, res.info);
-      delete ctx.status.inventory;
-      const message = `${what} succeeded`;
-      this.mark(ctx, 'Remediated', 'True', Reason.UninstallSucceeded, message);
-      ctx.event('Normal', Reason.UninstallSucceeded, message);
-    } catch (err) {
-      if (!(err instanceof HelmHelperError) || !ACTION_FAILURES.has(err.code)) throw err;
-      const message = `${what} failed: ${err.message}`;
-      this.mark(ctx, 'Remediated', 'False', Reason.UninstallFailed, message);
-      ctx.event('Warning', Reason.UninstallFailed, message);
-    }
-  }
-
-  private uninstall(target: HelmTarget, name: string, spec: HelmReleaseSpec | undefined) {
-    const o = spec?.uninstall ?? {};
-    return this.deps.helm.uninstall({
-      target,
-      name,
-      timeoutMs: parseDuration(o.timeout ?? spec?.timeout ?? '5m'),
-      wait: !o.disableWait,
-      disableHooks: o.disableHooks ?? false,
-      keepHistory: o.keepHistory ?? false,
-      deletionPropagation: o.deletionPropagation ?? 'background',
-    });
-  }
-
   /**
    * A release left pending (a crashed controller, a killed helm) blocks every action. It is
    * unlocked only once it is older than the action timeout: a younger one may still be worked on.
@@ -849,7 +554,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
   private checkLockAge(run: Run, latest: ReleaseInfo): void {
     const started = Date.parse(latest.lastDeployed ?? latest.firstDeployed ?? '');
     const action = latest.status.replace('pending-', '');
-    const timeoutMs = this.timeoutOf(action, run.checked!.spec);
+    const timeoutMs = this.actions.timeoutOf(action, run.checked!.spec);
     const age = Number.isNaN(started) ? Number.POSITIVE_INFINITY : run.ctx.now().getTime() - started;
     if (age < timeoutMs) {
       throw waiting(
@@ -861,47 +566,6 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     }
   }
 
-  private async unlock(run: Run, latest: ReleaseInfo): Promise<void> {
-    const { ctx } = run;
-    const info = await this.deps.helm.unlock({ target: run.target!.helm, name: run.releaseName! });
-    this.observe(run, info);
-    const message = `Unlocked Helm ${releaseWithChart(info)} in ${latest.status} state`;
-    this.mark(ctx, 'Released', 'False', Reason.PendingRelease, message);
-    ctx.event('Normal', Reason.PendingRelease, message);
-  }
-
-  private async detectDrift(run: Run, latest: ReleaseInfo): Promise<DriftEntry[]> {
-    const { manifest } = await this.deps.helm.manifest({ target: run.target!.helm, name: run.releaseName! });
-    const objects = manifestObjects(manifest, { name: latest.name, namespace: latest.namespace });
-    return detectDrift(run.target!.kc, objects, run.checked!.ignore);
-  }
-
-  private reportDrift(run: Run, latest: ReleaseInfo, drift: DriftEntry[]): void {
-    const { ctx } = run;
-    const summary = summarizeDrift(drift);
-    const release = fullReleaseName(latest);
-    const message = `Cluster state of release ${release} has drifted from the desired state: ${summary}`;
-    this.mark(ctx, 'Drifted', 'True', Reason.DriftDetected, message);
-    ctx.event('Warning', Reason.DriftDetected, message);
-    this.deps.onDrift?.(run.obj, drift);
-  }
-
-  private async correct(run: Run, latest: ReleaseInfo): Promise<void> {
-    const { ctx } = run;
-    const { manifest } = await this.deps.helm.manifest({ target: run.target!.helm, name: run.releaseName! });
-    const objects = manifestObjects(manifest, { name: latest.name, namespace: latest.namespace });
-    try {
-      const changes = await correctDrift(run.target!.kc, objects, run.checked!.ignore);
-      const message = `Cluster state of release ${fullReleaseName(latest)} has been corrected: ${changes.join(', ')}`;
-      this.mark(ctx, 'Drifted', 'False', Reason.DriftCorrected, message);
-      ctx.event('Normal', Reason.DriftCorrected, message);
-    } catch (err) {
-      const message = `Failed to correct cluster state of release ${fullReleaseName(latest)}: ${errorMessage(err)}`;
-      this.mark(ctx, 'Drifted', 'True', Reason.DriftCorrectionFailed, message);
-      throw failed(Reason.DriftCorrectionFailed, message);
-    }
-  }
-
   /** In sync (or drifted in warn mode): Ready from the conditions the actions left. */
   private settle(run: Run, state: string): void {
     const { ctx } = run;
@@ -910,7 +574,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       // The rolled-back release matches what is asked now: it is a release like any other.
       const message = `Helm upgrade succeeded for ${releaseWithChart(cur)}`;
       ctx.status.conditions = removeCondition(ctx.status.conditions, 'Remediated');
-      this.mark(ctx, 'Released', 'True', Reason.UpgradeSucceeded, message);
+      this.actions.mark(ctx, 'Released', 'True', Reason.UpgradeSucceeded, message);
     }
     if (run.final?.type === 'error') throw failed(run.final.reason, run.final.message);
     const test = findCondition(ctx.status.conditions, 'TestSuccess');
@@ -940,37 +604,6 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     return undefined;
   }
 
-  private mark(ctx: Ctx, type: string, status: 'True' | 'False', reason: string, message: string): void {
-    ctx.status.conditions = setCondition(ctx.status.conditions, { type, status, reason, message }, ctx.now());
-  }
-
-  private countFailure(run: Run, action: 'install' | 'upgrade', wrote: boolean): void {
-    const s = run.ctx.status;
-    s.failures = (s.failures ?? 0) + 1;
-    if (!wrote) return;
-    if (action === 'install') s.installFailures = (s.installFailures ?? 0) + 1;
-    else s.upgradeFailures = (s.upgradeFailures ?? 0) + 1;
-  }
-
-  /** After a failed action: the release it left in storage joins the history; true when it made a new one. */
-  private async observeNewest(run: Run): Promise<boolean> {
-    const { releases } = await this.deps.helm.history({ target: run.target!.helm, name: run.releaseName!, max: 1 });
-    const newest = releases[0];
-    const cur = run.ctx.status.history?.[0];
-    if (!newest || (cur && newest.version < cur.version)) return false;
-    // A new record, or a new one under an old number (versions restart at 1 after an uninstall).
-    const fresh = !cur || newest.version !== cur.version || newest.digest !== cur.digest;
-    this.observe(run, newest);
-    return fresh;
-  }
-
-  /** Records a release our action made or changed into status.history, newest first. */
-  private observe(run: Run, info: ReleaseInfo): void {
-    const status = run.ctx.status;
-    const rest = (status.history ?? []).filter((s) => s.version !== info.version);
-    status.history = [snapshotOf(info, run.ociDigest), ...rest].sort((a, b) => b.version - a.version).slice(0, 5);
-  }
-
   /** Deletion: uninstall (unless suspended or never installed), delete the HelmChart template, let go. */
   private async finalize(obj: HelmRelease, ctx: Ctx): Promise<Outcome> {
     if (!obj.spec?.suspend && (obj.status?.history?.length ?? 0) > 0) {
@@ -978,7 +611,7 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
       const name = releaseNameOf(obj.metadata!.name!, obj.spec);
       try {
         const target = await this.deps.targetFor(obj, storageNamespace);
-        await this.uninstall(target.helm, name, obj.spec);
+        await this.actions.uninstall(target.helm, name, obj.spec);
         ctx.event(
           'Normal',
           Reason.UninstallSucceeded,
@@ -1002,22 +635,6 @@ export class HelmReleaseReconciler implements Reconciler<HelmRelease> {
     await deleteChart(this.deps.kubeConfig, { namespace, name });
   }
 }
-
-/** upgrade.serverSideApply as the helper takes it. */
-const SSA_MODES: Record<string, 'true' | 'false' | 'auto'> = { enabled: 'true', disabled: 'false', auto: 'auto' };
-
-/** Helper error codes that mean "the Helm action failed" (counted, remediated), not "the helper failed". */
-const ACTION_FAILURES = new Set([
-  'InstallFailed',
-  'UpgradeFailed',
-  'TestFailed',
-  'RollbackFailed',
-  'UninstallFailed',
-  'RenderFailed',
-  'PostRenderFailed',
-  'InvalidChart',
-  'Timeout',
-]);
 
 function actionKind(next: NextAction): string {
   switch (next.type) {
@@ -1087,31 +704,6 @@ function observedOf(status: HelmReleaseStatus): Observed {
     installFailures: status.installFailures ?? 0,
     upgradeFailures: status.upgradeFailures ?? 0,
   };
-}
-
-function snapshotOf(info: ReleaseInfo, ociDigest: string | undefined): Snapshot {
-  return {
-    apiVersion: 'helm.toolkit.fluxcd.io/v2',
-    digest: info.digest,
-    name: info.name,
-    namespace: info.namespace,
-    version: info.version,
-    status: info.status,
-    chartName: info.chartName,
-    chartVersion: info.chartVersion,
-    ...(info.appVersion ? { appVersion: info.appVersion } : {}),
-    configDigest: info.configDigest,
-    firstDeployed: info.firstDeployed ?? info.lastDeployed ?? rfc3339(new Date()),
-    lastDeployed: info.lastDeployed ?? info.firstDeployed ?? rfc3339(new Date()),
-    ...(info.deleted ? { deleted: info.deleted } : {}),
-    ...(info.testHooks ? { testHooks: info.testHooks } : {}),
-    ...(ociDigest ? { ociDigest } : {}),
-  } as Snapshot;
-}
-
-/** "release <ns>/<name>.v<N> with chart <chart>@<version>", as Flux's messages name a release. */
-function releaseWithChart(r: Parameters<typeof fullReleaseName>[0] & Parameters<typeof versionedChart>[0]): string {
-  return `release ${fullReleaseName(r)} with chart ${versionedChart(r)}`;
 }
 
 function formatMs(ms: number): string {

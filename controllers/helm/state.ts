@@ -270,3 +270,10 @@ export function previousRelease(history: ReleaseRecord[], ignoreTestFailures: bo
     (r) => (r.status === 'deployed' || r.status === 'superseded') && (ignoreTestFailures || !hasFailedTest(r)),
   );
 }
+
+/** "release <ns>/<name>.v<N> with chart <chart>@<version>", as Flux's messages name a release. */
+export function releaseWithChart(
+  r: Parameters<typeof fullReleaseName>[0] & Parameters<typeof versionedChart>[0],
+): string {
+  return `release ${fullReleaseName(r)} with chart ${versionedChart(r)}`;
+}
