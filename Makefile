@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources
+.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources bench-helm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ bench-kustomize: deps controlplane system-deps ## benchmark Kustomizations: N = 
 
 bench-helm-sources: deps controlplane ## benchmark HelmCharts and OCIRepositories: N = 100, 500 (BENCH_SIZES) to Ready, RSS, API requests; a ~50 MB index.yaml
 	node e2e/bench/helm-sources.ts
+
+bench-helm: deps controlplane ## benchmark HelmReleases beside Flux's helm-controller: N = 100, 500 (BENCH_SIZES)
+	node e2e/bench/helm.ts
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
 	node e2e/bench/source.ts

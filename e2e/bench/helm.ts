@@ -213,11 +213,13 @@ async function startProc(
   const tail = () => lines.join('\n');
   const exitedP = once(child, 'exit');
   const exited = () => child.exitCode !== null || child.signalCode !== null;
+  // SIGTERM, then SIGKILL after 10 s: helm-controller's graceful shutdown may wait up to 10 minutes.
   const stop = async () => {
-    if (!exited()) {
-      child.kill('SIGTERM');
-      await exitedP;
-    }
+    if (exited()) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exitedP;
+    clearTimeout(killer);
   };
   await eventually(
     async () => {
@@ -287,7 +289,9 @@ type Watched = {
 
 /**
  * Watches the HelmReleases (or `plural` of `group`) in `bench` until `want` of them satisfy `done`;
- * returns the milliseconds since `t`. One watch, no polling: the time is when the last one turned.
+ * returns the milliseconds since `t` and how many watch requests it made. No polling: the time is
+ * when the last one turned. A watch the server closes, or that client-node drops after 30 s without
+ * an event, is opened again (it starts with every object as ADDED).
  */
 function waitAll(
   cluster: LocalCluster,
@@ -296,11 +300,11 @@ function waitAll(
   done: (o: Watched) => boolean,
   procs: Proc[],
   t: number,
-): Promise<number> {
+): Promise<{ ms: number; watches: number }> {
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfigPath);
-  const ok = new Set<string>();
-  return new Promise<number>((resolve, reject) => {
+  let watches = 0;
+  return new Promise((resolve, reject) => {
     let request: { abort(): void } | undefined;
     let finished = false;
     const finish = (err?: Error, ms?: number) => {
@@ -310,8 +314,9 @@ function waitAll(
       clearInterval(exitCheck);
       request?.abort();
       if (err) reject(err);
-      else resolve(ms!);
+      else resolve({ ms: ms!, watches });
     };
+    let ok = new Set<string>();
     const timer = setTimeout(
       () => finish(new Error(`${ok.size} of ${want} ${what.plural} done after ${TIMEOUT_MS / 1000}s`)),
       TIMEOUT_MS,
@@ -320,23 +325,31 @@ function waitAll(
       const gone = procs.find((p) => p.exited());
       if (gone) finish(new Error(`${gone.name} exited:\n${gone.tail()}`));
     }, 1000);
-    new Watch(kc)
-      .watch(
-        `/apis/${what.group}/${what.version}/namespaces/${NS}/${what.plural}`,
-        {},
-        (type: string, o: Watched) => {
-          if (type !== 'DELETED' && done(o)) ok.add(o.metadata.name);
-          else ok.delete(o.metadata.name);
-          if (ok.size === want) finish(undefined, performance.now() - t);
-        },
-        (err: unknown) => {
-          if (err && !finished) finish(err as Error);
-        },
-      )
-      .then((r) => {
-        request = r;
-        if (finished) r.abort();
-      }, finish);
+    const open = () => {
+      if (finished) return;
+      watches++;
+      ok = new Set<string>();
+      new Watch(kc)
+        .watch(
+          `/apis/${what.group}/${what.version}/namespaces/${NS}/${what.plural}`,
+          {},
+          (type: string, o: Watched) => {
+            if (type === 'ERROR') return;
+            if (type !== 'DELETED' && done(o)) ok.add(o.metadata.name);
+            else ok.delete(o.metadata.name);
+            if (ok.size === want) finish(undefined, performance.now() - t);
+          },
+          () => setTimeout(open, 100),
+        )
+        .then(
+          (r) => {
+            request = r;
+            if (finished) r.abort();
+          },
+          () => setTimeout(open, 1000),
+        );
+    };
+    open();
   });
 }
 
@@ -344,6 +357,11 @@ const readyNow = (o: Watched) =>
   !!o.status?.conditions?.some(
     (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === o.metadata.generation,
   );
+
+/** A line on stderr with the time, to follow a long run (the table goes to stdout). */
+function progress(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
 
 /** Runs `fn` over 0..n-1 in batches of 50 concurrent calls. */
 async function batched(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
@@ -368,7 +386,7 @@ interface Result {
 async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartRepo>, flux?: string): Promise<Result> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tide-bench-hr-'));
   const storagePath = join(stateDir, 'storage');
-  const cluster = new LocalCluster({ stateDir: join(stateDir, 'cluster') });
+  const cluster = new LocalCluster({ stateDir: join(stateDir, 'cluster'), binDir });
   const procs: Proc[] = [];
   const samplers: RssSampler[] = [];
   try {
@@ -405,6 +423,7 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
       },
     });
     await waitAll(cluster, { group: SOURCE, version: 'v1', plural: 'helmrepositories' }, 1, readyNow, procs, 0);
+    progress(`N=${n} ${which}: HelmRepository Ready, creating the HelmReleases`);
 
     const hr = { group: HELM, version: 'v2', plural: 'helmreleases' };
     const beforeBy = await requestsBy(cluster);
@@ -433,10 +452,11 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
         },
       }),
     );
-    const readyMs = await waitAll(cluster, hr, n, readyNow, procs, t);
-    // Own requests: the first scrape (counted in the next one), the creations and the watch.
+    const ready = await waitAll(cluster, hr, n, readyNow, procs, t);
+    progress(`N=${n} ${which}: all Ready after ${secs(ready.ms)}, asking for a no-op resync`);
+    // Own requests: the first scrape (counted in the next one), the creations and the watches.
     const afterBy = await requestsBy(cluster);
-    const readyRequests = sum(afterBy) - before - 1 - n - 1;
+    const readyRequests = sum(afterBy) - before - 1 - n - ready.watches;
     if (process.env.BENCH_BREAKDOWN) details.push(`N=${n} ${which} install:\n${breakdown(beforeBy, afterBy)}`);
 
     // No-op resync: every HelmRelease asked to reconcile again; nothing changed.
@@ -455,9 +475,10 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
     );
-    const resyncMs = await waitAll(cluster, hr, n, (o) => o.status?.lastHandledReconcileAt === at, procs, t2);
+    const resync = await waitAll(cluster, hr, n, (o) => o.status?.lastHandledReconcileAt === at, procs, t2);
+    progress(`N=${n} ${which}: resync handled after ${secs(resync.ms)}, stopping`);
     const after2By = await requestsBy(cluster);
-    const resyncRequests = sum(after2By) - before2 - 1 - n - 1;
+    const resyncRequests = sum(after2By) - before2 - 1 - n - resync.watches;
     if (process.env.BENCH_BREAKDOWN) details.push(`N=${n} ${which} no-op resync:\n${breakdown(before2By, after2By)}`);
 
     for (const s of samplers) s.stop();
@@ -465,9 +486,9 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
     return {
       n,
       controller: which,
-      readyMs,
+      readyMs: ready.ms,
       readyRequests,
-      resyncMs,
+      resyncMs: resync.ms,
       resyncRequests,
       peakMiB: main!.peakSum,
       mainMiB: main!.peakMain,
@@ -521,12 +542,13 @@ const repo = async (): Promise<ChartRepo> => {
   }
   return charts;
 };
+// One bin dir for every run: tide-helm is rebuilt when its sources change, not between two runs.
+const binDir = resolveBinDir();
 const results: Result[] = [];
 /** BENCH_BREAKDOWN=1: the requests of each phase, printed after the table. */
 const details: string[] = [];
 const labels = { tide: 'tide', flux: `flux helm-controller ${fluxVersion}` };
 try {
-  resolveBinDir();
   console.log(
     `tide helm benchmark: kube-apiserver 1.36.3 + kwok on 127.0.0.1, Node ${process.version}, ` +
       `${availableParallelism()} cores, --concurrent=10, a fresh cluster per run`,
@@ -546,7 +568,8 @@ try {
     console.log(
       r.controller === 'tide'
         ? `  N=${r.n} tide: tide-controller (source and helm) ${Math.round(r.mainMiB)} MiB + ` +
-            `tide-helm ${Math.round(r.childrenMiB)} MiB (peaks apart)`
+            `its tide-helm children ${Math.round(r.childrenMiB)} MiB (peaks apart; one helper for the source ` +
+            'controller, one for the helm controller)'
         : `  N=${r.n} flux: helm-controller alone; the tide-controller serving its HelmCharts ` +
             `(--controllers=source) peaked at ${Math.round(r.sourceMiB ?? 0)} MiB, not counted`,
     );
