@@ -4,7 +4,7 @@
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HelmReleaseKind, type HelmReleaseSpec } from '../../controllers/api/helm/helmrelease.ts';
@@ -28,6 +28,7 @@ import { startController } from '../support/controller.ts';
 import { eventually } from '../support/eventually.ts';
 import { startHelmManager } from '../support/helm-manager.ts';
 import { createTestNamespace, deleteNamespace } from '../support/namespace.ts';
+import { freePort } from '../support/net.ts';
 import { helmPush, startRegistry, type TestRegistry } from '../support/registry.ts';
 import { startSourceManager } from '../support/source-manager.ts';
 
@@ -150,7 +151,7 @@ describe('HelmRelease', function () {
     await Promise.all([repo?.close(), registry?.stop()]);
   });
 
-  async function apply(obj: KubernetesObject & { spec?: unknown }): Promise<void> {
+  async function apply(obj: KubernetesObject & Record<string, unknown>): Promise<void> {
     const client = apiClientFor(kc);
     const res = await client.resourceFor(obj.apiVersion!, obj.kind!);
     await client.apply(res!, obj, { fieldManager: 'tide-test', force: true });
@@ -590,6 +591,23 @@ describe('HelmRelease', function () {
       new RegExp(`system:serviceaccount:${ns}:nobody.*forbidden|forbidden.*system:serviceaccount:${ns}:nobody`, 'i'),
     );
     expect(await helmHistory('norights')).to.deep.equal([]);
+  });
+
+  it('releases through spec.kubeConfig to the cluster it names; an unreachable one is a clear failure', async () => {
+    const admin = readFileSync(kubeconfigPath(), 'utf8');
+    const closed = admin.replace(/server: .*/, `server: https://127.0.0.1:${await freePort()}`);
+    for (const [name, value] of [
+      ['remote-admin', admin],
+      ['remote-closed', closed],
+    ] as const) {
+      await apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns }, stringData: { value } });
+    }
+    await apply(release('remote', { kubeConfig: { secretRef: { name: 'remote-admin' } } }));
+    await waitReady('remote', 'True', 'InstallSucceeded');
+    expect(await configData('remote-config')).to.not.equal(undefined);
+    await apply(release('unreachable', { kubeConfig: { secretRef: { name: 'remote-closed' } } }));
+    const hr = await waitReady('unreachable', 'False');
+    expect(findCondition(hr.status?.conditions, 'Ready')?.message).to.match(/127\.0\.0\.1:\d+.*(refused|connect)/);
   });
 
   it('unlocks a release left pending by a killed helm once it is older than the action timeout', async () => {
