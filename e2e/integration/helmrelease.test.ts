@@ -151,7 +151,9 @@ describe('HelmRelease', function () {
     await Promise.all([repo?.close(), registry?.stop()]);
   });
 
-  async function apply(obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+  /** Server-side applies any object (a HelmRelease, a Secret with stringData, …). */
+  async function apply(value: object): Promise<void> {
+    const obj = value as KubernetesObject;
     const client = apiClientFor(kc);
     const res = await client.resourceFor(obj.apiVersion!, obj.kind!);
     await client.apply(res!, obj, { fieldManager: 'tide-test', force: true });
