@@ -4,8 +4,8 @@
 // CLI (e2e/support/chartrepo.ts); every HelmRelease in the namespace `bench` installs into its own
 // target namespace with the default wait (kwok makes the Deployments available). Each controller
 // (BENCH_CONTROLLERS, default tide,flux) runs on a fresh local cluster:
-//   - tide: `tide-controller --controllers=source,helm --concurrent=10` (its own source controller
-//     serves the HelmCharts; Helm actions run in its child tide-helm);
+//   - tide: `tide-controller --controllers=helm --concurrent=10` (Helm actions run in its child
+//     tide-helm), next to `tide-controller --controllers=source` serving the HelmCharts;
 //   - flux: Flux's helm-controller (built from its Go module by e2e/bench/flux/build.sh) with
 //     `--concurrent=10`, next to `tide-controller --controllers=source` serving the HelmCharts.
 // Printed per run: the time from creating the HelmReleases until all are Ready for their generation
@@ -401,12 +401,10 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await batched(n, (i) => core.createNamespace({ body: { metadata: { name: `app-${i}` } } }));
 
-    if (which === 'tide') {
-      procs.push(await startTide(cluster, 'source,helm', storagePath));
-    } else {
-      procs.push(await startFlux(cluster, flux!));
-      procs.push(await startTide(cluster, 'source', storagePath));
-    }
+    // The HelmRelease controller first (its RSS is the figure), then the source controller serving
+    // the HelmCharts, the same for both.
+    procs.push(which === 'tide' ? await startTide(cluster, 'helm', storagePath) : await startFlux(cluster, flux!));
+    procs.push(await startTide(cluster, 'source', storagePath));
     for (const p of procs) samplers.push(new RssSampler(p.pid));
 
     // The repository first, so that the timed phase is the HelmReleases (and their HelmCharts).
@@ -567,9 +565,9 @@ try {
   for (const r of results) {
     console.log(
       r.controller === 'tide'
-        ? `  N=${r.n} tide: tide-controller (source and helm) ${Math.round(r.mainMiB)} MiB + ` +
-            `its tide-helm children ${Math.round(r.childrenMiB)} MiB (peaks apart; one helper for the source ` +
-            'controller, one for the helm controller)'
+        ? `  N=${r.n} tide: tide-controller --controllers=helm ${Math.round(r.mainMiB)} MiB + ` +
+            `its tide-helm ${Math.round(r.childrenMiB)} MiB (peaks apart); the tide-controller serving the ` +
+            `HelmCharts (--controllers=source) peaked at ${Math.round(r.sourceMiB ?? 0)} MiB, not counted`
         : `  N=${r.n} flux: helm-controller alone; the tide-controller serving its HelmCharts ` +
             `(--controllers=source) peaked at ${Math.round(r.sourceMiB ?? 0)} MiB, not counted`,
     );
