@@ -455,6 +455,9 @@ describe('HelmRelease', function () {
     );
     expect(findCondition(hr.status?.conditions, 'Ready')?.status).to.equal('True');
     expect(await configData('warn-config')).to.deep.include({ message: 'edited' });
+    const drift = await releases.metrics.registry.getSingleMetric('gotk_helmrelease_drift_total')?.get();
+    const counted = drift?.values.find((v) => v.labels.name === 'warn' && v.labels.namespace === ns);
+    expect(counted?.value).to.be.greaterThanOrEqual(1);
   });
 
   it('takes over a release installed by hand with helm install', async () => {
