@@ -70,7 +70,9 @@ function configKeys(hr: HelmRelease): string[] {
 
 export async function setupHelm({ manager, options }: SetupContext<HelmOptions>): Promise<void> {
   const local = manager.kubeConfig;
-  const helper = new HelmHelper({ path: options.helmHelperPath, logger: manager.logger });
+  // GOGC=50: the helper's heap grows to 1.5× what is live instead of 2×; measured at 100
+  // HelmReleases, 139 → 110 MiB peak with the same time (25 saved 4 MiB more and cost 18% time).
+  const helper = new HelmHelper({ path: options.helmHelperPath, logger: manager.logger, env: { GOGC: '50' } });
   const work = mkdtempSync(join(tmpdir(), 'tide-helm-release-'));
   const charts = new ChartStore({ dir: join(work, 'charts'), helper, maxBytes: options.helmReleaseChartMaxSize });
   const kubeconfigs = new KubeconfigFiles(join(work, 'kubeconfigs'));
