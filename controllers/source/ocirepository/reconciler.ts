@@ -5,7 +5,7 @@
 // `ocirepository/<ns>/<name>/sha256:<hex>.tar.gz` as Flux names it. Nothing is pulled when the
 // resolved revision and the content configuration match the artifact in storage; the last good
 // artifact is kept on any failure.
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { OCIRepositorySpec, OCIRepositoryStatus } from '../../api/source/ocirepository.ts';
 import { OCIRepositoryKind } from '../../api/source/ocirepository.ts';
 import { checkSpec } from '../../api/validate.ts';
-import { errorMessage, unlessNotFound } from '../../runtime/api-errors.ts';
+import { errorMessage } from '../../runtime/api-errors.ts';
 import { rfc3339 } from '../../runtime/conditions.ts';
 import type { ManagedObject, ReconcileContext, Reconciler } from '../../runtime/controller.ts';
 import { parseDuration } from '../../runtime/duration.ts';
@@ -27,10 +27,8 @@ import { ExtractError, extractTarball } from '../../runtime/extract.ts';
 
 import { deleteArtifacts, markOutdated, sourceSteps } from '../artifact-steps.ts';
 import { digestMeter } from '../digest.ts';
-import type { ProxyConfig } from '../git/proxy.ts';
-import { SecretError, readSecret } from '../gitrepository/credentials.ts';
-import { proxyFor } from '../gitrepository/proxy.ts';
-import { registryCredentialsFrom, registryTlsFrom, type RegistryCredentials, type RegistryTls } from '../oci/auth.ts';
+import { SecretError } from '../gitrepository/credentials.ts';
+import { registryAccess, type RegistryAccess } from '../oci/access.ts';
 import { RegistryClient, RegistryError, type ManifestJson, type OciDescriptor } from '../oci/client.ts';
 import { InvalidReferenceError, checkDigest, parseOciUrl, type OciRepository } from '../oci/reference.ts';
 import type { Storage } from '../storage.ts';
@@ -42,13 +40,6 @@ type Ctx = ReconcileContext<OCIRepositoryStatus>;
 /** The calls the reconciler makes to a registry; tests give their own. */
 export type Registry = Pick<RegistryClient, 'listTags' | 'resolve' | 'manifest' | 'blobToFile' | 'close'>;
 
-export interface RegistryAccess {
-  credentials?: RegistryCredentials | undefined;
-  tls?: RegistryTls | undefined;
-  insecure?: boolean | undefined;
-  proxy?: ProxyConfig | undefined;
-  timeoutMs?: number | undefined;
-}
 
 export interface OCIRepositoryDeps {
   kubeConfig: KubeConfig;
@@ -208,28 +199,11 @@ export class OCIRepositoryReconciler implements Reconciler<OCIRepository> {
     }
   }
 
-  /**
-   * The registry client with spec.secretRef's credentials, else those of the first image pull
-   * secret of spec.serviceAccountName that has some for the registry; certSecretRef's TLS
-   * material; spec.insecure (plain HTTP); proxySecretRef.
-   */
+  /** The registry client, reaching the registry as the spec says (oci/access.ts). */
   private async credentials(run: Run): Promise<void> {
     const { spec, repo } = run;
-    const kc = this.deps.kubeConfig;
     const ns = run.obj.metadata!.namespace!;
-    let credentials: RegistryCredentials | undefined;
-    if (spec!.secretRef) {
-      credentials = registryCredentialsFrom(await readSecret(kc, ns, spec!.secretRef.name), repo!.registry);
-    }
-    if (!credentials && spec!.serviceAccountName) {
-      for (const secret of await pullSecrets(kc, ns, spec!.serviceAccountName)) {
-        credentials = registryCredentialsFrom(secret, repo!.registry);
-        if (credentials) break;
-      }
-    }
-    const tls = spec!.certSecretRef ? registryTlsFrom(await readSecret(kc, ns, spec!.certSecretRef.name)) : undefined;
-    const proxy = await proxyFor(kc, ns, spec!.proxySecretRef);
-    const access: RegistryAccess = { credentials, tls, insecure: spec!.insecure, proxy, timeoutMs: run.timeoutMs };
+    const access = await registryAccess(this.deps.kubeConfig, ns, repo!.registry, spec!, run.timeoutMs);
     run.client = this.deps.registry
       ? this.deps.registry(repo!.registry, access)
       : new RegistryClient(repo!.registry, { ...access, userAgent: 'tide-source-controller' });
@@ -366,24 +340,6 @@ export class OCIRepositoryReconciler implements Reconciler<OCIRepository> {
       ctx.event('Normal', Reason.NewArtifact, message);
     }
   }
-}
-
-/** The image pull secrets of a ServiceAccount, those that exist, in its order. */
-async function pullSecrets(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret[]> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const sa = await unlessNotFound(core.readNamespacedServiceAccount({ name, namespace })).catch((err: unknown) => {
-    throw new SecretError(`cannot read service account '${namespace}/${name}': ${errorMessage(err).split('\n')[0]}`);
-  });
-  if (!sa) throw new SecretError(`service account '${namespace}/${name}' not found`);
-  const secrets: V1Secret[] = [];
-  for (const ref of sa.imagePullSecrets ?? []) {
-    if (!ref.name) continue;
-    const secret = await unlessNotFound(core.readNamespacedSecret({ name: ref.name, namespace })).catch(
-      () => undefined,
-    );
-    if (secret) secrets.push(secret);
-  }
-  return secrets;
 }
 
 /** The highest tag in the range among those matching the filter, as Flux picks it. */
