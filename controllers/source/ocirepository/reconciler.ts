@@ -40,7 +40,6 @@ type Ctx = ReconcileContext<OCIRepositoryStatus>;
 /** The calls the reconciler makes to a registry; tests give their own. */
 export type Registry = Pick<RegistryClient, 'listTags' | 'resolve' | 'manifest' | 'blobToFile' | 'close'>;
 
-
 export interface OCIRepositoryDeps {
   kubeConfig: KubeConfig;
   storage: Storage;
