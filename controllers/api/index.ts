@@ -1,5 +1,8 @@
 // Every kind Tide serves; crds/ is generated from this list.
 import { HelmReleaseKind } from './helm/helmrelease.ts';
+import { ImagePolicyKind } from './image/imagepolicy.ts';
+import { ImageRepositoryKind } from './image/imagerepository.ts';
+import { ImageUpdateAutomationKind } from './image/imageupdateautomation.ts';
 import type { KindDefinition } from './kind.ts';
 import { KustomizationKind } from './kustomize/kustomization.ts';
 import { GitRepositoryKind } from './source/gitrepository.ts';
@@ -14,4 +17,7 @@ export const ALL_KINDS: KindDefinition[] = [
   OCIRepositoryKind,
   KustomizationKind,
   HelmReleaseKind,
+  ImageRepositoryKind,
+  ImagePolicyKind,
+  ImageUpdateAutomationKind,
 ];
