@@ -85,4 +85,7 @@ export const Reason = {
   DriftDetected: 'DriftDetected',
   DriftCorrected: 'DriftCorrected',
   DriftCorrectionFailed: 'DriftCorrectionFailed',
+  // Image automation (image-reflector and image-automation-controller's reasons)
+  /** spec.image does not parse as an image reference. */
+  ImageURLInvalid: 'ImageURLInvalid',
 } as const;

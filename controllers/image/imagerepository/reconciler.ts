@@ -52,7 +52,6 @@ interface Run {
   client?: TagLister;
   /** Set when no scan is due: the time until the next. */
   nextScanMs?: number;
-  tagCount?: number;
 }
 
 export class ImageRepositoryReconciler implements Reconciler<ImageRepository> {
@@ -70,15 +69,12 @@ export class ImageRepositoryReconciler implements Reconciler<ImageRepository> {
         { name: 'credentials', reason: Reason.AuthenticationFailed, run: (r) => this.credentials(r) },
         { name: 'scan', reason: Reason.ReadOperationFailed, run: (r) => this.scan(r) },
       ],
-      success: (r) => {
-        const count = r.tagCount ?? r.obj.status?.lastScanResult?.tagCount ?? 0;
-        return {
-          type: 'success',
-          reason: Reason.Succeeded,
-          message: `successful scan: found ${count} tags`,
-          requeueAfterMs: r.nextScanMs ?? r.intervalMs!,
-        };
-      },
+      success: (r) => ({
+        type: 'success',
+        reason: Reason.Succeeded,
+        message: scanMessage(r.ctx.status.lastScanResult),
+        requeueAfterMs: r.nextScanMs ?? r.intervalMs!,
+      }),
       classify,
     };
   }
@@ -115,7 +111,7 @@ export class ImageRepositoryReconciler implements Reconciler<ImageRepository> {
       run.repo = parseOciUrl(`oci://${spec.image}`);
     } catch (err) {
       if (err instanceof InvalidReferenceError) {
-        throw stalled(Reason.InvalidSpec, `spec.image '${spec.image}': ${imageMessage(err.message)}`);
+        throw stalled(Reason.ImageURLInvalid, `spec.image '${spec.image}': ${imageMessage(err.message)}`);
       }
       throw err;
     }
@@ -171,10 +167,7 @@ export class ImageRepositoryReconciler implements Reconciler<ImageRepository> {
       latestTags: [...tags].sort().reverse().slice(0, LATEST_TAGS),
     };
     ctx.status.observedExclusionList = run.spec!.exclusionList ?? [];
-    run.tagCount = tags.length;
-    if (previous?.revision !== revision) {
-      ctx.event('Normal', Reason.Succeeded, `successful scan: found ${tags.length} tags`);
-    }
+    if (previous?.revision !== revision) ctx.event('Normal', Reason.Succeeded, scanMessage(ctx.status.lastScanResult));
   }
 }
 
@@ -190,9 +183,17 @@ function imageMessage(message: string): string {
     .replace('URL must not contain', 'image must not contain');
 }
 
+/** Flux's Ready message: "successful scan: found 3 tags with checksum <revision>". */
+function scanMessage(result: ImageRepositoryStatus['lastScanResult']): string {
+  return `successful scan: found ${result?.tagCount ?? 0} tags with checksum ${result?.revision ?? ''}`;
+}
+
 function classify(err: unknown): ReconcileError | undefined {
-  if (err instanceof SecretError) return failed(Reason.AuthenticationFailed, err.message);
-  if (err instanceof RegistryError && err.kind === 'auth') return failed(Reason.AuthenticationFailed, err.message);
-  if (err instanceof RegistryError) return failed(Reason.ReadOperationFailed, err.message);
+  if (err instanceof SecretError) {
+    return failed(Reason.AuthenticationFailed, `failed to configure authentication options: ${err.message}`);
+  }
+  if (err instanceof RegistryError && err.kind === 'auth')
+    return failed(Reason.AuthenticationFailed, `scan failed: ${err.message}`);
+  if (err instanceof RegistryError) return failed(Reason.ReadOperationFailed, `scan failed: ${err.message}`);
   return undefined;
 }
