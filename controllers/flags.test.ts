@@ -82,12 +82,23 @@ describe('tide-controller flags', () => {
   it('groups --help by controller', () => {
     const text = usage();
     const sections = [...text.matchAll(/^(\S.*):$/gm)].map((m) => m[1]);
-    expect(sections).to.deep.equal(['General', 'source controller', 'kustomize controller', 'helm controller']);
+    expect(sections).to.deep.equal([
+      'General',
+      'source controller',
+      'kustomize controller',
+      'helm controller',
+      'image controller',
+    ]);
     expect(text).to.include('  --git-max-size bytes (default 1073741824)\n');
   });
 
   it('rejects unknown controller names', () => {
     expect(() => selectControllers('source,foo')).to.throw(/unknown foo/);
-    expect(selectControllers('all').selected.map((c) => c.name)).to.deep.equal(['source', 'kustomize', 'helm']);
+    expect(selectControllers('all').selected.map((c) => c.name)).to.deep.equal([
+      'source',
+      'kustomize',
+      'helm',
+      'image',
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 // The controllers tide-controller can run, by the names --controllers takes. Each controller module
 // exports its descriptor (name, flags, setup); a name without one is reported as not available yet.
 import { helm } from './helm/setup.ts';
+import { image } from './image/setup.ts';
 import { kustomize } from './kustomize/setup.ts';
 import type { ControllerDescriptor } from './runtime/setup.ts';
 import { source } from './source/setup.ts';
@@ -9,7 +10,7 @@ export const CONTROLLER_NAMES = ['source', 'kustomize', 'helm', 'image', 'notifi
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 
 /** The controllers this build has, in the order --help lists them. */
-export const CONTROLLERS: readonly ControllerDescriptor[] = [source, kustomize, helm];
+export const CONTROLLERS: readonly ControllerDescriptor[] = [source, kustomize, helm, image];
 
 function descriptor(name: ControllerName): ControllerDescriptor | undefined {
   return CONTROLLERS.find((c) => c.name === name);

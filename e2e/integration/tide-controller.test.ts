@@ -150,7 +150,13 @@ describe('tide-controller', function () {
     const help = run(['--help']);
     expect(await help.exited).to.equal(0);
     const sections = [...help.stdout().matchAll(/^(\S.*):$/gm)].map((m) => m[1]);
-    expect(sections).to.deep.equal(['General', 'source controller', 'kustomize controller', 'helm controller']);
+    expect(sections).to.deep.equal([
+      'General',
+      'source controller',
+      'kustomize controller',
+      'helm controller',
+      'image controller',
+    ]);
     expect(help.stdout()).to.include('  --requeue-dependency duration (default "30s")\n');
   });
 
