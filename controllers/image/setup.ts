@@ -1,19 +1,28 @@
-// The image controller: ImageRepository (tags scanned from registries, kept on disk), with
-// ImagePolicy and ImageUpdateAutomation to come on top of it.
+// The image controller: ImageRepository (tags scanned from registries, kept on disk) and
+// ImagePolicy (the latest of those tags by policy); ImageUpdateAutomation comes on top of them.
+import { CoreV1Api } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ImagePolicyKind } from '../api/image/imagepolicy.ts';
 import { ImageRepositoryKind } from '../api/image/imagerepository.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { flag, type Options } from '../runtime/options.ts';
-import { defineController, type SetupContext } from '../runtime/setup.ts';
+import { keyOf } from '../runtime/resource.ts';
+import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
+import { type ImagePolicy, ImagePolicyReconciler } from './imagepolicy/reconciler.ts';
 import { type ImageRepository, ImageRepositoryReconciler } from './imagerepository/reconciler.ts';
+import { Re2SyntaxError, translateRe2 } from './policy/re2.ts';
 import { TagStore } from './tag-store.ts';
+
+const REPOSITORY_INDEX = 'spec.imageRepositoryRef';
 
 export const imageFlags = {
   'image-storage-path': flag.string({
     default: join(tmpdir(), 'tide-image-tags'),
     help: 'Directory of the scanned tags, one file per ImageRepository (Flux: --storage-path).',
   }),
+  'requeue-dependency': sharedFlags['requeue-dependency'],
+  'no-cross-namespace-refs': sharedFlags['no-cross-namespace-refs'],
 };
 
 export type ImageOptions = Options<typeof imageFlags>;
@@ -32,12 +41,50 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
       tags,
       compilePattern: (pattern, field) => {
         try {
-          return new RegExp(pattern);
+          return translateRe2(pattern).regexp;
         } catch (err) {
-          throw new Error(`${field}: invalid regular expression '${pattern}': ${(err as Error).message}`);
+          if (err instanceof Re2SyntaxError) throw new Error(`${field}: ${err.message}`);
+          throw err;
         }
       },
     }),
     isSuspended: (o) => o.spec?.suspend === true,
   });
+
+  const repositories = manager.informer<ImageRepository>(rt);
+  const policies = manager.informer<ImagePolicy>(resourceTypeOf(ImagePolicyKind));
+  policies.addIndex(REPOSITORY_INDEX, (p) => [
+    `${p.spec?.imageRepositoryRef?.namespace ?? p.metadata?.namespace}/${p.spec?.imageRepositoryRef?.name}`,
+  ]);
+  const core = manager.kubeConfig.makeApiClient(CoreV1Api);
+  const policyController = manager.addController<ImagePolicy>({
+    name: 'imagepolicy',
+    resource: resourceTypeOf(ImagePolicyKind),
+    fieldManager: 'image-reflector-controller',
+    reconciler: new ImagePolicyReconciler({
+      kubeConfig: manager.kubeConfig,
+      repositories,
+      tags,
+      requeueDependencyMs: options.requeueDependency,
+      noCrossNamespaceRefs: options.noCrossNamespaceRefs,
+      namespaceHasLabels: async (name, labels) => {
+        const ns = await core.readNamespace({ name });
+        return Object.entries(labels).every(([k, v]) => ns.metadata?.labels?.[k] === v);
+      },
+    }),
+    isSuspended: (o) => o.spec?.suspend === true,
+  });
+  // A new scan result re-evaluates the policies of the repository at once.
+  repositories.on({
+    add: (r) => enqueuePolicies(r),
+    update: (o, n) => {
+      if (o.status?.lastScanResult?.revision !== n.status?.lastScanResult?.revision) enqueuePolicies(n);
+    },
+  });
+  function enqueuePolicies(r: ImageRepository): void {
+    if (!r.status?.lastScanResult) return;
+    const key = keyOf(r);
+    for (const p of policies.byIndex(REPOSITORY_INDEX, key))
+      policyController.enqueue(keyOf(p), `ImageRepository/${key}`);
+  }
 }

@@ -88,4 +88,8 @@ export const Reason = {
   // Image automation (image-reflector and image-automation-controller's reasons)
   /** spec.image does not parse as an image reference. */
   ImageURLInvalid: 'ImageURLInvalid',
+  /** An ImagePolicy's policy or filter cannot work (no choice, a bad range or pattern). */
+  InvalidPolicy: 'InvalidPolicy',
+  /** An ImagePolicy found no tag to select, or no digest for it (Flux's generic failure reason). */
+  Failure: 'Failure',
 } as const;

@@ -1,8 +1,10 @@
-// ImageRepository against the real CNCF distribution registry with htpasswd auth: tags pushed by
-// the test are scanned through a dockerconfigjson secretRef, excluded ones left out, a new tag
-// seen on the next requested scan, and wrong credentials answered with AuthenticationFailed.
+// ImageRepository and ImagePolicy against the real CNCF distribution registry with htpasswd auth:
+// tags pushed by the test are scanned through a dockerconfigjson secretRef, excluded ones left
+// out, a new tag seen on the next requested scan and selected by the policies at once, wrong
+// credentials answered with AuthenticationFailed, and a policy that matches nothing reported.
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { ImagePolicyKind, type ImagePolicyStatus } from '../../controllers/api/image/imagepolicy.ts';
 import { ImageRepositoryKind, type ImageRepositoryStatus } from '../../controllers/api/image/imagerepository.ts';
 import { resourceTypeOf } from '../../controllers/api/kind.ts';
 import { apiClientFor } from '../../controllers/runtime/apply/client.ts';
@@ -70,12 +72,44 @@ describe('ImageRepository', function () {
     await apiClientFor(kc).apply(rt, obj, { fieldManager: 'tide-test', force: true });
   }
 
+  const policyType = resourceTypeOf(ImagePolicyKind);
+
+  async function applyPolicy(name: string, spec: Record<string, unknown>): Promise<void> {
+    const obj: KubernetesObject & { spec: unknown } = {
+      apiVersion: 'image.toolkit.fluxcd.io/v1',
+      kind: 'ImagePolicy',
+      metadata: { name, namespace: ns, labels },
+      spec: { imageRepositoryRef: { name: 'app' }, ...spec },
+    };
+    await apiClientFor(kc).apply(policyType, obj, { fieldManager: 'tide-test', force: true });
+  }
+
+  async function getPolicy(name: string): Promise<KubernetesObject & { status?: ImagePolicyStatus }> {
+    return (await apiClientFor(kc).get(policyType, { namespace: ns, name }))!;
+  }
+
+  async function waitPolicy(name: string, ready: 'True' | 'False') {
+    return eventually(async () => {
+      const o = await getPolicy(name);
+      const c = findCondition(o.status?.conditions, 'Ready');
+      expect(c?.status, `${name}: ${c?.reason} ${c?.message}`).to.equal(ready);
+      return o;
+    });
+  }
+
   async function get(name: string): Promise<KubernetesObject & { status?: ImageRepositoryStatus }> {
     return (await apiClientFor(kc).get(rt, { namespace: ns, name }))!;
   }
 
   it('scans the tags with the secretRef credentials, without excluded ones, and sees a new tag', async () => {
     await apply('app', { secretRef: { name: 'creds' } });
+    await applyPolicy('semver', { policy: { semver: { range: '~1.2' } }, digestReflectionPolicy: 'IfNotPresent' });
+    await applyPolicy('alpha', { policy: { alphabetical: { order: 'asc' } } });
+    await applyPolicy('none', { policy: { semver: { range: '>=9.0.0' } } });
+    await applyPolicy('filtered', {
+      policy: { numerical: { order: 'asc' } },
+      filterTags: { pattern: '^1\\.2\\.(?P<patch>\\d+)$', extract: '$patch' },
+    });
     const scanned = await eventually(async () => {
       const o = await get('app');
       expect(findCondition(o.status?.conditions, 'Ready')).to.include({ status: 'True', reason: 'Succeeded' });
@@ -86,6 +120,17 @@ describe('ImageRepository', function () {
     expect(findCondition(scanned.status?.conditions, 'Ready')?.message).to.equal(
       `successful scan: found 3 tags with checksum ${scanned.status?.lastScanResult?.revision}`,
     );
+
+    const semver = await waitPolicy('semver', 'True');
+    expect(semver.status?.latestRef).to.deep.include({ name: `${registry.host}/team/app`, tag: '1.2.3' });
+    expect(semver.status?.latestRef?.digest).to.match(/^sha256:[0-9a-f]{64}$/);
+    expect((await waitPolicy('alpha', 'True')).status?.latestRef?.tag).to.equal('latest');
+    expect((await waitPolicy('filtered', 'True')).status?.latestRef?.tag).to.equal('1.2.3');
+    const none = await waitPolicy('none', 'False');
+    expect(findCondition(none.status?.conditions, 'Ready')).to.include({
+      reason: 'Failure',
+      message: 'unable to determine latest version from provided list',
+    });
 
     await pushArtifact(registry, 'team/app', '1.2.4', image);
     await apiClientFor(kc).jsonPatch(
@@ -100,6 +145,28 @@ describe('ImageRepository', function () {
       expect(o.status?.lastScanResult?.tagCount).to.equal(4);
       expect(o.status?.lastScanResult?.latestTags?.[1]).to.equal('1.2.4');
     });
+    // The new scan result re-evaluates the policies at once.
+    const updated = await eventually(async () => {
+      const p = await getPolicy('semver');
+      expect(p.status?.latestRef?.tag).to.equal('1.2.4');
+      return p;
+    });
+    expect(updated.status?.observedPreviousRef).to.include({ tag: '1.2.3' });
+    expect(findCondition(updated.status?.conditions, 'Ready')?.message).to.match(
+      new RegExp(
+        `^Latest image tag for ${registry.host}/team/app resolved to 1\\.2\\.4 with digest sha256:[0-9a-f]+ \\(previously`,
+      ),
+    );
+  });
+
+  it('stalls a policy whose pattern is not RE2, naming the field', async () => {
+    await applyPolicy('badpattern', { policy: { alphabetical: {} }, filterTags: { pattern: '(?<=x)y' } });
+    const p = await eventually(async () => {
+      const o = await getPolicy('badpattern');
+      expect(findCondition(o.status?.conditions, 'Stalled')).to.include({ status: 'True', reason: 'InvalidPolicy' });
+      return o;
+    });
+    expect(findCondition(p.status?.conditions, 'Ready')?.message).to.contain('(?<');
   });
 
   it('answers wrong credentials with AuthenticationFailed and no password in status', async () => {

@@ -282,6 +282,10 @@ describe('image update setters', () => {
       expect(err).to.be.instanceOf(SetterError);
       expect((err as SetterError).line).to.be.greaterThan(0);
     }
+    // On one line a comment runs to the end of it, so the closing braces are part of the comment and the
+    // flow mapping is left open: not YAML, for Flux (go-yaml) either.
+    const oneLine = 'image: {repository: x, tag: 1.0 # {"$imagepolicy": "ns:app:tag"}}\n';
+    expect(() => applySetters(oneLine, policies)).to.throw(SetterError);
     // Unmarked files are not parsed at all, as Flux screens them.
     expect(applySetters('a: [\n', policies).text).to.equal('a: [\n');
   });

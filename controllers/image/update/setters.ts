@@ -138,14 +138,21 @@ function* markedChunks(text: string): Generator<{ start: number; end: number }> 
   const re = /^---(?=[ \t\r\n]|$)/gm;
   for (let m = re.exec(text); m; m = re.exec(text)) if (m.index > 0) starts.push(m.index);
   if (starts.length > 1 && /^%/m.test(text.slice(0, starts[1]))) starts.splice(1, 1);
+  // Neighbouring marked documents are parsed together: one parse costs less than many small ones.
   let next = text.indexOf(MARKER_TOKEN);
+  let run: { start: number; end: number } | null = null;
   for (let i = 0; i < starts.length && next >= 0; i++) {
     const start = starts[i] as number;
     const end = i + 1 < starts.length ? (starts[i + 1] as number) : text.length;
     if (next >= end) continue;
-    yield { start, end };
+    if (run && run.end === start) run.end = end;
+    else {
+      if (run) yield run;
+      run = { start, end };
+    }
     next = text.indexOf(MARKER_TOKEN, end);
   }
+  if (run) yield run;
 }
 
 // The marker of a scalar is the comment that follows it on the same line (kyaml reads the node's line
@@ -182,7 +189,8 @@ function parseMarker(comment: string): string | null {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
   const entries = Object.entries(parsed as Record<string, unknown>);
-  if (entries.some(([, v]) => typeof v !== 'string')) return null;
+  // Go decodes a JSON null into a string map as "", any other non-string fails.
+  if (entries.some(([, v]) => typeof v !== 'string' && v !== null)) return null;
   const name = (parsed as Record<string, string>).$imagepolicy;
   return name ? name : null;
 }
