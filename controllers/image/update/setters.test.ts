@@ -203,6 +203,10 @@ describe('image update setters', () => {
       '---',
       '# head',
       'c: old:1 # {"$imagepolicy": "ns:app:tag"}',
+      '...',
+      '%YAML 1.2',
+      '---',
+      'd: 1',
       '',
     ].join('\n');
     const result = applySetters(text, policies);
@@ -217,6 +221,10 @@ describe('image update setters', () => {
         '---',
         '# head',
         'c: 2.0.0 # {"$imagepolicy": "ns:app:tag"}',
+        '...',
+        '%YAML 1.2',
+        '---',
+        'd: 1',
         '',
       ].join('\n'),
     );

@@ -136,8 +136,16 @@ export function applySetters(
 function* markedChunks(text: string): Generator<{ start: number; end: number }> {
   const starts = [0];
   const re = /^---(?=[ \t\r\n]|$)/gm;
-  for (let m = re.exec(text); m; m = re.exec(text)) if (m.index > 0) starts.push(m.index);
-  if (starts.length > 1 && /^%/m.test(text.slice(0, starts[1]))) starts.splice(1, 1);
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    // Directive lines belong to the document that follows them.
+    let at = m.index;
+    while (at > 0) {
+      const prev = text.lastIndexOf('\n', at - 2) + 1;
+      if (text[prev] !== '%') break;
+      at = prev;
+    }
+    if (at > 0) starts.push(at);
+  }
   // Neighbouring marked documents are parsed together: one parse costs less than many small ones.
   let next = text.indexOf(MARKER_TOKEN);
   let run: { start: number; end: number } | null = null;
