@@ -117,6 +117,10 @@ describe('RE2 translation', () => {
         .to.contain(message)
         .and.match(/^error parsing regexp: /);
   });
+
+  it('departs from Go: a repetition right after a flag group is refused (Go repeats the atom before it)', () => {
+    expect(refused('a(?i)*')).to.contain('missing argument to repetition operator');
+  });
 });
 
 describe("Go's regexp.Expand", () => {
