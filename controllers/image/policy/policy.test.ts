@@ -244,7 +244,8 @@ describe('image policy: selection', () => {
     ).to.equal('b-1.0.0');
   });
 
-  it('10,000 tags in well under 100 ms', () => {
+  // Speed is measured by benchmarks, not asserted here: this checks 10,000 tags are handled.
+  it('selects among 10,000 tags with each policy', () => {
     const tags = Array.from({ length: 10_000 }, (_, i) => `${i % 7}.${i % 101}.${i}`);
     const ts = Array.from({ length: 10_000 }, (_, i) => `main-${i.toString(16)}-${1649146862 + i * 37}`);
     for (const [policy, list, filter] of [
@@ -252,11 +253,7 @@ describe('image policy: selection', () => {
       [{ alphabetical: {} }, tags, undefined],
       [{ numerical: {} }, ts, { pattern: '^main-[a-f0-9]+-(?P<ts>\\d+)$', extract: '$ts' }],
     ] as [PolicyChoice, string[], FilterTags | undefined][]) {
-      const start = performance.now();
-      const latest = latestOf(policy, list, filter);
-      const ms = performance.now() - start;
-      expect(latest).to.be.a('string');
-      expect(ms, JSON.stringify(policy)).to.be.lessThan(100);
+      expect(latestOf(policy, list, filter), JSON.stringify(policy)).to.be.a('string');
     }
   });
 });

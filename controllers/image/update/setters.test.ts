@@ -298,7 +298,8 @@ describe('image update setters', () => {
     expect(applySetters('a: [\n', policies).text).to.equal('a: [\n');
   });
 
-  it('rewrites a 1 MB file in under 200 ms', function () {
+  // Speed is measured by benchmarks, not asserted here: this checks a 1 MB file is handled right.
+  it('rewrites the marked values of a 1 MB file, and only those', function () {
     this.timeout(30_000);
     const doc = (i: number) =>
       [
@@ -325,15 +326,10 @@ describe('image update setters', () => {
       size += parts[parts.length - 1]?.length ?? 0;
     }
     const text = parts.join('');
-    // Once to warm the JIT, then the best of three: the machine may be shared with other work.
     const result = applySetters(text, policies);
     expect(result.changed.length).to.equal(Math.ceil(parts.length / 10));
-    let best = Number.POSITIVE_INFINITY;
-    for (let run = 0; run < 3; run++) {
-      const t0 = performance.now();
-      applySetters(text, policies);
-      best = Math.min(best, performance.now() - t0);
-    }
-    expect(best).to.be.lessThan(200);
+    expect(result.text.length - text.length).to.equal(
+      result.changed.reduce((sum, c) => sum + c.to.length - c.from.length, 0),
+    );
   });
 });
