@@ -154,7 +154,8 @@ describe('ImageRepository', function () {
     expect(updated.status?.observedPreviousRef).to.include({ tag: '1.2.3' });
     expect(findCondition(updated.status?.conditions, 'Ready')?.message).to.match(
       new RegExp(
-        `^Latest image tag for ${registry.host}/team/app resolved to 1\\.2\\.4 with digest sha256:[0-9a-f]+ \\(previously`,
+        `^Latest image tag for ${registry.host}/team/app resolved to 1\\.2\\.4 ` +
+          'with digest sha256:[0-9a-f]+ \\(previously',
       ),
     );
   });
