@@ -1,0 +1,96 @@
+// The Setters strategy over a checkout: every YAML file under spec.update.path (and files named
+// Kustomization) that carries an `$imagepolicy` marker is rewritten with the policies' latest
+// images, and written back only when something changed. Symbolic links are not followed and the
+// .git directory is left alone, so nothing outside the checkout's tree is read or written.
+import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import {
+  applySetters,
+  findMarkers,
+  SetterError,
+  type PolicyImage,
+  type SetterChange,
+  type SkippedMarker,
+} from './setters.ts';
+
+export interface FileUpdate {
+  /** Relative to the checkout root, with forward slashes. */
+  path: string;
+  changes: SetterChange[];
+}
+
+export interface UpdateResult {
+  /** Files rewritten, in path order. */
+  updated: FileUpdate[];
+  /** Markers left alone (naming no known policy, no digest to write, malformed). */
+  skipped: (SkippedMarker & { path: string })[];
+  /** Marked files that are not valid YAML; left as they were. */
+  invalid: { path: string; message: string }[];
+}
+
+/** A spec.update.path that leaves the checkout. */
+export class UpdatePathError extends Error {
+  override name = 'UpdatePathError';
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+const KUSTOMIZATION = new Set(['Kustomization', 'kustomization']);
+
+/** The directory spec.update.path names inside `root` (default the root); refuses one outside it. */
+export function updateRoot(root: string, path: string | undefined): string {
+  const base = resolve(root);
+  const target = resolve(base, `.${sep}${path ?? ''}`);
+  if (target !== base && !target.startsWith(base + sep)) {
+    throw new UpdatePathError(`spec.update.path '${path}' is outside the repository`);
+  }
+  return target;
+}
+
+/**
+ * Applies the policies (by "<namespace>:<name>") to the marked files under `dir`; writes the
+ * changed ones. `root` is the checkout, for the paths reported.
+ */
+export async function updateFiles(
+  root: string,
+  dir: string,
+  policies: ReadonlyMap<string, PolicyImage>,
+): Promise<UpdateResult> {
+  const result: UpdateResult = { updated: [], skipped: [], invalid: [] };
+  for (const file of await yamlFiles(dir)) {
+    const path = relative(root, file).split(sep).join('/');
+    const text = await readFile(file, 'utf8');
+    if (!findMarkers(text)) continue;
+    try {
+      const { text: updated, changed, skipped } = applySetters(text, policies);
+      for (const s of skipped) result.skipped.push({ ...s, path });
+      if (changed.length > 0 && updated !== text) {
+        await writeFile(file, updated);
+        result.updated.push({ path, changes: changed });
+      }
+    } catch (err) {
+      if (!(err instanceof SetterError)) throw err;
+      result.invalid.push({ path, message: err.message });
+    }
+  }
+  return result;
+}
+
+/** Regular files under `dir` that may hold manifests, in path order; links and .git are skipped. */
+async function yamlFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    const entries = await readdir(d, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== '.git') await walk(p);
+      } else if (e.isFile() && (YAML_FILE.test(e.name) || KUSTOMIZATION.has(e.name))) {
+        out.push(p);
+      }
+    }
+  };
+  const stat = await lstat(dir).catch(() => undefined);
+  if (stat?.isDirectory()) await walk(dir);
+  return out;
+}
