@@ -428,6 +428,188 @@ describe('commit message template', () => {
       template: '{{ (index .Changed.Changes 0).Setter }} {{ (.Changed).FileChanges | len }}',
       want: 'flux-system:nginx:tag 2',
     },
+    {
+      name: 'docs: gerrit Change-Id',
+      template: [
+        'Perform automatic image update\n',
+        '\n',
+        'Automation name: {{ .AutomationObject }}\n',
+        '\n',
+        '{{- $ChangeId := .AutomationObject -}}\n',
+        '{{- $ChangeId = printf "%s%s" $ChangeId ( .Changed.FileChanges | toString ) -',
+        '}}\n',
+        '{{- $ChangeId = printf "%s%s" $ChangeId ( .Changed.Objects | toString ) -}}\n',
+        '{{- $ChangeId = printf "%s%s" $ChangeId ( .Changed.Changes | toString ) }}\n',
+        'Change-Id: {{ printf "I%s" ( sha256sum $ChangeId | trunc 40 ) }}\n',
+      ].join(''),
+      want: [
+        'Perform automatic image update\n',
+        '\n',
+        'Automation name: flux-system/podinfo-update\n',
+        'Change-Id: I7bf93c7af5d23caceae0f266810f1f8e1952351d\n',
+      ].join(''),
+    },
+    {
+      name: 'print Changed',
+      template: [
+        '{{ .Changed }}\n',
+        '{{ .Changed | toString }}\n',
+        '{{ printf "%v" .AutomationObject }} {{ printf "%s" .AutomationObject }} {{ ',
+        'printf "%+v" .AutomationObject }}',
+      ].join(''),
+      want: [
+        '{map[apps/cache/kustomization.yaml:map[{  kustomize.config.k8s.io/v1beta1 Kusto',
+        'mization}:[{1.25.0 1.25.3 flux-system:nginx:tag}] {Redis cache apps/v1 Stateful',
+        'Set}:[{redis:7.0.0 redis:7.2.4 flux-system:redis} {v1 v2 flux-system:exporter:t',
+        'ag}]] apps/podinfo/deployment.yaml:map[{podinfo apps apps/v1 Deployment}:[{ghcr',
+        '.io/stefanprodan/podinfo:5.0.0 ghcr.io/stefanprodan/podinfo:5.0.3 flux-system:p',
+        'odinfo-policy}]]]}\n',
+        '{map[apps/cache/kustomization.yaml:map[{  kustomize.config.k8s.io/v1beta1 Kusto',
+        'mization}:[{1.25.0 1.25.3 flux-system:nginx:tag}] {Redis cache apps/v1 Stateful',
+        'Set}:[{redis:7.0.0 redis:7.2.4 flux-system:redis} {v1 v2 flux-system:exporter:t',
+        'ag}]] apps/podinfo/deployment.yaml:map[{podinfo apps apps/v1 Deployment}:[{ghcr',
+        '.io/stefanprodan/podinfo:5.0.0 ghcr.io/stefanprodan/podinfo:5.0.3 flux-system:p',
+        'odinfo-policy}]]]}\n',
+        'flux-system/podinfo-update flux-system/podinfo-update flux-system/podinfo-updat',
+        'e',
+      ].join(''),
+    },
+    {
+      name: 'crlf and tabs trimmed',
+      template: ['a\r\n', '\t {{- "b" -}} \r\n', '\tc\r\n', '{{ "d" }}\r\n'].join(''),
+      want: ['abc\r\n', 'd\r\n'].join(''),
+    },
+    {
+      name: 'multi-line action',
+      template: ['{{ printf "%s-%s"\n', '  "a"\n', '  "b" }}\n', '{{- if\n', '  true }}\n', 'yes{{ end }}'].join(''),
+      want: ['a-b\n', 'yes'].join(''),
+    },
+    {
+      name: 'else with',
+      template: ['{{ with .Values.nope }}a{{ else with .Values.cluster }}b={{ . }}{{ else }}c{{ e', 'nd }}'].join(''),
+      want: 'b=prod',
+    },
+    {
+      name: 'range over int',
+      template: '{{ range 3 }}{{ . }},{{ end }}{{ range $i := 2 }}[{{ $i }}]{{ end }}',
+      want: '0,1,2,[0][1]',
+    },
+    {
+      name: 'dash without space is a number',
+      template: '{{-3}} {{ -3 }}x {{- -3 }} {{+4}}',
+      want: '-3 -3x-3 4',
+    },
+    {
+      name: 'with declares var',
+      template: ['{{ with $c := index .Changed.Changes 0 }}{{ $c.Setter }} {{ .NewValue }}{{ end ', '}}'].join(''),
+      want: 'flux-system:nginx:tag 1.25.3',
+    },
+    {
+      name: 'nested ranges and $',
+      template: [
+        '{{ range $f, $o := .Changed.FileChanges }}{{ range $id, $cs := $o }}{{ range $c',
+        's }}{{ $f }}|{{ $id.Kind }}|{{ .Setter }}|{{ $.Values.cluster }}\n',
+        '{{ end }}{{ end }}{{ end }}',
+      ].join(''),
+      want: [
+        'apps/cache/kustomization.yaml|Kustomization|flux-system:nginx:tag|prod\n',
+        'apps/cache/kustomization.yaml|StatefulSet|flux-system:redis|prod\n',
+        'apps/cache/kustomization.yaml|StatefulSet|flux-system:exporter:tag|prod\n',
+        'apps/podinfo/deployment.yaml|Deployment|flux-system:podinfo-policy|prod\n',
+      ].join(''),
+    },
+    {
+      name: 'range single var over map',
+      template: [
+        '{{ range $v := .Values }}{{ $v }};{{ end }} {{ range .Values }}{{ . }};{{ end }',
+        '} {{ range $k, $v := .Values }}{{ $k }}={{ $v }};{{ end }}',
+      ].join(''),
+      want: 'prod;Staging; prod;Staging; cluster=prod;env=Staging;',
+    },
+    {
+      name: 'method via variable',
+      template: [
+        '{{ $c := .Changed }}{{ len $c.Changes }} {{ len $.Changed.Objects }} {{ with .C',
+        'hanged }}{{ len .Changes }}{{ end }}',
+      ].join(''),
+      want: '4 3 4',
+    },
+    {
+      name: 'comment forms',
+      template: ['a{{/* c */}}b {{- /* c */}} c{{/* c */ -}} d\n', '{{- /* multi\n', 'line */ -}}\n', 'e'].join(''),
+      want: 'ab cde',
+    },
+    {
+      name: 'empty template',
+      template: '',
+      want: '',
+    },
+    {
+      name: 'only text',
+      template: 'Update from image update automation',
+      want: 'Update from image update automation',
+    },
+    {
+      name: 'index values',
+      template: [
+        '{{ index .Values "cluster" }} [{{ index .Values "missing" }}] {{ index .Cha',
+        'nged.FileChanges "apps/podinfo/deployment.yaml" | len }}',
+      ].join(''),
+      want: 'prod [] 1',
+    },
+    {
+      name: 'printf width',
+      template: ['[{{ printf "%5s|%-5s|%05d|%x|%X|%.2f|%t" "ab" "cd" 42 255 "hi" 3.14159 ', 'true }}]'].join(''),
+      want: '[   ab|cd   |00042|ff|6869|3.14|true]',
+    },
+    {
+      name: 'eq nil and missing',
+      template: '{{ eq .Values.nope "x" }} {{ ne .Values.cluster "x" }} {{ eq "a" "a" }}',
+      want: 'false true true',
+    },
+    {
+      name: 'quote special',
+      template: '{{ quote "tab\\there" "nl\\n" "\u00e9" }} {{ printf "%q" "\\x01" }}',
+      want: '"tab\\there" "nl\\n" "\u00e9" "\\x01"',
+    },
+    {
+      name: 'title variants',
+      template: '{{ title "hello-world, it\'s x.y_z 9am" }}',
+      want: "Hello-World, It'S X.Y_z 9am",
+    },
+    {
+      name: 'default with lists',
+      template: '{{ default "x" (list) }} {{ default (list 1) (list 2) }} {{ default 5 0 }}',
+      want: 'x [2] 5',
+    },
+    {
+      name: 'print mixed',
+      template: [
+        '{{ print 1 2 }} {{ print "a" "b" }} {{ print 1 "a" 2 }} {{ print (list 1)',
+        ' (list 2) }} {{ print true false }}',
+      ].join(''),
+      want: '1 2 ab 1a2 [1] [2] true false',
+    },
+    {
+      name: 'println values',
+      template: '{{ println .Values.cluster (list 1 2) }}end',
+      want: ['prod [1 2]\n', 'end'].join(''),
+    },
+    {
+      name: 'pipeline final arg',
+      template: [
+        '{{ "a" | printf "%s-%s" "b" }} {{ .Values.cluster | replace "o" "0" |',
+        ' upper }} {{ 3 | eq 3 }}',
+      ].join(''),
+      want: 'b-a PR0D true',
+    },
+    {
+      name: 'and/or shortcircuit',
+      template: ['{{ and .Values.nope .Values.nope.X }} {{ or .Values.cluster (index .Changed.Cha', 'nges 99) }}'].join(
+        '',
+      ),
+      want: '<no value> prod',
+    },
   ];
 
   for (const c of cases) {
@@ -453,6 +635,13 @@ describe('commit message template', () => {
       want: 'template: commit:1: expected end; found {{else}}',
     },
     { template: '{{ break }}', want: 'template: commit:1: {{break}} outside {{range}}' },
+    { template: '{{ if }}x{{ end }}', want: 'template: commit:1: missing value for if' },
+    { template: '{{ 3x }}', want: 'template: commit:1: bad number syntax: "3x"' },
+    { template: '{{ "a".b }}', want: 'template: commit:1: unexpected . after term "\\"a\\""' },
+    { template: '{{ if $a, $b := 1 }}{{ end }}', want: 'template: commit:1: too many declarations in if' },
+    { template: '{{ if 1 }}{{ end 1 }}', want: 'template: commit:1: unexpected "1" in end' },
+    { template: '{{ 1 | 2 }}', want: 'template: commit:1: non executable command in pipeline stage 2' },
+    { template: 'a\nb\n{{ if true }}\n{{ .Values', want: 'template: commit:4: unclosed action' },
   ];
   const execErrors: Array<{ template: string; want: string }> = [
     {
@@ -482,6 +671,47 @@ describe('commit message template', () => {
       want: [
         'template: commit:1:10: executing "commit" at <.Values.cluster>: cluster is no',
         't a method but has arguments',
+      ].join(''),
+    },
+    {
+      template: '{{ index .Changed.Changes 99 }}',
+      want: [
+        'template: commit:1:3: executing "commit" at <index .Changed.Changes 99>: erro',
+        'r calling index: index out of range: 99',
+      ].join(''),
+    },
+    {
+      template: '{{ range .Values.cluster }}x{{ end }}',
+      want: ['template: commit:1:16: executing "commit" at <.Values.cluster>: range can\'t i', 'terate over prod'].join(
+        '',
+      ),
+    },
+    {
+      template: '{{ lt 1 "a" }}',
+      want: [
+        'template: commit:1:3: executing "commit" at <lt 1 "a">: error calling lt: i',
+        'ncompatible types for comparison: int and string',
+      ].join(''),
+    },
+    {
+      template: '{{ (index .Changed.Changes 0).Nope }}',
+      want: [
+        'template: commit:1:27: executing "commit" at <0>: can\'t evaluate field Nope i',
+        'n type update.Change',
+      ].join(''),
+    },
+    {
+      template: '{{ eq 1 "a" }}',
+      want: [
+        'template: commit:1:3: executing "commit" at <eq 1 "a">: error calling eq: i',
+        'ncompatible types for comparison: int and string',
+      ].join(''),
+    },
+    {
+      template: '{{ "a" | upper "b" }}',
+      want: [
+        'template: commit:1:9: executing "commit" at <upper>: wrong number of args for',
+        ' upper: want 1 got 2',
       ].join(''),
     },
   ];

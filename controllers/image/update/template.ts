@@ -3,6 +3,8 @@
 // language real-world commit templates use, with Go's whitespace trimming, sorted map ranging, `<no value>`
 // for missing map keys and fmt's %v printing of structs, slices and maps.
 
+import { createHash } from 'node:crypto';
+
 /** The object an update touched (Flux `update.ObjectIdentifier`). */
 export interface ObjectIdentifier {
   Name: string;
@@ -423,7 +425,7 @@ function lex(input: string): Item[] {
       } else if (c === '+' || c === '-' || /[0-9]/.test(c)) {
         pos = scanNumber(input, pos);
         if (isAlnum(input[pos]) || input[pos] === '.') {
-          fail(`bad number syntax: ${JSON.stringify(input.slice(start, pos + 1)).slice(1, -1)}`);
+          fail(`bad number syntax: ${JSON.stringify(input.slice(start, pos + 1))}`);
           return items;
         }
         emit('number', start);
@@ -899,9 +901,8 @@ type Fn = (...args: unknown[]) => unknown;
 
 class ExecError extends Error {}
 
-function wantString(fn: string, v: unknown): string {
+function wantString(v: unknown): string {
   if (typeof v !== 'string') throw new ExecError(`wrong type for value; expected string; got ${goTypeName(v)}`);
-  void fn;
   return v;
 }
 
@@ -971,7 +972,7 @@ function eq(a: unknown, ...rest: unknown[]): boolean {
       continue;
     }
     if (ka !== kb && !(ka !== 'other' && kb !== 'other' && typeof a === typeof b)) {
-      throw new ExecError('incompatible types for comparison');
+      throw new ExecError(`incompatible types for comparison: ${goTypeName(a)} and ${goTypeName(b)}`);
     }
     if (ka === 'other' ? deepEqual(a, b) : a === b) return true;
   }
@@ -981,7 +982,9 @@ function eq(a: unknown, ...rest: unknown[]): boolean {
 function lt(a: unknown, b: unknown): boolean {
   const ka = basicKind(a);
   if (ka === 'other' || ka === 'nil' || ka === 'boolean') throw new ExecError('invalid type for comparison');
-  if (typeof a !== typeof b) throw new ExecError('incompatible types for comparison');
+  if (typeof a !== typeof b) {
+    throw new ExecError(`incompatible types for comparison: ${goTypeName(a)} and ${goTypeName(b)}`);
+  }
   return (a as number) < (b as number);
 }
 
@@ -1122,7 +1125,7 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
   len: { fn: goLen, min: 1, max: 1 },
   index: { fn: goIndex, min: 1 },
   print: { fn: (...a) => sprint(a), min: 0 },
-  printf: { fn: (f, ...a) => sprintf(wantString('printf', f), ...a), min: 1 },
+  printf: { fn: (f, ...a) => sprintf(wantString(f), ...a), min: 1 },
   println: { fn: (...a) => `${a.map((x) => formatValue(x)).join(' ')}\n`, min: 0 },
   eq: { fn: eq, min: 1 },
   ne: { fn: (a, b) => !eq(a, b), min: 2, max: 2 },
@@ -1130,11 +1133,11 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
   le: { fn: (a, b) => lt(a, b) || eq(a, b), min: 2, max: 2 },
   gt: { fn: (a, b) => !lt(a, b) && !eq(a, b), min: 2, max: 2 },
   ge: { fn: (a, b) => !lt(a, b), min: 2, max: 2 },
-  join: { fn: (sep, v) => strslice(v).join(wantString('join', sep)), min: 2, max: 2 },
-  trim: { fn: (s) => wantString('trim', s).replace(/^\s+|\s+$/gu, ''), min: 1, max: 1 },
+  join: { fn: (sep, v) => strslice(v).join(wantString(sep)), min: 2, max: 2 },
+  trim: { fn: (s) => wantString(s).replace(/^\s+|\s+$/gu, ''), min: 1, max: 1 },
   trimPrefix: {
     fn: (p, s) => {
-      const [pre, str] = [wantString('trimPrefix', p), wantString('trimPrefix', s)];
+      const [pre, str] = [wantString(p), wantString(s)];
       return str.startsWith(pre) ? str.slice(pre.length) : str;
     },
     min: 2,
@@ -1142,19 +1145,19 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
   },
   trimSuffix: {
     fn: (p, s) => {
-      const [suf, str] = [wantString('trimSuffix', p), wantString('trimSuffix', s)];
+      const [suf, str] = [wantString(p), wantString(s)];
       return suf && str.endsWith(suf) ? str.slice(0, str.length - suf.length) : str;
     },
     min: 2,
     max: 2,
   },
-  upper: { fn: (s) => wantString('upper', s).toUpperCase(), min: 1, max: 1 },
-  lower: { fn: (s) => wantString('lower', s).toLowerCase(), min: 1, max: 1 },
+  upper: { fn: (s) => wantString(s).toUpperCase(), min: 1, max: 1 },
+  lower: { fn: (s) => wantString(s).toLowerCase(), min: 1, max: 1 },
   title: {
     fn: (s) => {
       let prev = ' ';
       let out = '';
-      for (const c of wantString('title', s)) {
+      for (const c of wantString(s)) {
         out += isTitleSeparator(prev) ? c.toUpperCase() : c;
         prev = c;
       }
@@ -1164,7 +1167,7 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
     max: 1,
   },
   replace: {
-    fn: (o, n, s) => wantString('replace', s).replaceAll(wantString('replace', o), wantString('replace', n)),
+    fn: (o, n, s) => wantString(s).replaceAll(wantString(o), wantString(n)),
     min: 3,
     max: 3,
   },
@@ -1186,9 +1189,9 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
   },
   default: { fn: (d, ...given) => (given.length === 0 || empty(given[0]) ? d : given[0]), min: 1 },
   empty: { fn: empty, min: 1, max: 1 },
-  contains: { fn: (sub, s) => wantString('contains', s).includes(wantString('contains', sub)), min: 2, max: 2 },
-  hasPrefix: { fn: (p, s) => wantString('hasPrefix', s).startsWith(wantString('hasPrefix', p)), min: 2, max: 2 },
-  hasSuffix: { fn: (p, s) => wantString('hasSuffix', s).endsWith(wantString('hasSuffix', p)), min: 2, max: 2 },
+  contains: { fn: (sub, s) => wantString(s).includes(wantString(sub)), min: 2, max: 2 },
+  hasPrefix: { fn: (p, s) => wantString(s).startsWith(wantString(p)), min: 2, max: 2 },
+  hasSuffix: { fn: (p, s) => wantString(s).endsWith(wantString(p)), min: 2, max: 2 },
   toString: { fn: strval, min: 1, max: 1 },
   list: { fn: (...a) => a, min: 0 },
   dict: {
@@ -1242,12 +1245,12 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
     min: 1,
     max: 1,
   },
-  indent: { fn: (n, s) => indent(wantInt(n), wantString('indent', s)), min: 2, max: 2 },
-  nindent: { fn: (n, s) => `\n${indent(wantInt(n), wantString('nindent', s))}`, min: 2, max: 2 },
+  indent: { fn: (n, s) => indent(wantInt(n), wantString(s)), min: 2, max: 2 },
+  nindent: { fn: (n, s) => `\n${indent(wantInt(n), wantString(s))}`, min: 2, max: 2 },
   trunc: {
     fn: (c, s) => {
       const n = wantInt(c);
-      const str = wantString('trunc', s);
+      const str = wantString(s);
       if (n < 0 && str.length + n > 0) return str.slice(str.length + n);
       if (n >= 0 && str.length > n) return str.slice(0, n);
       return str;
@@ -1258,11 +1261,11 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
   append: { fn: (l, v) => [...asList('append', l), v], min: 2, max: 2 },
   prepend: { fn: (l, v) => [v, ...asList('prepend', l)], min: 2, max: 2 },
   has: { fn: (needle, l) => asList('has', l).some((x) => deepEqual(x, needle)), min: 2, max: 2 },
-  splitList: { fn: (sep, s) => wantString('splitList', s).split(wantString('splitList', sep)), min: 2, max: 2 },
+  splitList: { fn: (sep, s) => wantString(s).split(wantString(sep)), min: 2, max: 2 },
   trimAll: {
     fn: (cut, s) => {
-      const set = new Set(wantString('trimAll', cut));
-      const chars = [...wantString('trimAll', s)];
+      const set = new Set(wantString(cut));
+      const chars = [...wantString(s)];
       while (chars.length && set.has(chars[0] as string)) chars.shift();
       while (chars.length && set.has(chars[chars.length - 1] as string)) chars.pop();
       return chars.join('');
@@ -1270,7 +1273,9 @@ const FUNCS: Record<string, { fn: Fn; min: number; max?: number }> = {
     min: 2,
     max: 2,
   },
-  repeat: { fn: (n, s) => wantString('repeat', s).repeat(Math.max(0, wantInt(n))), min: 2, max: 2 },
+  sha256sum: { fn: (s) => createHash('sha256').update(wantString(s)).digest('hex'), min: 1, max: 1 },
+  sha1sum: { fn: (s) => createHash('sha1').update(wantString(s)).digest('hex'), min: 1, max: 1 },
+  repeat: { fn: (n, s) => wantString(s).repeat(Math.max(0, wantInt(n))), min: 2, max: 2 },
 };
 
 function indent(n: number, s: string): string {
@@ -1309,7 +1314,7 @@ class State {
     const before = this.source.slice(0, this.at.pos);
     const nl = before.lastIndexOf('\n');
     const col = nl < 0 ? this.at.pos : this.at.pos - nl - 1;
-    const ctx = this.atText.length > 20 ? `${this.atText.slice(0, 20)}...` : this.atText;
+    const ctx = this.atText;
     throw new TemplateError(
       `template: ${TEMPLATE_NAME}:${this.at.line}:${col}: executing "${TEMPLATE_NAME}" at <${ctx}>: ${msg}`,
     );
@@ -1445,7 +1450,7 @@ class State {
     this.setAt(first.item, argString(first));
     switch (first.kind) {
       case 'field':
-        return this.evalFieldChain(dot, dot, first, first.ident, cmd, final);
+        return this.evalFieldChain(dot, first.ident, cmd, final);
       case 'chain':
         return this.evalChain(dot, first, cmd, final);
       case 'identifier':
@@ -1454,7 +1459,7 @@ class State {
         this.notAFunction(cmd, final);
         return this.evalPipeline(dot, first.pipe);
       case 'variable':
-        return this.evalVariable(dot, first, cmd, final);
+        return this.evalVariable(first, cmd, final);
     }
     this.notAFunction(cmd, final);
     switch (first.kind) {
@@ -1471,25 +1476,25 @@ class State {
   evalChain(dot: unknown, chain: Extract<Arg, { kind: 'chain' }>, args: Arg[] | null, final: Final): unknown {
     if (chain.node.kind === 'nil') this.errorf(`indirection through explicit nil in ${argString(chain)}`);
     const pipe = this.evalArg(dot, chain.node);
-    return this.evalFieldChain(dot, pipe, chain, chain.field, args, final);
+    return this.evalFieldChain(pipe, chain.field, args, final);
   }
 
-  evalVariable(dot: unknown, v: Extract<Arg, { kind: 'variable' }>, args: Arg[] | null, final: Final): unknown {
+  evalVariable(v: Extract<Arg, { kind: 'variable' }>, args: Arg[] | null, final: Final): unknown {
     const value = this.varValue(v.ident[0] as string);
     if (v.ident.length === 1) {
       this.notAFunction(args, final);
       return value;
     }
-    return this.evalFieldChain(dot, value, v, v.ident.slice(1), args, final);
+    return this.evalFieldChain(value, v.ident.slice(1), args, final);
   }
 
-  evalFieldChain(dot: unknown, receiver: unknown, node: Arg, ident: string[], args: Arg[] | null, final: Final) {
+  evalFieldChain(receiver: unknown, ident: string[], args: Arg[] | null, final: Final): unknown {
     let r = receiver;
-    for (let i = 0; i < ident.length - 1; i++) r = this.evalField(dot, ident[i] as string, node, null, NO_FINAL, r);
-    return this.evalField(dot, ident[ident.length - 1] as string, node, args, final, r);
+    for (let i = 0; i < ident.length - 1; i++) r = this.evalField(ident[i] as string, null, NO_FINAL, r);
+    return this.evalField(ident[ident.length - 1] as string, args, final, r);
   }
 
-  evalField(dot: unknown, name: string, node: Arg, args: Arg[] | null, final: Final, receiver: unknown): unknown {
+  evalField(name: string, args: Arg[] | null, final: Final, receiver: unknown): unknown {
     if (receiver === undefined) return undefined;
     const hasArgs = (args !== null && args.length > 1) || final !== NO_FINAL;
     if (receiver instanceof GoStruct) {
@@ -1509,8 +1514,6 @@ class State {
       return receiver.get(name);
     }
     if (receiver === null) this.errorf(`nil pointer evaluating interface {}.${name}`);
-    void dot;
-    void node;
     this.errorf(`can't evaluate field ${name} in type ${goTypeName(receiver)}`);
   }
 
@@ -1520,6 +1523,8 @@ class State {
 
   evalFunction(dot: unknown, ident: Extract<Arg, { kind: 'identifier' }>, args: Arg[] | null, final: Final) {
     const name = ident.name;
+    const at = args ? args.map(argString).join(' ') : name;
+    this.setAt(ident.item, at);
     const rest = args ? args.slice(1) : [];
     const thunks: Array<() => unknown> = rest.map((a) => () => this.evalArg(dot, a));
     if (final !== NO_FINAL) thunks.push(() => final);
@@ -1535,6 +1540,7 @@ class State {
     const f = FUNCS[name] as { fn: Fn; min: number; max?: number };
     const n = thunks.length;
     if (n < f.min || (f.max !== undefined && n > f.max)) {
+      this.setAt(ident.item, name);
       const want = f.max === f.min ? `${f.min}` : `at least ${f.min}`;
       this.errorf(`wrong number of args for ${name}: want ${want} got ${n}`);
     }
@@ -1542,11 +1548,11 @@ class State {
       const v = t();
       return v === undefined ? null : v;
     });
-    this.setAt(ident.item, name);
     try {
       return f.fn(...values);
     } catch (e) {
       if (e instanceof ExecError) {
+        this.setAt(ident.item, at);
         this.errorf(e.message.startsWith('error calling') ? e.message : `error calling ${name}: ${e.message}`);
       }
       throw e;
@@ -1561,9 +1567,9 @@ class State {
       case 'nil':
         return null;
       case 'field':
-        return this.evalFieldChain(dot, dot, a, a.ident, [a], NO_FINAL);
+        return this.evalFieldChain(dot, a.ident, [a], NO_FINAL);
       case 'variable':
-        return this.evalVariable(dot, a, null, NO_FINAL);
+        return this.evalVariable(a, null, NO_FINAL);
       case 'pipe':
         return this.evalPipeline(dot, a.pipe);
       case 'identifier':
