@@ -580,11 +580,18 @@ describe('apply engine', function () {
       metadata: { name: 'q', namespace },
       spec: { hard: { 'count/configmaps': '2' } },
     };
+    // kube-controller-manager publishes kube-root-ca.crt into a new namespace, and counts it for
+    // the quota, on its own time: wait for both rather than assume them.
+    const rootCA = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt', namespace } };
+    await eventually(async () => expect(await read(rootCA)).to.not.equal(undefined), { timeoutMs: 60_000 });
     await applyAll(kc, [quota], opts);
-    await eventually(async () => {
-      const used = ((await read(quota)) as { status?: { used?: Record<string, string> } }).status?.used;
-      expect(used?.['count/configmaps']).to.equal('1');
-    });
+    await eventually(
+      async () => {
+        const used = ((await read(quota)) as { status?: { used?: Record<string, string> } }).status?.used;
+        expect(used?.['count/configmaps']).to.equal('1');
+      },
+      { timeoutMs: 60_000 },
+    );
     const err = await applyAll(kc, [configMap(namespace, 'a', {}), configMap(namespace, 'b', {})], opts).then(
       () => undefined,
       (e: unknown) => e,
