@@ -1,7 +1,7 @@
 // HelmRelease on the local control plane: charts from an HTTP chart repository (Helm 4 CLI-packaged)
 // and from the CNCF distribution registry, released through tide-helm into real Helm storage, read
 // back and acted on with the real `helm` CLI.
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Pod, Watch } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -247,30 +247,44 @@ describe('HelmRelease', function () {
    */
   function completeTestPods(): { stop(): void } {
     let stopped = false;
-    const loop = async () => {
-      while (!stopped) {
-        const pods = await core.listNamespacedPod({ namespace: ns }).catch(() => ({ items: [] }));
-        for (const pod of pods.items) {
-          if (pod.metadata?.annotations?.['helm.sh/hook'] !== 'test') continue;
-          if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
-          const release = pod.metadata.name!.replace(/-test$/, '');
-          const cm = await configData(`${release}-config`);
-          const phase = cm?.message === 'fail-test' ? 'Failed' : 'Succeeded';
-          await core
-            .patchNamespacedPodStatus({
-              name: pod.metadata.name!,
-              namespace: ns,
-              body: [{ op: 'add', path: '/status/phase', value: phase }],
-            })
-            .catch(() => undefined);
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    let current: { abort(): void } | undefined;
+    const finish = async (pod: V1Pod) => {
+      if (pod.metadata?.annotations?.['helm.sh/hook'] !== 'test') return;
+      if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+      const release = pod.metadata.name!.replace(/-test$/, '');
+      const cm = await configData(`${release}-config`);
+      const phase = cm?.message === 'fail-test' ? 'Failed' : 'Succeeded';
+      await core
+        .patchNamespacedPodStatus({
+          name: pod.metadata.name!,
+          namespace: ns,
+          body: [{ op: 'add', path: '/status/phase', value: phase }],
+        })
+        .catch(() => undefined);
     };
-    void loop();
+    // Every pod event (the kubelet's, kwok's, ours) is a chance to finish a hook Pod; a watch the
+    // server closes is opened again.
+    const open = () => {
+      if (stopped) return;
+      void new Watch(kc)
+        .watch(
+          `/api/v1/namespaces/${ns}/pods`,
+          {},
+          (type: string, pod: V1Pod) => {
+            if (type === 'ADDED' || type === 'MODIFIED') void finish(pod);
+          },
+          () => open(),
+        )
+        .then((req) => {
+          current = req;
+          if (stopped) req.abort();
+        });
+    };
+    open();
     return {
       stop: () => {
         stopped = true;
+        current?.abort();
       },
     };
   }
