@@ -1,6 +1,6 @@
 // The helm controller: HelmRelease, fed by HelmChart and OCIRepository artifacts, acting through
 // the Helm helper (tide-helm) on real Helm storage.
-import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { impersonating } from '../runtime/kubeconfig.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { RemoteClusters } from '../runtime/remote-clusters.ts';
 import { keyOf } from '../runtime/resource.ts';
+import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
 import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ChartStore } from './chart-store.ts';
 import { templateChartRef } from './chart-template.ts';
@@ -26,7 +27,6 @@ import type { ReadValuesSource } from './values.ts';
 
 const SOURCE_INDEX = 'chart.source';
 const DEPENDS_INDEX = 'spec.dependsOn';
-const CONFIG_INDEX = 'configs';
 
 export const helmFlags = {
   'requeue-dependency': sharedFlags['requeue-dependency'],
@@ -166,33 +166,9 @@ export async function setupHelm({ manager, options }: SetupContext<HelmOptions>)
       }
     },
   });
-  // valuesFrom ConfigMaps and Secrets labelled for watching re-queue the releases that read them.
+  // Labelled ConfigMaps and Secrets they read re-queue them when their data changes.
   const selector = options.watchConfigsLabelSelector;
-  if (selector) {
-    releases.addIndex(CONFIG_INDEX, configKeys);
-    for (const kind of ['ConfigMap', 'Secret'] as const) {
-      const rt = {
-        group: '',
-        version: 'v1',
-        kind,
-        plural: kind === 'ConfigMap' ? 'configmaps' : 'secrets',
-        namespaced: true,
-      };
-      type Config = KubernetesObject & { data?: Record<string, string> };
-      const changed = (c: Config) => {
-        for (const hr of releases.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) {
-          controller.enqueue(keyOf(hr), `${kind}/${keyOf(c)}`);
-        }
-      };
-      manager.informer<Config>(rt, { labelSelector: selector }).on({
-        add: changed,
-        update: (o, n) => {
-          if (JSON.stringify(o.data) !== JSON.stringify(n.data)) changed(n);
-        },
-        delete: changed,
-      });
-    }
-  }
+  if (selector) requeueOnConfigChange(manager, selector, releases, configKeys, controller);
 }
 
 function decodeAll(data: Record<string, string> | undefined): Record<string, string> {

@@ -1,5 +1,5 @@
 // The kustomize controller: Kustomization, fed by GitRepository and OCIRepository artifacts.
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
@@ -17,6 +17,7 @@ import { failed } from '../runtime/outcome.ts';
 import { Reason } from '../runtime/reasons.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
+import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
 import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
@@ -42,7 +43,6 @@ import { RemoteClusters } from '../runtime/remote-clusters.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
 const DEPENDS_INDEX = 'spec.dependsOn';
-const CONFIG_INDEX = 'configs';
 const MAX_ARTIFACT_BYTES = 512 * 1024 * 1024;
 
 /** Reads postBuild.substituteFrom objects from the Kustomization's namespace. */
@@ -193,34 +193,9 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
       if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), key, revision);
     }
   }
-  // ConfigMaps and Secrets labelled for watching (Flux's reconcile.fluxcd.io/watch: Enabled)
-  // re-queue the Kustomizations that read them (substituteFrom, kubeConfig) when their data changes.
+  // Labelled ConfigMaps and Secrets they read re-queue them when their data changes.
   const selector = options.watchConfigsLabelSelector;
-  if (selector) {
-    kustomizations.addIndex(CONFIG_INDEX, configKeys);
-    for (const kind of ['ConfigMap', 'Secret'] as const) {
-      const rt = {
-        group: '',
-        version: 'v1',
-        kind,
-        plural: kind === 'ConfigMap' ? 'configmaps' : 'secrets',
-        namespaced: true,
-      };
-      type Config = KubernetesObject & { data?: Record<string, string> };
-      const changed = (c: Config) => {
-        for (const k of kustomizations.byIndex(CONFIG_INDEX, `${kind}/${keyOf(c)}`)) {
-          controller.enqueue(keyOf(k), `${kind}/${keyOf(c)}`);
-        }
-      };
-      manager.informer<Config>(rt, { labelSelector: selector }).on({
-        add: changed,
-        update: (o, n) => {
-          if (JSON.stringify(o.data) !== JSON.stringify(n.data)) changed(n);
-        },
-        delete: changed,
-      });
-    }
-  }
+  if (selector) requeueOnConfigChange(manager, selector, kustomizations, configKeys, controller);
   // A Kustomization becoming Ready releases the ones that wait for it; any change may satisfy a
   // dependent's readyExpr.
   kustomizations.on({
