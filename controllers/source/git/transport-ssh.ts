@@ -1,11 +1,16 @@
 // Git over SSH for isomorphic-git, which only speaks smart HTTP. isomorphic-git is given a
 // stand-in http:// URL and an HttpClient that plays a stateless smart-HTTP server by running
-// `git-upload-pack '<path>'` on the SSH server:
-//   GET  …/info/refs?service=git-upload-pack → the `# service=` preamble + the ref advertisement
-//        the command prints (up to its flush-pkt); the command is then told "no wants" and closed.
-//   POST …/git-upload-pack → a fresh command whose advertisement is skipped; the request body
-//        (wants, deepen, flush, done — all of it, as stateless HTTP sends it) is written and the
-//        command's output (shallow lines, NAK, side-band pack) is the response body.
+// `<service> '<path>'` on the SSH server, where the service is git-upload-pack (fetch) or
+// git-receive-pack (push):
+//   GET  …/info/refs?service=<service> → the `# service=` preamble + the ref advertisement the
+//        command prints (up to its flush-pkt); the command is then sent a flush-pkt ("no wants",
+//        "no commands"), on which both services exit cleanly, and closed.
+//   POST …/<service> → a fresh command whose advertisement is skipped; the request body is
+//        written and stdin ended, and the command's output is the response body. For a fetch the
+//        body is wants, deepen, flush, done — all of it, as stateless HTTP sends it — and the
+//        output shallow lines, NAK and the side-band pack; for a push the body is the commands,
+//        any push-options and the pack, and the output the (side-band) report-status, which
+//        git-receive-pack writes only after the whole pack is read: hence the end of stdin.
 // With protocol v0 over SSH those are the bytes smart HTTP would carry, so isomorphic-git's
 // parsers work unchanged. One SSH connection serves every request of a Transport.
 // ssh2 is CommonJS and its `utils` export is invisible to Node's named-export detection.
@@ -29,7 +34,9 @@ import { TransportError, type GitCredentials, type Transport, type TransportOpti
 let loaded: typeof import('ssh2') | undefined;
 const ssh2 = (): typeof import('ssh2') => (loaded ??= createRequire(import.meta.url)('ssh2') as typeof import('ssh2'));
 
-const service = 'git-upload-pack';
+/** The git commands the transport runs: git-upload-pack for fetches, git-receive-pack for pushes. */
+const services = ['git-upload-pack', 'git-receive-pack'] as const;
+type GitService = (typeof services)[number];
 const flushPkt = Buffer.from('0000');
 const maxStderr = 8192;
 
@@ -37,7 +44,7 @@ interface SshTarget {
   host: string;
   port: number;
   username: string;
-  /** The repository path as the server's git-upload-pack expects it. */
+  /** The repository path as the server's git-upload-pack/git-receive-pack expect it. */
   path: string;
   /** `host:port`, for messages. */
   label: string;
@@ -112,15 +119,18 @@ class SshSession {
       timeoutMessage: `${this.#target.label} did not answer within ${this.#opts.timeoutMs} ms`,
     });
     try {
-      if (method === 'GET' && url.pathname.endsWith('/info/refs') && url.searchParams.get('service') === service) {
-        return await this.#advertise(req.url, guard);
+      if (method === 'GET' && url.pathname.endsWith('/info/refs')) {
+        const service = services.find((s) => s === url.searchParams.get('service'));
+        if (service) return await this.#advertise(service, req.url, guard);
       }
-      if (method === 'POST' && url.pathname.endsWith(`/${service}`)) {
-        return await this.#uploadPack(req, guard);
+      if (method === 'POST') {
+        const service = services.find((s) => url.pathname.endsWith(`/${s}`));
+        if (service) return await this.#rpc(service, req, guard);
       }
       throw new TransportError(
         'protocol',
-        `the SSH transport only fetches; it cannot ${method} ${url.pathname}${url.search}`,
+        'the SSH transport only serves git-upload-pack (fetch) and git-receive-pack (push); ' +
+          `it cannot ${method} ${url.pathname}${url.search}`,
       );
     } catch (err) {
       guard.done();
@@ -143,10 +153,11 @@ class SshSession {
     );
   }
 
-  async #advertise(url: string, guard: RequestGuard): Promise<GitHttpResponse> {
-    const command = await this.#exec(guard);
+  async #advertise(service: GitService, url: string, guard: RequestGuard): Promise<GitHttpResponse> {
+    const command = await this.#exec(service, guard);
     const { advertisement } = await command.readAdvertisement();
-    // A flush-pkt instead of wants tells git-upload-pack the client wants nothing; it then exits.
+    // A flush-pkt instead of wants (upload-pack) or commands (receive-pack) tells the command the
+    // client wants nothing; it then exits.
     command.finish(flushPkt);
     guard.done();
     const preamble = pktLine(`# service=${service}\n`);
@@ -158,15 +169,16 @@ class SshSession {
     );
   }
 
-  async #uploadPack(req: GitHttpRequest, guard: RequestGuard): Promise<GitHttpResponse> {
+  /** One request/response turn: the whole request body in, the command's output out. */
+  async #rpc(service: GitService, req: GitHttpRequest, guard: RequestGuard): Promise<GitHttpResponse> {
     const body = await collect(req.body ?? []);
-    const command = await this.#exec(guard);
+    const command = await this.#exec(service, guard);
     const { rest } = await command.readAdvertisement();
     command.write(body);
     return response(req.url, 'POST', `application/x-${service}-result`, command.output(rest, guard));
   }
 
-  async #exec(guard: RequestGuard): Promise<UploadPackCommand> {
+  async #exec(service: GitService, guard: RequestGuard): Promise<GitCommand> {
     const client = await this.#connect(guard);
     const { label, path } = this.#target;
     const channel = await new Promise<ClientChannel>((resolve, reject) => {
@@ -184,7 +196,7 @@ class SshSession {
         reject(new TransportError('unreachable', `SSH connection to ${label} was lost: ${(err as Error).message}`));
       }
     });
-    const command = new UploadPackCommand(channel, this.#target, this.#opts.maxBytes);
+    const command = new GitCommand(service, channel, this.#target, this.#opts.maxBytes);
     guard.onFail((err) => command.abort(err));
     return command;
   }
@@ -295,8 +307,9 @@ class SshSession {
   }
 }
 
-/** One `git-upload-pack` run on an exec channel. */
-class UploadPackCommand {
+/** One run of `git-upload-pack` or `git-receive-pack` on an exec channel. */
+class GitCommand {
+  readonly #service: GitService;
   readonly #channel: ClientChannel;
   readonly #chunks: AsyncIterator<Buffer>;
   readonly #target: SshTarget;
@@ -306,7 +319,8 @@ class UploadPackCommand {
   #abort: (err: Error) => void = () => {};
   #stderr = '';
 
-  constructor(channel: ClientChannel, target: SshTarget, maxBytes: number | undefined) {
+  constructor(service: GitService, channel: ClientChannel, target: SshTarget, maxBytes: number | undefined) {
+    this.#service = service;
     this.#channel = channel;
     this.#chunks = (channel as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     this.#target = target;
@@ -359,7 +373,8 @@ class UploadPackCommand {
   }
 
   write(data: Uint8Array): void {
-    // EOF after the request: a server that wanted more fails instead of waiting forever.
+    // EOF after the request: a server that wanted more fails instead of waiting forever, and
+    // git-receive-pack has all of the pack before it reports the push's status.
     this.#channel.end(data);
   }
 
@@ -419,7 +434,8 @@ class UploadPackCommand {
 
   #protocolError(what: string): TransportError {
     const said = serverMessage(this.#stderr);
-    return new TransportError('protocol', `${service} on ${this.#target.label} ${what}${said ? `: ${said}` : ''}`);
+    const { label } = this.#target;
+    return new TransportError('protocol', `${this.#service} on ${label} ${what}${said ? `: ${said}` : ''}`);
   }
 }
 

@@ -17,6 +17,12 @@ const gitShell = '/usr/bin/git-shell';
 export interface GitSshServerOptions {
   /** Directory holding the bare repositories (`<name>.git`); made readable for the git user. */
   root: string;
+  /**
+   * Also lets the git user push to the repositories already in `root` (see makeWritable); a
+   * repository created after the server started needs its own makeWritable call. Default false:
+   * the repositories stay read-only for the git user.
+   */
+  writable?: boolean;
 }
 
 export interface SshKeyPair {
@@ -56,6 +62,12 @@ export async function startGitSshServer(opts: GitSshServerOptions): Promise<GitS
   const root = path.resolve(opts.root);
   await ensureGitUser();
   makeReadableForOthers(root);
+  if (opts.writable) {
+    for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
+      const repo = path.join(root, entry.name);
+      if (entry.isDirectory() && fs.existsSync(path.join(repo, 'HEAD'))) await makeWritable(repo);
+    }
+  }
   // sshd refuses to start without its privilege separation directory (normally made by systemd).
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
 
@@ -223,6 +235,21 @@ async function ensureGitUser(): Promise<void> {
   // for key logins; '*' means "no password" without locking.
   const shadow = await run('getent', ['shadow', gitUser]).catch(() => '');
   if (shadow.split(':')[1]?.startsWith('!')) await run('usermod', ['--password', '*', gitUser]);
+}
+
+/**
+ * Lets the git user (git-receive-pack runs as it) push to the bare repository at `repoPath`,
+ * which root owns: every file and directory in it becomes writable for others, and
+ * core.sharedRepository=0666 keeps the files and directories that later pushes (as the git user)
+ * or fixture commits (as root) create writable for the other. The parents only need to be
+ * searchable, as for reading.
+ */
+export async function makeWritable(repoPath: string): Promise<void> {
+  const repo = path.resolve(repoPath);
+  if (!fs.existsSync(path.join(repo, 'HEAD'))) throw new Error(`${repo} is not a bare git repository`);
+  makeReadableForOthers(repo);
+  await run('git', ['config', '--file', path.join(repo, 'config'), 'core.sharedRepository', '0666']);
+  await run('chmod', ['-R', 'a+rwX', repo]);
 }
 
 /**
