@@ -1,16 +1,25 @@
 // The image controller: ImageRepository (tags scanned from registries, kept on disk) and
-// ImagePolicy (the latest of those tags by policy); ImageUpdateAutomation comes on top of them.
+// ImagePolicy (the latest of those tags by policy) and ImageUpdateAutomation (the policies' latest
+// images written into git and pushed).
 import { CoreV1Api } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImagePolicyKind } from '../api/image/imagepolicy.ts';
 import { ImageRepositoryKind } from '../api/image/imagerepository.ts';
+import { ImageUpdateAutomationKind } from '../api/image/imageupdateautomation.ts';
+import { GitRepositoryKind } from '../api/source/gitrepository.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { type ImagePolicy, ImagePolicyReconciler } from './imagepolicy/reconciler.ts';
 import { type ImageRepository, ImageRepositoryReconciler } from './imagerepository/reconciler.ts';
+import {
+  type ImageUpdateAutomation,
+  ImageUpdateAutomationReconciler,
+  POLICY_NAMESPACE_INDEX,
+} from './imageupdateautomation/reconciler.ts';
 import { Re2SyntaxError, translateRe2 } from './policy/re2.ts';
 import { TagStore } from './tag-store.ts';
 
@@ -81,6 +90,7 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
       if (o.status?.lastScanResult?.revision !== n.status?.lastScanResult?.revision) enqueuePolicies(n);
     },
   });
+  setupAutomation(manager, options, policies);
   function enqueuePolicies(r: ImageRepository): void {
     if (!r.status?.lastScanResult) return;
     const key = keyOf(r);
@@ -88,3 +98,43 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
       policyController.enqueue(keyOf(p), `ImageRepository/${key}`);
   }
 }
+
+/** ImageUpdateAutomation, re-run at once when a policy of its namespace selects another image. */
+function setupAutomation(
+  manager: SetupContext<ImageOptions>['manager'],
+  options: ImageOptions,
+  policies: Informer<ImagePolicy>,
+): void {
+  policies.addIndex(POLICY_NAMESPACE_INDEX, (p) => [p.metadata?.namespace ?? '']);
+  const rt = resourceTypeOf(ImageUpdateAutomationKind);
+  const automations = manager.informer<ImageUpdateAutomation>(rt);
+  automations.addIndex(AUTOMATION_NAMESPACE_INDEX, (a) => [a.metadata?.namespace ?? '']);
+  const controller = manager.addController<ImageUpdateAutomation>({
+    name: 'imageupdateautomation',
+    resource: rt,
+    fieldManager: 'image-automation-controller',
+    reconciler: new ImageUpdateAutomationReconciler({
+      kubeConfig: manager.kubeConfig,
+      gitRepositories: manager.informer(resourceTypeOf(GitRepositoryKind)),
+      policies,
+      requeueDependencyMs: options.requeueDependency,
+      noCrossNamespaceRefs: options.noCrossNamespaceRefs,
+    }),
+    isSuspended: (o) => o.spec?.suspend === true,
+  });
+  const latest = (p: ImagePolicy) => JSON.stringify([p.status?.latestRef, p.metadata?.labels, p.spec?.suspend]);
+  const enqueue = (p: ImagePolicy) => {
+    for (const a of automations.byIndex(AUTOMATION_NAMESPACE_INDEX, p.metadata?.namespace ?? '')) {
+      controller.enqueue(keyOf(a), `ImagePolicy/${keyOf(p)}`);
+    }
+  };
+  policies.on({
+    add: (p) => enqueue(p),
+    update: (o, n) => {
+      if (latest(o) !== latest(n)) enqueue(n);
+    },
+    delete: (p) => enqueue(p),
+  });
+}
+
+const AUTOMATION_NAMESPACE_INDEX = 'metadata.namespace';

@@ -57,4 +57,32 @@ describe('Setters over a checkout', () => {
     expect(updateRoot(root, undefined)).to.equal(root);
     expect(updateRoot(root, '/deploy')).to.equal(join(root, 'deploy'));
   });
+
+  it('names the object each change was made in', async () => {
+    write(
+      'apps.yaml',
+      [
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata: {name: settings, namespace: apps}',
+        '---',
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata:',
+        '  name: web',
+        '  namespace: apps',
+        'spec:',
+        '  template:',
+        '    spec:',
+        '      containers:',
+        '        - image: registry.example/web:1.2.3 # {"$imagepolicy": "apps:web"}',
+        '',
+      ].join('\n'),
+    );
+    const result = await updateFiles(root, root, policies);
+    expect(result.updated).to.have.length(1);
+    expect(result.updated[0]!.changes.map((c) => [c.line, c.object])).to.deep.equal([
+      [14, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'apps' }],
+    ]);
+  });
 });

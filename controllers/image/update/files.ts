@@ -4,6 +4,7 @@
 // .git directory is left alone, so nothing outside the checkout's tree is read or written.
 import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
+import { LineCounter, parseAllDocuments } from 'yaml';
 import {
   applySetters,
   findMarkers,
@@ -16,7 +17,15 @@ import {
 export interface FileUpdate {
   /** Relative to the checkout root, with forward slashes. */
   path: string;
-  changes: SetterChange[];
+  changes: (SetterChange & { object: ChangedObject })[];
+}
+
+/** The Kubernetes object (YAML document) a change was made in; empty strings where the document has none. */
+export interface ChangedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
 }
 
 export interface UpdateResult {
@@ -65,7 +74,7 @@ export async function updateFiles(
       for (const s of skipped) result.skipped.push({ ...s, path });
       if (changed.length > 0 && updated !== text) {
         await writeFile(file, updated);
-        result.updated.push({ path, changes: changed });
+        result.updated.push({ path, changes: withObjects(text, changed) });
       }
     } catch (err) {
       if (!(err instanceof SetterError)) throw err;
@@ -93,4 +102,32 @@ async function yamlFiles(dir: string): Promise<string[]> {
   const stat = await lstat(dir).catch(() => undefined);
   if (stat?.isDirectory()) await walk(dir);
   return out;
+}
+
+/** Each change with the object of the YAML document its line is in (for the commit message template). */
+function withObjects(text: string, changes: SetterChange[]): FileUpdate['changes'] {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines });
+  const list = Array.isArray(docs) ? docs : [docs];
+  const spans = list.map((doc) => {
+    const str = (path: string[]): string => {
+      const v = doc.getIn(path);
+      return typeof v === 'string' ? v : '';
+    };
+    return {
+      start: lines.linePos(doc.range[0]).line,
+      end: lines.linePos(doc.range[2]).line,
+      object: {
+        apiVersion: str(['apiVersion']),
+        kind: str(['kind']),
+        name: str(['metadata', 'name']),
+        namespace: str(['metadata', 'namespace']),
+      },
+    };
+  });
+  const none: ChangedObject = { apiVersion: '', kind: '', name: '', namespace: '' };
+  return changes.map((c) => ({
+    ...c,
+    object: spans.find((s) => c.line >= s.start && c.line <= s.end)?.object ?? none,
+  }));
 }

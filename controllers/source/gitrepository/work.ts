@@ -59,22 +59,7 @@ export interface GitWork {
 
 export function gitWork(kc: KubeConfig, storage: Storage, maxSize: number): GitWork {
   return {
-    async access(namespace, spec, timeoutMs) {
-      const proxy = await proxyFor(kc, namespace, spec.proxySecretRef);
-      const options = {
-        timeoutMs,
-        maxBytes: maxSize,
-        signal: AbortSignal.timeout(timeoutMs),
-        ...(proxy ? { proxy } : {}),
-      };
-      if (!spec.secretRef) return { creds: {}, options };
-      const secret = await readSecret(kc, namespace, spec.secretRef.name);
-      const creds = await providerCredentials(secret, spec.url, spec.provider, {
-        timeoutMs,
-        ...(proxy ? { proxy } : {}),
-      });
-      return { creds, options };
-    },
+    access: (namespace, spec, timeoutMs) => gitAccess(kc, namespace, spec, timeoutMs, maxSize),
 
     async connect(url, access) {
       const transport = openTransport(url, access.creds, access.options);
@@ -157,6 +142,34 @@ export function gitWork(kc: KubeConfig, storage: Storage, maxSize: number): GitW
       return c.message.split('\n')[0] ?? '';
     },
   };
+}
+
+/**
+ * How to reach a GitRepository's server: spec.proxySecretRef and spec.secretRef (with
+ * spec.provider) read and turned into credentials and transport options. Also what an
+ * ImageUpdateAutomation pushes with.
+ */
+export async function gitAccess(
+  kc: KubeConfig,
+  namespace: string,
+  spec: Pick<GitRepositorySpec, 'url' | 'secretRef' | 'proxySecretRef' | 'provider'>,
+  timeoutMs: number,
+  maxBytes?: number,
+): Promise<Access> {
+  const proxy = await proxyFor(kc, namespace, spec.proxySecretRef);
+  const options = {
+    timeoutMs,
+    ...(maxBytes !== undefined ? { maxBytes } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(proxy ? { proxy } : {}),
+  };
+  if (!spec.secretRef) return { creds: {}, options };
+  const secret = await readSecret(kc, namespace, spec.secretRef.name);
+  const creds = await providerCredentials(secret, spec.url, spec.provider, {
+    timeoutMs,
+    ...(proxy ? { proxy } : {}),
+  });
+  return { creds, options };
 }
 
 /** spec.verify.mode, with Flux's deprecated lower-case `head`. */
