@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources bench-helm
+.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources bench-helm bench-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -101,6 +101,9 @@ bench-helm-sources: deps controlplane ## benchmark HelmCharts and OCIRepositorie
 
 bench-helm: deps controlplane ## benchmark HelmReleases beside Flux's helm-controller: N = 100, 500 (BENCH_SIZES)
 	node e2e/bench/helm.ts
+
+bench-image: deps controlplane ## benchmark ImageRepository and ImagePolicy: a scan of BENCH_TAGS (default 10000) tags, rescan, each policy type
+	node e2e/bench/image.ts
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
 	node e2e/bench/source.ts

@@ -1,0 +1,586 @@
+// Benchmark of the image controller (make bench-image): ImageRepository and ImagePolicy of
+// tide-controller --controllers=image against one repository of BENCH_TAGS (default 10000) tags in
+// the CNCF distribution registry (e2e/support/registry.ts), on one local cluster. The tags are a mix:
+// semver (1.2.3, v1.2.3, 1.2.3-rc.1), timestamped builds (main-<sha7>-<unix seconds>, a few
+// pr-<n>-<sha7>-<unix seconds>) and noise (latest, sha256-<hex>.sig …); one small image (config and
+// layer blobs uploaded once) is pushed by PUTting its manifest under every tag, 16 at a time.
+// Phases, one controller process throughout:
+//   1. scan: an ImageRepository (interval 24h) created until status.lastScanResult.tagCount is set,
+//      then a requested rescan (reconcile.fluxcd.io/requestedAt) of the unchanged tags until
+//      status.lastHandledReconcileAt answers it (median of BENCH_RESCANS, default 3);
+//   2. policies: one ImagePolicy of each type (semver, semver with prereleases, alphabetical and
+//      numerical asc/desc over the timestamps of the main-… tags), each created alone until
+//      status.latestRef is set; beside it, in this process, compileFilter + selectLatest over the
+//      same tags (median of BENCH_RUNS, default 20), which must pick the same tag.
+// Each row: the time end to end (one watch per object, no polling), the controller's peak RSS
+// during the phase (VmHWM, reset at its start through /proc/<pid>/clear_refs), and the API requests
+// the phase made (the API server's own count, without the control plane's background traffic and
+// this benchmark's requests). Figures are printed, not asserted.
+// BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controller's log for a look.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+} from '@kubernetes/client-node';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  compileFilter,
+  type FilterTags,
+  type PolicyChoice,
+  selectLatest,
+} from '../../controllers/image/policy/policy.ts';
+import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
+import { LocalCluster } from '../cluster/cluster.ts';
+import { setTestCluster } from '../support/cluster.ts';
+import { installCRDs } from '../support/crds.ts';
+import { eventually } from '../support/eventually.ts';
+import { freePort } from '../support/net.ts';
+import {
+  ociManifestMediaType,
+  pushArtifact,
+  pushManifest,
+  startRegistry,
+  type TestRegistry,
+} from '../support/registry.ts';
+
+const exec = promisify(execFile);
+const TAGS = Number(process.env.BENCH_TAGS ?? 10000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+const RESCANS = Number(process.env.BENCH_RESCANS ?? 3);
+const PUSH_CONCURRENCY = 16;
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 600) * 1000;
+const IMAGE = 'image.toolkit.fluxcd.io';
+const NS = 'bench-image';
+const REPO = 'team/app';
+const REPOSITORY_NAME = 'app';
+/** Flux's default spec.exclusionList of an ImageRepository. */
+const DEFAULT_EXCLUSION = /^.*\.sig$/;
+
+/** One row of the table. */
+interface Row {
+  phase: string;
+  /** End to end through the controller. */
+  ms: number;
+  /** In this process (policies: compileFilter + selectLatest, median). */
+  inProcessMs?: number;
+  /** Peak RSS of the controller during the phase. */
+  rssMiB: number;
+  requests: number;
+  result: string;
+}
+
+// ---- tags -----------------------------------------------------------------------------------
+
+const hex = (seed: string, length: number) => createHash('sha256').update(seed).digest('hex').slice(0, length);
+
+/**
+ * `n` distinct tags: half semver (a quarter of those v-prefixed, a quarter prereleases, some 0.x),
+ * 40% timestamped builds (mostly main-<sha7>-<ts>, every fifth pr-<n>-<sha7>-<ts>), the rest noise
+ * (half of it sha256-<hex>.sig, which the ImageRepository's default exclusionList leaves out).
+ */
+function generateTags(n: number): string[] {
+  const semver = Math.floor(n * 0.5);
+  const builds = Math.floor(n * 0.4);
+  const tags: string[] = [];
+  for (let i = 0; i < semver; i++) {
+    // i = 260 patch + 13 minor + major: distinct versions, majors 0 to 12 at any n.
+    const version = `${i % 13}.${Math.floor(i / 13) % 20}.${Math.floor(i / 260)}`;
+    const form = i % 4;
+    // The last is the only 13.x: a prerelease above every release.
+    if (i === semver - 1) tags.push('13.0.0-rc.1');
+    else tags.push(form === 2 ? `v${version}` : form === 3 ? `${version}-rc.${1 + (i % 3)}` : version);
+  }
+  for (let i = 0; i < builds; i++) {
+    const ts = 1_700_000_000 + i * 600;
+    tags.push(i % 5 === 4 ? `pr-${100 + i}-${hex(`pr${i}`, 7)}-${ts}` : `main-${hex(`main${i}`, 7)}-${ts}`);
+  }
+  const fixed = ['latest', 'stable', 'edge', 'nightly'];
+  for (let i = 0; tags.length < n; i++) {
+    tags.push(i < fixed.length ? fixed[i]! : `sha256-${hex(`sig${i}`, 64)}.${i % 2 ? 'sig' : 'att'}`);
+  }
+  return tags;
+}
+
+/** Runs `fn` over `items`, `concurrency` at a time. */
+async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/**
+ * Pushes one small image as `tags[0]` (its blobs uploaded once), then PUTs the same manifest under
+ * every other tag. Returns the milliseconds it took.
+ */
+async function pushTags(registry: TestRegistry, tags: readonly string[]): Promise<number> {
+  const t = performance.now();
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Entrypoint: ['/app'] },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${hex('layer', 64)}`] },
+  });
+  const digest = await pushArtifact(registry, REPO, tags[0]!, {
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', bytes: config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', bytes: 'layer' }],
+  });
+  // The manifest's exact bytes, so every tag names the same digest.
+  const res = await fetch(`${registry.origin}/v2/${REPO}/manifests/${digest}`, {
+    headers: { accept: ociManifestMediaType },
+  });
+  if (res.status !== 200) throw new Error(`GET manifest ${digest} answered ${res.status}`);
+  const manifest = Buffer.from(await res.arrayBuffer());
+  await pool(tags.slice(1), PUSH_CONCURRENCY, (tag) =>
+    pushManifest(registry, REPO, tag, manifest, ociManifestMediaType),
+  );
+  return performance.now() - t;
+}
+
+// ---- measuring ------------------------------------------------------------------------------
+
+/** The API server's request count, without the background traffic of the control plane itself. */
+async function requests(cluster: LocalCluster): Promise<number> {
+  const { stdout } = await exec(
+    join(cluster.binDir, 'kubectl'),
+    ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'],
+    { maxBuffer: 1 << 28 },
+  );
+  let total = 0;
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    if (
+      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
+      !line.includes('verb="APPLY"')
+    )
+      continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** A field of /proc/<pid>/status in MiB. */
+function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/**
+ * Resets the peak RSS (VmHWM) of a process to its current RSS, so that the next reading is the
+ * peak since now; false where the kernel does not allow it (the reading is then the peak so far).
+ */
+function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Controller {
+  pid: number;
+  /** The last lines it logged (the log goes to BENCH_LOG when set, else only here). */
+  tail(): string;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+/** tide-controller --controllers=image with its tags in a fresh directory. */
+async function startController(cluster: LocalCluster): Promise<Controller> {
+  const health = await freePort();
+  const tagsPath = mkdtempSync(join(tmpdir(), 'tide-bench-tags-'));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      '--controllers=image',
+      '--metrics-addr=0',
+      `--health-addr=127.0.0.1:${health}`,
+      `--image-storage-path=${tagsPath}`,
+      '--concurrent=10',
+      `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  if (process.env.BENCH_LOG) child.stderr!.pipe(createWriteStream(process.env.BENCH_LOG, { flags: 'a' }));
+  let lines: string[] = [];
+  child.stderr!.on('data', (d: Buffer) => {
+    lines = [...lines, ...d.toString().split('\n').filter(Boolean)].slice(-20);
+  });
+  const tail = () => lines.join('\n');
+  const exitedP = once(child, 'exit');
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const stop = async () => {
+    if (!exited()) {
+      child.kill('SIGTERM');
+      await exitedP;
+    }
+    rmSync(tagsPath, { recursive: true, force: true });
+  };
+  await eventually(
+    async () => {
+      if (exited()) throw new Error(`tide-controller exited with ${child.exitCode}`);
+      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
+      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
+    },
+    { timeoutMs: 60_000, intervalMs: 100, message: 'tide-controller did not become ready' },
+  ).catch(async (err: unknown) => {
+    await stop();
+    throw new Error(`${(err as Error).message}:\n${tail()}`);
+  });
+  return { pid: child.pid!, tail, exited, stop };
+}
+
+type Condition = { type: string; status: string; reason?: string; message?: string };
+type ImageObject = {
+  metadata: { name: string; generation: number };
+  status?: {
+    conditions?: Condition[];
+    lastHandledReconcileAt?: string;
+    lastScanResult?: { tagCount?: number; revision?: string };
+    latestRef?: { name: string; tag: string };
+  };
+};
+
+/**
+ * Watches one object of `plural` in NS until `done` holds for it (or throws: a failure to report);
+ * returns the object and the milliseconds since `t`. One watch, no polling: the time is when the
+ * status turned. (Without a resourceVersion the watch starts with the object as it is, so it may
+ * be opened after the change it waits for was asked for.)
+ */
+function waitFor(
+  b: Bench,
+  plural: string,
+  name: string,
+  done: (o: ImageObject) => boolean,
+  t: number,
+): Promise<{ obj: ImageObject; ms: number }> {
+  return new Promise((resolve, reject) => {
+    let request: { abort(): void } | undefined;
+    let finished = false;
+    const finish = (err?: Error, obj?: ImageObject) => {
+      if (finished) return;
+      finished = true;
+      const ms = performance.now() - t;
+      clearTimeout(timer);
+      clearInterval(exitCheck);
+      request?.abort();
+      if (err) reject(err);
+      else resolve({ obj: obj!, ms });
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`${plural}/${name} not done after ${TIMEOUT_MS / 1000}s:\n${b.controller.tail()}`)),
+      TIMEOUT_MS,
+    );
+    const exitCheck = setInterval(() => {
+      if (b.controller.exited()) finish(new Error(`tide-controller exited:\n${b.controller.tail()}`));
+    }, 1000);
+    new Watch(b.kc)
+      .watch(
+        `/apis/${IMAGE}/v1/namespaces/${NS}/${plural}`,
+        { fieldSelector: `metadata.name=${name}` },
+        (_type: string, o: ImageObject) => {
+          try {
+            if (done(o)) finish(undefined, o);
+          } catch (err) {
+            finish(err as Error);
+          }
+        },
+        (err: unknown) => {
+          if (err) finish(err as Error);
+        },
+      )
+      .then((r) => {
+        request = r;
+        if (finished) r.abort();
+      }, finish);
+  });
+}
+
+/** Throws when the object reports a failure it will not get past by itself soon. */
+function failure(o: ImageObject): void {
+  const c = o.status?.conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+  const ready = o.status?.conditions?.find((x) => x.type === 'Ready' && x.status === 'False');
+  const bad = c ?? (ready && ready.reason !== 'DependencyNotReady' ? ready : undefined);
+  if (bad) throw new Error(`${o.metadata.name}: ${bad.reason}: ${bad.message}`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+// ---- phases ---------------------------------------------------------------------------------
+
+/** What every phase works with; each appends its rows. */
+interface Bench {
+  cluster: LocalCluster;
+  kc: KubeConfig;
+  api: CustomObjectsApi;
+  controller: Controller;
+  registry: TestRegistry;
+  /** The tags pushed, as the registry lists them (lexically sorted). */
+  tags: string[];
+  /** The tags a scan keeps: without those the default exclusionList (`^.*\.sig$`) matches. */
+  scanned: string[];
+  rows: Row[];
+}
+
+/**
+ * Runs `body` (which returns the row without its RSS and request count, how many API requests it
+ * made itself, and over how many runs to spread the rest) with the controller's peak RSS reset and
+ * the API server's count taken around it.
+ */
+async function measure(
+  b: Bench,
+  body: () => Promise<{ row: Omit<Row, 'rssMiB' | 'requests'>; own: number; runs?: number }>,
+): Promise<Row> {
+  resetPeakRss(b.controller.pid);
+  const before = await requests(b.cluster);
+  const { row, own, runs = 1 } = await body();
+  // +1: the scrape that took `before` is counted in the next one.
+  const calls = (await requests(b.cluster)) - before - own - 1;
+  const full = { ...row, rssMiB: statusMiB(b.controller.pid, 'VmHWM'), requests: Math.round(calls / runs) };
+  b.rows.push(full);
+  console.log(formatRow(full));
+  return full;
+}
+
+/** Phase 1: the first scan of the repository, then requested rescans of the unchanged tags. */
+async function benchScan(b: Bench): Promise<void> {
+  await measure(b, async () => {
+    const t = performance.now();
+    await b.api.createNamespacedCustomObject({
+      group: IMAGE,
+      version: 'v1',
+      plural: 'imagerepositories',
+      namespace: NS,
+      body: {
+        apiVersion: `${IMAGE}/v1`,
+        kind: 'ImageRepository',
+        metadata: { name: REPOSITORY_NAME },
+        spec: { image: `${b.registry.host}/${REPO}`, interval: '24h', insecure: true },
+      },
+    });
+    const { obj, ms } = await waitFor(
+      b,
+      'imagerepositories',
+      REPOSITORY_NAME,
+      (o) => {
+        failure(o);
+        return o.status?.lastScanResult?.tagCount !== undefined;
+      },
+      t,
+    );
+    return {
+      row: { phase: `scan, ${b.tags.length} tags`, ms, result: `${obj.status!.lastScanResult!.tagCount} tags kept` },
+      own: 2, // the create, the watch
+    };
+  });
+
+  await measure(b, async () => {
+    const times: number[] = [];
+    let count = 0;
+    for (let i = 0; i < RESCANS; i++) {
+      const at = `bench-rescan-${i}-${Date.now()}`;
+      const t = performance.now();
+      await b.api.patchNamespacedCustomObject(
+        {
+          group: IMAGE,
+          version: 'v1',
+          plural: 'imagerepositories',
+          namespace: NS,
+          name: REPOSITORY_NAME,
+          body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const { obj, ms } = await waitFor(
+        b,
+        'imagerepositories',
+        REPOSITORY_NAME,
+        (o) => o.status?.lastHandledReconcileAt === at,
+        t,
+      );
+      times.push(ms);
+      count = obj.status?.lastScanResult?.tagCount ?? 0;
+    }
+    return {
+      row: { phase: `rescan, unchanged (median of ${RESCANS})`, ms: median(times), result: `${count} tags` },
+      own: 2 * RESCANS, // a patch and a watch each
+      runs: RESCANS, // the table shows the requests of one rescan
+    };
+  });
+}
+
+/** The ImagePolicies of phase 2, one of each type. */
+const TIMESTAMPS: FilterTags = { pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)', extract: '$ts' };
+const POLICIES: { name: string; label: string; policy: PolicyChoice; filterTags?: FilterTags }[] = [
+  { name: 'semver', label: 'semver >=1.0.0', policy: { semver: { range: '>=1.0.0' } } },
+  { name: 'semver-pre', label: 'semver >=1.0.0-0 (prereleases)', policy: { semver: { range: '>=1.0.0-0' } } },
+  {
+    name: 'alpha-asc',
+    label: 'alphabetical asc, $ts of main-…',
+    policy: { alphabetical: { order: 'asc' } },
+    filterTags: TIMESTAMPS,
+  },
+  {
+    name: 'alpha-desc',
+    label: 'alphabetical desc, $ts of main-…',
+    policy: { alphabetical: { order: 'desc' } },
+    filterTags: TIMESTAMPS,
+  },
+  {
+    name: 'num-asc',
+    label: 'numerical asc, $ts of main-…',
+    policy: { numerical: { order: 'asc' } },
+    filterTags: TIMESTAMPS,
+  },
+  {
+    name: 'num-desc',
+    label: 'numerical desc, $ts of main-…',
+    policy: { numerical: { order: 'desc' } },
+    filterTags: TIMESTAMPS,
+  },
+];
+
+/** compileFilter + selectLatest over `tags`, RUNS times after two to warm up: the median and the tag. */
+function microbench(p: (typeof POLICIES)[number], tags: readonly string[]): { ms: number; tag: string | undefined } {
+  let tag: string | undefined;
+  const times: number[] = [];
+  for (let i = -2; i < RUNS; i++) {
+    const t = performance.now();
+    try {
+      tag = selectLatest(p.policy, compileFilter(p.filterTags)(tags));
+    } catch (err) {
+      tag = `error: ${(err as Error).message}`;
+    }
+    if (i >= 0) times.push(performance.now() - t);
+  }
+  return { ms: median(times), tag };
+}
+
+/** Phase 2: each ImagePolicy created alone until it has a latestRef, and the same choice in-process. */
+async function benchPolicies(b: Bench): Promise<void> {
+  for (const p of POLICIES) {
+    const local = microbench(p, b.scanned);
+    await measure(b, async () => {
+      const t = performance.now();
+      await b.api.createNamespacedCustomObject({
+        group: IMAGE,
+        version: 'v1',
+        plural: 'imagepolicies',
+        namespace: NS,
+        body: {
+          apiVersion: `${IMAGE}/v1`,
+          kind: 'ImagePolicy',
+          metadata: { name: p.name },
+          spec: {
+            imageRepositoryRef: { name: REPOSITORY_NAME },
+            policy: p.policy,
+            ...(p.filterTags ? { filterTags: p.filterTags } : {}),
+          },
+        },
+      });
+      const { obj, ms } = await waitFor(
+        b,
+        'imagepolicies',
+        p.name,
+        (o) => {
+          failure(o);
+          return o.status?.latestRef !== undefined;
+        },
+        t,
+      );
+      const tag = obj.status!.latestRef!.tag;
+      const result = tag === local.tag ? tag : `${tag} (in-process: ${local.tag} MISMATCH)`;
+      return { row: { phase: `policy ${p.label}`, ms, inProcessMs: local.ms, result }, own: 2 };
+    });
+  }
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+const HEADER =
+  `${'phase'.padEnd(40)} ${'end to end'.padStart(10)}  ${'in-process'.padStart(10)}  ` +
+  `${'peak RSS'.padStart(8)}  ${'API reqs'.padStart(8)}  result`;
+
+function formatRow(r: Row): string {
+  const time = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+  return (
+    `${r.phase.padEnd(40)} ${time(r.ms).padStart(10)}  ` +
+    `${(r.inProcessMs === undefined ? '-' : `${r.inProcessMs.toFixed(2)} ms`).padStart(10)}  ` +
+    `${`${Math.round(r.rssMiB)} MiB`.padStart(8)}  ${String(r.requests).padStart(8)}  ${r.result}`
+  );
+}
+
+async function main(): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tide-bench-image-'));
+  const cluster = new LocalCluster({ stateDir });
+  let registry: TestRegistry | undefined;
+  let controller: Controller | undefined;
+  try {
+    await cluster.start();
+    // registry.ts finds the registry binary in the test cluster's bin dir.
+    setTestCluster(cluster);
+    const kc = shareConnections(new KubeConfig());
+    kc.loadFromFile(cluster.kubeconfigPath);
+    await installCRDs(kc);
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+
+    registry = await startRegistry();
+    const tags = generateTags(TAGS);
+    const pushMs = await pushTags(registry, tags);
+    controller = await startController(cluster);
+
+    console.log(
+      `tide image benchmark: kube-apiserver 1.36.3 + kwok on 127.0.0.1, Node ${process.version}, ` +
+        `${availableParallelism()} cores, --controllers=image --concurrent=10`,
+    );
+    console.log(
+      `registry: CNCF distribution, ${REPO} with ${tags.length} tags of one image ` +
+        `(pushed in ${(pushMs / 1000).toFixed(1)} s, ${PUSH_CONCURRENCY} manifest PUTs at a time); ` +
+        `controller idle RSS ${Math.round(statusMiB(controller.pid, 'VmRSS'))} MiB` +
+        `${resetPeakRss(controller.pid) ? '' : ' (peak RSS not resettable: the columns are peaks so far)'}`,
+    );
+    console.log(HEADER);
+    const b: Bench = {
+      cluster,
+      kc,
+      api: kc.makeApiClient(CustomObjectsApi),
+      controller,
+      registry,
+      tags: [...tags].sort(),
+      scanned: [...tags].sort().filter((t) => !DEFAULT_EXCLUSION.test(t)),
+      rows: [],
+    };
+
+    await benchScan(b);
+    await benchPolicies(b);
+    // Phase 3 goes here: 100 ImageUpdateAutomations over these policies, once that reconciler
+    // exists, as `await benchAutomations(b);` appending its rows to b.rows through measure().
+
+    console.log(`\nsummary (${tags.length} tags; in-process: compileFilter + selectLatest, median of ${RUNS})`);
+    console.log(HEADER);
+    for (const r of b.rows) console.log(formatRow(r));
+    console.log(`controller peak RSS over the run: ${Math.round(Math.max(...b.rows.map((r) => r.rssMiB)))} MiB`);
+  } finally {
+    setTestCluster(undefined);
+    await controller?.stop();
+    await registry?.stop();
+    await cluster.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+await main();
