@@ -210,14 +210,16 @@ export class ImageUpdateAutomationReconciler implements Reconciler<ImageUpdateAu
   }
 
   private async update(run: Run): Promise<void> {
-    const { obj, spec, source, ctx } = run;
+    const { obj, spec, source } = run;
     const git = spec!.git!;
     const status = obj.status;
     const ns = obj.metadata!.namespace!;
     run.result = await (this.deps.git ?? runAutomationGit)({
       url: source!.spec.url,
       creds: run.access!.creds,
-      options: { ...run.access!.options, signal: ctx.signal },
+      // Not cut short by a newer request (ctx.signal): a run half-way through a push finishes, and
+      // the newer request runs after it.
+      options: run.access!.options,
       checkoutRef: git.checkout?.ref ?? source!.spec.ref,
       push: git.push ?? {},
       updatePath: spec!.update?.path,

@@ -18,6 +18,8 @@ export interface GitHttpServerOptions {
   auth?: HttpAuth;
   /** Serve HTTPS with a certificate from a fresh CA (see `caPem`). */
   tls?: boolean;
+  /** Runs before an authenticated request reaches git http-backend (a test moving a branch under a push). */
+  beforeBackend?: (req: { method: string; path: string }) => Promise<void>;
 }
 
 export interface GitHttpServer {
@@ -61,7 +63,18 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
       res.end('authentication required\n');
       return;
     }
-    runHttpBackend(root, url, user, req, res);
+    if (!opts.beforeBackend) {
+      runHttpBackend(root, url, user, req, res);
+      return;
+    }
+    req.pause();
+    opts.beforeBackend({ method: record.method, path: url.pathname }).then(
+      () => runHttpBackend(root, url, user, req, res),
+      (err: Error) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(`beforeBackend: ${err.message}\n`);
+      },
+    );
   };
 
   let server: http.Server;
