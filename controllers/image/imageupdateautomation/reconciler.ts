@@ -25,7 +25,13 @@ import { InvalidRefError, RefNotFoundError } from '../../source/gitrepository/re
 import { gitAccess, type Access } from '../../source/gitrepository/work.ts';
 import type { ImagePolicy } from '../imagepolicy/reconciler.ts';
 import { UpdatePathError, type UpdateResult } from '../update/files.ts';
-import { GitSpecError, parseRefspec, runAutomationGit, type AutomationGitRun } from '../update/repository.ts';
+import {
+  GitSpecError,
+  parseRefspec,
+  PushError,
+  runAutomationGit,
+  type AutomationGitRun,
+} from '../update/repository.ts';
 import type { PolicyImage } from '../update/setters.ts';
 import { type CommitSigner, SigningKeyError, signerFromSecret } from '../update/sign.ts';
 import {
@@ -352,7 +358,12 @@ function classify(err: unknown): ReconcileError | undefined {
   if (err instanceof RefNotFoundError) {
     return failed(AutomationReason.GitOperationFailed, `failed to checkout source: ${err.message}`);
   }
-  if (err instanceof PushRejectedError)
+  if (err instanceof PushError) {
+    const reason = err.auth ? Reason.AuthenticationFailed : AutomationReason.GitOperationFailed;
+    return failed(reason, `failed to push: ${err.message}`);
+  }
+  if (err instanceof PushRejectedError) {
     return failed(AutomationReason.GitOperationFailed, `failed to push: ${err.message}`);
+  }
   return undefined;
 }

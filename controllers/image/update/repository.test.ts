@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startGitHttpServer, type GitHttpServer } from '../../../e2e/support/git/http-server.ts';
 import { commit, createRepo, git, revParse } from '../../../e2e/support/git/repos.ts';
 import { PushRejectedError } from '../../source/git/push.ts';
-import { GitSpecError, runAutomationGit, type AutomationGitRun } from './repository.ts';
+import { GitSpecError, PushError, runAutomationGit, type AutomationGitRun } from './repository.ts';
 
 const auth = { username: 'bot', password: 'secret' };
 const deployment = [
@@ -171,5 +171,31 @@ describe('image update: checkout, commit and push', function () {
     expect((err as Error).message).to.contain("refspec destination 'refs/heads/elsewhere'");
     expect(await revParse(repoPath, 'refs/heads/elsewhere')).to.equal(other);
     expect(await revParse(repoPath, 'refs/heads/auto')).to.equal(undefined);
+  });
+
+  it('does not retry a push a hook declines, and names refused credentials as a push failure', async () => {
+    writeFileSync(join(repoPath, 'hooks', 'pre-receive'), '#!/bin/sh\necho "main is protected" >&2\nexit 1\n', {
+      mode: 0o755,
+    });
+    let attempts = 0;
+    const declined = await run({
+      beforePush: async (attempt) => {
+        attempts = attempt;
+      },
+    }).catch((e: unknown) => e);
+    expect(declined).to.be.instanceOf(PushRejectedError);
+    expect((declined as Error).message).to.contain('pre-receive hook declined');
+    expect(attempts).to.equal(1);
+    expect(await revParse(repoPath, 'refs/heads/main')).to.equal(base);
+
+    // Anonymous: git http-backend serves fetches but refuses receive-pack.
+    const anonymous = await startGitHttpServer({ root });
+    try {
+      const err = await run({ url: anonymous.url(`apps-${n}`), creds: {} }).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(PushError);
+      expect(err).to.include({ auth: true });
+    } finally {
+      await anonymous.close();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import { discoverReceivePack, PushRejectedError, sendReceivePack, ZERO_OID } from '../../source/git/push.ts';
 import { openTransport } from '../../source/git/transport.ts';
-import type { GitCredentials, Transport, TransportOptions } from '../../source/git/types.ts';
+import { type GitCredentials, type Transport, TransportError, type TransportOptions } from '../../source/git/types.ts';
 import { listRefs } from '../../source/gitrepository/checkout.ts';
 import { resolveRef, revisionOf, type RefSpec } from '../../source/gitrepository/refs.ts';
 import { updateFiles, updateRoot, type UpdateResult } from './files.ts';
@@ -20,6 +20,16 @@ import { type CommitSigner, signCallback } from './sign.ts';
 /** The automation's git settings are unusable as given (retrying cannot help). */
 export class GitSpecError extends Error {
   override name = 'GitSpecError';
+}
+
+/** The push could not be made (the server unreachable, credentials refused, …); `auth` for refused credentials. */
+export class PushError extends Error {
+  override name = 'PushError';
+  readonly auth: boolean;
+  constructor(cause: TransportError) {
+    super(cause.message);
+    this.auth = cause.kind === 'auth';
+  }
 }
 
 export interface AutomationGitRun {
@@ -147,7 +157,7 @@ async function attemptOnce(
     ...(signer ? { onSign: signCallback(signer), signingKey: 'held by the signer' } : {}),
   });
 
-  const receive = await discoverReceivePack(transport);
+  const receive = await discoverReceivePack(transport).catch(pushError);
   const updates: { ref: string; old: string; new: string }[] = [];
   if (pushRef) {
     // The ref must still be where this commit was based (or absent, for a branch created here).
@@ -174,7 +184,8 @@ async function attemptOnce(
       capabilities: receive.capabilities,
       ...(run.push.options ? { options: run.push.options } : {}),
     });
-  } catch (err) {
+  } catch (caught) {
+    const err = caught instanceof TransportError ? new PushError(caught) : caught;
     // Refused because a ref moved since it was read: redo the work on the new tip. Refused for
     // any other reason (a hook, a protected branch): retrying would not help.
     if (err instanceof PushRejectedError) {
@@ -194,6 +205,10 @@ async function attemptOnce(
     attempts: attempt,
     message,
   };
+}
+
+function pushError(err: unknown): never {
+  throw err instanceof TransportError ? new PushError(err) : err;
 }
 
 /** `src:dst` of spec.git.push.refspec, with short destinations taken as branches. */
