@@ -499,7 +499,7 @@ describe('ImageUpdateAutomation: registry → git → cluster', function () {
     expect(await revParse(join(root, `${repo}.git`), 'refs/heads/main')).to.equal(auto.status?.lastPushCommit);
   });
 
-  it('refuses a marker naming a missing policy, a file that is not YAML and a bad template, committing nothing', async () => {
+  it('refuses a marker naming a missing policy, a file not YAML, a bad template: nothing committed', async () => {
     const repo = `bad-${ns}`;
     const base = await fleet(repo, {
       'deploy/web.yaml': deploymentYaml('web', marked(`${registry.host}/team/web:1.2.3`, 'web')),
