@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { ImagePolicyKind } from '../api/image/imagepolicy.ts';
 import { ImageRepositoryKind } from '../api/image/imagerepository.ts';
 import { ImageUpdateAutomationKind } from '../api/image/imageupdateautomation.ts';
-import { GitRepositoryKind } from '../api/source/gitrepository.ts';
+import { GitRepositoryKind, type GitRepositorySpec } from '../api/source/gitrepository.ts';
+import type { ManagedObject } from '../runtime/controller.ts';
 import { resourceTypeOf } from '../api/kind.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
@@ -99,7 +100,10 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
   }
 }
 
-/** ImageUpdateAutomation, re-run at once when a policy of its namespace selects another image. */
+/**
+ * ImageUpdateAutomation, re-run at once when a policy of its namespace selects another image (or
+ * is labelled, suspended, removed), and when its GitRepository's spec changes or it appears.
+ */
 function setupAutomation(
   manager: SetupContext<ImageOptions>['manager'],
   options: ImageOptions,
@@ -109,13 +113,17 @@ function setupAutomation(
   const rt = resourceTypeOf(ImageUpdateAutomationKind);
   const automations = manager.informer<ImageUpdateAutomation>(rt);
   automations.addIndex(AUTOMATION_NAMESPACE_INDEX, (a) => [a.metadata?.namespace ?? '']);
+  automations.addIndex(AUTOMATION_SOURCE_INDEX, (a) => [
+    `${a.spec?.sourceRef?.namespace ?? a.metadata?.namespace}/${a.spec?.sourceRef?.name}`,
+  ]);
+  const gitRepositories = manager.informer<GitRepository>(resourceTypeOf(GitRepositoryKind));
   const controller = manager.addController<ImageUpdateAutomation>({
     name: 'imageupdateautomation',
     resource: rt,
     fieldManager: 'image-automation-controller',
     reconciler: new ImageUpdateAutomationReconciler({
       kubeConfig: manager.kubeConfig,
-      gitRepositories: manager.informer(resourceTypeOf(GitRepositoryKind)),
+      gitRepositories,
       policies,
       requeueDependencyMs: options.requeueDependency,
       noCrossNamespaceRefs: options.noCrossNamespaceRefs,
@@ -135,6 +143,20 @@ function setupAutomation(
     },
     delete: (p) => enqueue(p),
   });
+  const enqueueUsers = (g: GitRepository) => {
+    const key = keyOf(g);
+    for (const a of automations.byIndex(AUTOMATION_SOURCE_INDEX, key))
+      controller.enqueue(keyOf(a), `GitRepository/${key}`);
+  };
+  gitRepositories.on({
+    add: (g) => enqueueUsers(g),
+    update: (o, n) => {
+      if (o.metadata?.generation !== n.metadata?.generation) enqueueUsers(n);
+    },
+  });
 }
+
+type GitRepository = ManagedObject & { spec: GitRepositorySpec };
+const AUTOMATION_SOURCE_INDEX = 'spec.sourceRef';
 
 const AUTOMATION_NAMESPACE_INDEX = 'metadata.namespace';
