@@ -1,9 +1,10 @@
-// Benchmark of the image controller (make bench-image): ImageRepository and ImagePolicy of
-// tide-controller --controllers=image against one repository of BENCH_TAGS (default 10000) tags in
-// the CNCF distribution registry (e2e/support/registry.ts), on one local cluster. The tags are a mix:
-// semver (1.2.3, v1.2.3, 1.2.3-rc.1), timestamped builds (main-<sha7>-<unix seconds>, a few
-// pr-<n>-<sha7>-<unix seconds>) and noise (latest, sha256-<hex>.sig …); one small image (config and
-// layer blobs uploaded once) is pushed by PUTting its manifest under every tag, 16 at a time.
+// Benchmark of the image controller (make bench-image): ImageRepository, ImagePolicy and
+// ImageUpdateAutomation of tide-controller --controllers=source,image against one repository of
+// BENCH_TAGS (default 10000) tags in the CNCF distribution registry (e2e/support/registry.ts), on one
+// local cluster. The tags are a mix: semver (1.2.3, v1.2.3, 1.2.3-rc.1), timestamped builds
+// (main-<sha7>-<unix seconds>, a few pr-<n>-<sha7>-<unix seconds>) and noise (latest,
+// sha256-<hex>.sig …); one small image (config and layer blobs uploaded once) is pushed by PUTting
+// its manifest under every tag, 16 at a time.
 // Phases, one controller process throughout:
 //   1. scan: an ImageRepository (interval 24h) created until status.lastScanResult.tagCount is set,
 //      then a requested rescan (reconcile.fluxcd.io/requestedAt) of the unchanged tags until
@@ -11,11 +12,18 @@
 //   2. policies: one ImagePolicy of each type (semver, semver with prereleases, alphabetical and
 //      numerical asc/desc over the timestamps of the main-… tags), each created alone until
 //      status.latestRef is set; beside it, in this process, compileFilter + selectLatest over the
-//      same tags (median of BENCH_RUNS, default 20), which must pick the same tag.
-// Each row: the time end to end (one watch per object, no polling), the controller's peak RSS
-// during the phase (VmHWM, reset at its start through /proc/<pid>/clear_refs), and the API requests
-// the phase made (the API server's own count, without the control plane's background traffic and
-// this benchmark's requests). Figures are printed, not asserted.
+//      same tags (median of BENCH_RUNS, default 20), which must pick the same tag;
+//   3. automations: BENCH_AUTOMATIONS (default 100) ImageUpdateAutomations on one git repository
+//      (git http-backend, e2e/support/git/http-server.ts), one directory and one ImagePolicy each,
+//      all pushing to main: the policies created at once until each has a latestRef, then the
+//      automations created at once until each has pushed (status.lastPushCommit), main checked
+//      with the git CLI, the push attempts counted at the git server, the failed runs (a push
+//      refused 3 times because main kept moving) in the controller's log; then a requested re-run
+//      of all of them with nothing to change, twice.
+// Each row: the time end to end (watches, no polling), the controller's peak RSS during the phase
+// (VmHWM, reset at its start through /proc/<pid>/clear_refs), and the API requests the phase made
+// (the API server's own count, without the control plane's background traffic and this
+// benchmark's requests). Figures are printed, not asserted.
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controller's log for a look.
 import {
   CoreV1Api,
@@ -43,6 +51,8 @@ import { LocalCluster } from '../cluster/cluster.ts';
 import { setTestCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { eventually } from '../support/eventually.ts';
+import { startGitHttpServer } from '../support/git/http-server.ts';
+import { createRepo, git, revParse } from '../support/git/repos.ts';
 import { freePort } from '../support/net.ts';
 import {
   ociManifestMediaType,
@@ -62,6 +72,7 @@ const IMAGE = 'image.toolkit.fluxcd.io';
 const NS = 'bench-image';
 const REPO = 'team/app';
 const REPOSITORY_NAME = 'app';
+const CONTROLLERS = 'source,image';
 /** Flux's default spec.exclusionList of an ImageRepository. */
 const DEFAULT_EXCLUSION = /^.*\.sig$/;
 
@@ -176,6 +187,17 @@ function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
+/** CPU seconds: of process `pid` (user + system), and of the whole machine busy and in all. */
+function cpuSeconds(pid: number): { process: number; busy: number; total: number } {
+  // Clock ticks (USER_HZ, 100 on Linux); the fields after the command name, which may hold spaces.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const idle = cpu[3]! + cpu[4]!;
+  const total = cpu.slice(0, 8).reduce((x, y) => x + y, 0);
+  return { process: (Number(fields[11]) + Number(fields[12])) / 100, busy: (total - idle) / 100, total: total / 100 };
+}
+
 /**
  * Resets the peak RSS (VmHWM) of a process to its current RSS, so that the next reading is the
  * peak since now; false where the kernel does not allow it (the reading is then the peak so far).
@@ -191,25 +213,36 @@ function resetPeakRss(pid: number): boolean {
 
 interface Controller {
   pid: number;
+  /** Its Prometheus endpoint. */
+  metricsUrl: string;
   /** The last lines it logged (the log goes to BENCH_LOG when set, else only here). */
   tail(): string;
+  /** Calls `fn` with each line it logs from now on, until the function returned is called. */
+  listen(fn: (line: string) => void): () => void;
   exited(): boolean;
   stop(): Promise<void>;
 }
 
-/** tide-controller --controllers=image with its tags in a fresh directory. */
+/**
+ * tide-controller --controllers=source,image with its tags and artifacts in fresh directories (the
+ * source controller only for the GitRepository an ImageUpdateAutomation reads its URL from).
+ */
 async function startController(cluster: LocalCluster): Promise<Controller> {
-  const health = await freePort();
+  const [health, metrics, storage] = [await freePort(), await freePort(), await freePort()];
   const tagsPath = mkdtempSync(join(tmpdir(), 'tide-bench-tags-'));
+  const storagePath = mkdtempSync(join(tmpdir(), 'tide-bench-storage-'));
   const child: ChildProcess = spawn(
     process.execPath,
     [
       join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
       `--kubeconfig=${cluster.kubeconfigPath}`,
-      '--controllers=image',
-      '--metrics-addr=0',
+      `--controllers=${CONTROLLERS}`,
+      `--metrics-addr=127.0.0.1:${metrics}`,
       `--health-addr=127.0.0.1:${health}`,
       `--image-storage-path=${tagsPath}`,
+      `--storage-path=${storagePath}`,
+      `--storage-addr=127.0.0.1:${storage}`,
+      `--storage-adv-addr=127.0.0.1:${storage}`,
       '--concurrent=10',
       `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
     ],
@@ -217,10 +250,19 @@ async function startController(cluster: LocalCluster): Promise<Controller> {
   );
   if (process.env.BENCH_LOG) child.stderr!.pipe(createWriteStream(process.env.BENCH_LOG, { flags: 'a' }));
   let lines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
-    lines = [...lines, ...d.toString().split('\n').filter(Boolean)].slice(-20);
+    const complete = (partial + d.toString()).split('\n');
+    partial = complete.pop()!;
+    lines = [...lines, ...complete.filter(Boolean)].slice(-20);
+    for (const line of complete) for (const fn of listeners) fn(line);
   });
-  const tail = () => lines.join('\n');
+  const tail = () => [...lines, partial].filter(Boolean).join('\n');
+  const listen = (fn: (line: string) => void) => {
+    listeners.add(fn);
+    return () => listeners.delete(fn);
+  };
   const exitedP = once(child, 'exit');
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   const stop = async () => {
@@ -229,6 +271,7 @@ async function startController(cluster: LocalCluster): Promise<Controller> {
       await exitedP;
     }
     rmSync(tagsPath, { recursive: true, force: true });
+    rmSync(storagePath, { recursive: true, force: true });
   };
   await eventually(
     async () => {
@@ -241,7 +284,7 @@ async function startController(cluster: LocalCluster): Promise<Controller> {
     await stop();
     throw new Error(`${(err as Error).message}:\n${tail()}`);
   });
-  return { pid: child.pid!, tail, exited, stop };
+  return { pid: child.pid!, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, tail, listen, exited, stop };
 }
 
 type Condition = { type: string; status: string; reason?: string; message?: string };
@@ -252,6 +295,8 @@ type ImageObject = {
     lastHandledReconcileAt?: string;
     lastScanResult?: { tagCount?: number; revision?: string };
     latestRef?: { name: string; tag: string };
+    lastPushCommit?: string;
+    observedSourceRevision?: string;
   };
 };
 
@@ -261,17 +306,37 @@ type ImageObject = {
  * status turned. (Without a resourceVersion the watch starts with the object as it is, so it may
  * be opened after the change it waits for was asked for.)
  */
-function waitFor(
+async function waitFor(
   b: Bench,
   plural: string,
   name: string,
   done: (o: ImageObject) => boolean,
   t: number,
 ): Promise<{ obj: ImageObject; ms: number }> {
+  const { objs, ms } = await waitForAll(b, plural, [name], done, t, { fieldSelector: `metadata.name=${name}` });
+  return { obj: objs.get(name)!, ms };
+}
+
+/**
+ * waitFor for many objects at once, over one watch of `plural` in NS (narrowed by `query`): until
+ * `done` holds for each of `names`. Returns each object as it was then, the milliseconds since `t`
+ * each took, and the time of the last.
+ */
+function waitForAll(
+  b: Bench,
+  plural: string,
+  names: readonly string[],
+  done: (o: ImageObject) => boolean,
+  t: number,
+  query: { fieldSelector?: string; labelSelector?: string } = {},
+): Promise<{ objs: Map<string, ImageObject>; times: Map<string, number>; ms: number }> {
+  const pending = new Set(names);
+  const objs = new Map<string, ImageObject>();
+  const times = new Map<string, number>();
   return new Promise((resolve, reject) => {
     let request: { abort(): void } | undefined;
     let finished = false;
-    const finish = (err?: Error, obj?: ImageObject) => {
+    const finish = (err?: Error) => {
       if (finished) return;
       finished = true;
       const ms = performance.now() - t;
@@ -279,34 +344,48 @@ function waitFor(
       clearInterval(exitCheck);
       request?.abort();
       if (err) reject(err);
-      else resolve({ obj: obj!, ms });
+      else resolve({ objs, times, ms });
     };
+    const what = () => (names.length === 1 ? `${plural}/${names[0]}` : `${pending.size}/${names.length} ${plural}`);
     const timer = setTimeout(
-      () => finish(new Error(`${plural}/${name} not done after ${TIMEOUT_MS / 1000}s:\n${b.controller.tail()}`)),
+      () => finish(new Error(`${what()} not done after ${TIMEOUT_MS / 1000}s:\n${b.controller.tail()}`)),
       TIMEOUT_MS,
     );
     const exitCheck = setInterval(() => {
       if (b.controller.exited()) finish(new Error(`tide-controller exited:\n${b.controller.tail()}`));
     }, 1000);
-    new Watch(b.kc)
-      .watch(
-        `/apis/${IMAGE}/v1/namespaces/${NS}/${plural}`,
-        { fieldSelector: `metadata.name=${name}` },
-        (_type: string, o: ImageObject) => {
-          try {
-            if (done(o)) finish(undefined, o);
-          } catch (err) {
-            finish(err as Error);
-          }
-        },
-        (err: unknown) => {
-          if (err) finish(err as Error);
-        },
-      )
-      .then((r) => {
-        request = r;
-        if (finished) r.abort();
-      }, finish);
+    // A watch ends after 30 s without an event (the client's inactivity timeout) or when the API
+    // server ends it: it is opened again, and starts again with the objects as they are.
+    const open = () =>
+      new Watch(b.kc)
+        .watch(
+          `/apis/${IMAGE}/v1/namespaces/${NS}/${plural}`,
+          query,
+          (_type: string, o: ImageObject) => {
+            const name = o.metadata?.name;
+            if (!pending.has(name)) return;
+            try {
+              if (!done(o)) return;
+            } catch (err) {
+              finish(err as Error);
+              return;
+            }
+            pending.delete(name);
+            objs.set(name, o);
+            times.set(name, performance.now() - t);
+            if (pending.size === 0) finish();
+          },
+          (err: unknown) => {
+            if (finished) return;
+            if (!err || (err as Error).name === 'TimeoutError') open();
+            else finish(err as Error);
+          },
+        )
+        .then((r) => {
+          request = r;
+          if (finished) r.abort();
+        }, finish);
+    open();
   });
 }
 
@@ -338,21 +417,22 @@ interface Bench {
 
 /**
  * Runs `body` (which returns the row without its RSS and request count, how many API requests it
- * made itself, and over how many runs to spread the rest) with the controller's peak RSS reset and
- * the API server's count taken around it.
+ * made itself, over how many runs to spread the rest, and lines to print below the row) with the
+ * controller's peak RSS reset and the API server's count taken around it.
  */
 async function measure(
   b: Bench,
-  body: () => Promise<{ row: Omit<Row, 'rssMiB' | 'requests'>; own: number; runs?: number }>,
+  body: () => Promise<{ row: Omit<Row, 'rssMiB' | 'requests'>; own: number; runs?: number; notes?: string[] }>,
 ): Promise<Row> {
   resetPeakRss(b.controller.pid);
   const before = await requests(b.cluster);
-  const { row, own, runs = 1 } = await body();
+  const { row, own, runs = 1, notes = [] } = await body();
   // +1: the scrape that took `before` is counted in the next one.
   const calls = (await requests(b.cluster)) - before - own - 1;
   const full = { ...row, rssMiB: statusMiB(b.controller.pid, 'VmHWM'), requests: Math.round(calls / runs) };
   b.rows.push(full);
   console.log(formatRow(full));
+  for (const line of notes) console.log(`  ${line}`);
   return full;
 }
 
@@ -509,6 +589,316 @@ async function benchPolicies(b: Bench): Promise<void> {
   }
 }
 
+// ---- phase 3: automations -------------------------------------------------------------------
+
+const AUTOMATIONS = Number(process.env.BENCH_AUTOMATIONS ?? 100);
+const SOURCE = 'source.toolkit.fluxcd.io';
+const GIT_AUTH = { username: 'bench', password: 'b3nch-pa55word' };
+const AUTHOR = { name: 'Image Bot', email: 'image-bot@bench.invalid' };
+/** The tag in the files before the automations run; no policy selects it. */
+const OLD_TAG = '0.0.0';
+const appName = (i: number) => `app-${i}`;
+
+/** A Deployment whose image carries the `$imagepolicy` marker of the app's own ImagePolicy. */
+function deploymentYaml(image: string, app: string): string {
+  return [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata:',
+    `  name: ${app}`,
+    'spec:',
+    '  template:',
+    '    spec:',
+    '      containers:',
+    `        - name: ${app}`,
+    `          image: ${image}:${OLD_TAG} # {"$imagepolicy": "${NS}:${app}"}`,
+    '',
+  ].join('\n');
+}
+
+/** controller_runtime_reconcile_total of one controller by result (success, error, requeue_after …). */
+async function reconciles(b: Bench, controller: string): Promise<Record<string, number>> {
+  const text = await (await fetch(b.controller.metricsUrl)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^controller_runtime_reconcile_total\{(.*)\} (\S+)$/.exec(line);
+    const labels = m?.[1] ?? '';
+    if (!m || !labels.includes(`controller="${controller}"`)) continue;
+    out[/result="([^"]*)"/.exec(labels)?.[1] ?? ''] = Number(m[2]);
+  }
+  return out;
+}
+
+const since = (after: Record<string, number>, before: Record<string, number>, result: string) =>
+  (after[result] ?? 0) - (before[result] ?? 0);
+
+/**
+ * Throws when an automation reports a failure that is not the branch moving under its pushes (or
+ * the git server under load): those it retries with backoff, and the watch counts them.
+ */
+function automationFailure(o: ImageObject): void {
+  const stalledC = o.status?.conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+  const ready = o.status?.conditions?.find((x) => x.type === 'Ready' && x.status === 'False');
+  const retried = ['GitOperationFailed', 'DependencyNotReady'];
+  const bad = stalledC ?? (ready && !retried.includes(ready.reason ?? '') ? ready : undefined);
+  if (bad) throw new Error(`${o.metadata.name}: ${bad.reason}: ${bad.message}`);
+}
+
+/**
+ * Phase 3: AUTOMATIONS (default 100) ImageUpdateAutomations on one git repository, each with its
+ * own ImagePolicy (label app=app-<i>) and its own directory apps/app-<i>, all pushing to main: the
+ * policies created until each has a latestRef, then the automations created at once until each
+ * has pushed (status.lastPushCommit), checked with the git CLI; then a requested re-run of all of
+ * them with nothing to change, twice (the first finds main moved since most of them pushed and
+ * fetches it; the second skips at the ref listing).
+ */
+async function benchAutomations(b: Bench): Promise<void> {
+  const names = Array.from({ length: AUTOMATIONS }, (_, i) => appName(i));
+  const image = `${b.registry.host}/${REPO}`;
+  const root = mkdtempSync(join(tmpdir(), 'tide-bench-git-'));
+  /** performance.now() of each push (authenticated POST …/git-receive-pack) as it reaches git. */
+  const pushedAt: number[] = [];
+  const server = await startGitHttpServer({
+    root,
+    auth: GIT_AUTH,
+    beforeBackend: async ({ method, path }) => {
+      if (method === 'POST' && path.endsWith('/git-receive-pack')) pushedAt.push(performance.now());
+    },
+  });
+  const bare = join(root, 'fleet.git');
+  /** Requests of the git server since `from` (an index of server.requests) by kind, answered 200. */
+  const gitRequests = (from: number) => {
+    const ok = server.requests.slice(from).filter((r) => r.status === 200);
+    return {
+      pushes: ok.filter((r) => r.method === 'POST' && r.path.endsWith('/git-receive-pack')).length,
+      fetches: ok.filter((r) => r.method === 'POST' && r.path.endsWith('/git-upload-pack')).length,
+      listings: ok.filter((r) => r.method === 'GET' && r.path.endsWith('/info/refs')).length,
+      unauthorized: server.requests.slice(from).filter((r) => r.status === 401).length,
+    };
+  };
+  try {
+    const files = Object.fromEntries(names.map((n) => [`apps/${n}/deploy.yaml`, deploymentYaml(image, n)]));
+    const base = (await createRepo(root, 'fleet', { files: { ...files, 'README.md': 'fleet\n' } })).commit;
+    await b.kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'git' }, stringData: GIT_AUTH },
+    });
+    await b.api.createNamespacedCustomObject({
+      group: SOURCE,
+      version: 'v1',
+      plural: 'gitrepositories',
+      namespace: NS,
+      body: {
+        apiVersion: `${SOURCE}/v1`,
+        kind: 'GitRepository',
+        metadata: { name: 'fleet' },
+        spec: { url: server.url('fleet'), interval: '1h', ref: { branch: 'main' }, secretRef: { name: 'git' } },
+      },
+    });
+
+    let tag = '';
+    await measure(b, async () => {
+      const t = performance.now();
+      const waiting = waitForAll(
+        b,
+        'imagepolicies',
+        names,
+        (o) => {
+          failure(o);
+          return o.status?.latestRef !== undefined;
+        },
+        t,
+        { labelSelector: 'bench=automation' },
+      );
+      waiting.catch(() => {});
+      await Promise.all(
+        names.map((n) =>
+          b.api.createNamespacedCustomObject({
+            group: IMAGE,
+            version: 'v1',
+            plural: 'imagepolicies',
+            namespace: NS,
+            body: {
+              apiVersion: `${IMAGE}/v1`,
+              kind: 'ImagePolicy',
+              metadata: { name: n, labels: { app: n, bench: 'automation' } },
+              spec: { imageRepositoryRef: { name: REPOSITORY_NAME }, policy: { semver: { range: '>=1.0.0' } } },
+            },
+          }),
+        ),
+      );
+      const { objs, ms } = await waiting;
+      const tags = new Set([...objs.values()].map((o) => o.status!.latestRef!.tag));
+      tag = [...tags][0]!;
+      const result = tags.size === 1 ? `all at ${tag}` : `MISMATCH: ${[...tags].join(', ')}`;
+      return { row: { phase: `${AUTOMATIONS} policies semver >=1.0.0`, ms, result }, own: AUTOMATIONS + 1 };
+    });
+
+    await measure(b, async () => {
+      const from = server.requests.length;
+      const firstPush = pushedAt.length;
+      const before = await reconciles(b, 'imageupdateautomation');
+      /** Automation → its failed runs, from the controller's log; failure message → how many. */
+      const failed = new Map<string, number>();
+      const messages = new Map<string, number>();
+      const unlisten = b.controller.listen((line) => {
+        if (!line.includes('"Reconciler error"') || !line.includes('"imageupdateautomation"')) return;
+        const entry = JSON.parse(line) as { ImageUpdateAutomation?: { name: string }; error?: string };
+        const name = entry.ImageUpdateAutomation?.name ?? '?';
+        failed.set(name, (failed.get(name) ?? 0) + 1);
+        const key = (entry.error ?? '').replace(/[0-9a-f]{40}/g, '<sha>').slice(0, 200);
+        messages.set(key, (messages.get(key) ?? 0) + 1);
+      });
+      const cpu = cpuSeconds(b.controller.pid);
+      const t = performance.now();
+      const waiting = waitForAll(
+        b,
+        'imageupdateautomations',
+        names,
+        (o) => {
+          automationFailure(o);
+          return o.status?.lastPushCommit !== undefined;
+        },
+        t,
+      );
+      waiting.catch(() => {});
+      await Promise.all(
+        names.map((n) =>
+          b.api.createNamespacedCustomObject({
+            group: IMAGE,
+            version: 'v1',
+            plural: 'imageupdateautomations',
+            namespace: NS,
+            body: {
+              apiVersion: `${IMAGE}/v1`,
+              kind: 'ImageUpdateAutomation',
+              metadata: { name: n },
+              spec: {
+                sourceRef: { kind: 'GitRepository', name: 'fleet' },
+                interval: '1h',
+                policySelector: { matchLabels: { app: n } },
+                update: { strategy: 'Setters', path: `./apps/${n}` },
+                git: { commit: { author: AUTHOR }, push: { branch: 'main' } },
+              },
+            },
+          }),
+        ),
+      );
+      const { times, ms } = await waiting;
+      const cpuAfter = cpuSeconds(b.controller.pid);
+      unlisten();
+      const after = await reconciles(b, 'imageupdateautomation');
+      const served = gitRequests(from);
+
+      // What main holds: one automation commit per app on top of the first, every file at the new tag.
+      const commits = (await git(['--git-dir', bare, 'log', `--author=${AUTHOR.email}`, '--format=%H', 'main']))
+        .split('\n')
+        .filter(Boolean).length;
+      const onTop = Number(await git(['--git-dir', bare, 'rev-list', '--count', `${base}..main`]));
+      const updated = (await git(['--git-dir', bare, 'grep', '-l', '-F', `${image}:${tag}`, 'main', '--', 'apps/']))
+        .split('\n')
+        .filter(Boolean).length;
+      const ok = commits === AUTOMATIONS && onTop === AUTOMATIONS && updated === AUTOMATIONS;
+      const refused = served.pushes - AUTOMATIONS;
+
+      const sorted = [...times.values()].sort((x, y) => x - y);
+      const at = (q: number) =>
+        `${(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000).toFixed(1)}`;
+      const pushes = pushedAt.slice(firstPush).map((p) => p - t);
+      const gaps = pushes.slice(1).map((p, i) => p - pushes[i]!);
+      const tenths = Array.from({ length: 10 }, (_, k) => pushes.filter((p) => Math.floor((p / ms) * 10) === k).length);
+      const perAutomation = new Map<number, number>();
+      for (const n of names) perAutomation.set(failed.get(n) ?? 0, (perAutomation.get(failed.get(n) ?? 0) ?? 0) + 1);
+      const mostFailed = Math.max(0, ...failed.values());
+      const result =
+        `${commits} commits on main (${onTop} on top), ${updated} files at ${tag}${ok ? '' : ' MISMATCH'}; ` +
+        `${(AUTOMATIONS / (ms / 1000)).toFixed(2)} pushes/s; ${served.pushes} push attempts (${refused} refused); ` +
+        `${since(after, before, 'error')} failed runs`;
+      const runs = Object.fromEntries(Object.keys(after).map((k) => [k, since(after, before, k)]));
+      const notes = [
+        `pushed at (s since the creates): first ${at(0)}, median ${at(0.5)}, p90 ${at(0.9)}, last ${at(1)}; ` +
+          `push attempts per tenth of the time: ${tenths.join(' ')}; longest gap between two attempts ` +
+          `${(Math.max(0, ...gaps) / 1000).toFixed(1)} s`,
+        `reconciles ${JSON.stringify(runs)}; git requests: ${served.listings} ref listings, ` +
+          `${served.fetches} fetches, ${served.pushes} pushes, ${served.unauthorized} answered 401`,
+        `automations by failed runs: ${[...perAutomation]
+          .sort(([x], [y]) => x - y)
+          .map(([k, n]) => `${n} with ${k}`)
+          .join(
+            ', ',
+          )} (after ${mostFailed}: ${((750 * (2 ** mostFailed - 1)) / 1000).toFixed(1)} s of backoff at least)`,
+        `controller CPU ${(cpuAfter.process - cpu.process).toFixed(1)} s in ${(ms / 1000).toFixed(1)} s; machine ` +
+          `${(((cpuAfter.busy - cpu.busy) / (cpuAfter.total - cpu.total)) * 100).toFixed(0)}% busy`,
+        ...[...messages].map(([m, n]) => `  ${n} × ${m}`),
+      ];
+      return {
+        row: { phase: `${AUTOMATIONS} automations, 1 repo: all pushed`, ms, result },
+        own: AUTOMATIONS + 1, // the creates, the watch
+        notes,
+      };
+    });
+
+    // Nothing to change either time; the first finds main moved since all but the last pushed.
+    for (const [i, label] of ['main moved', 'up-to-date'].entries()) {
+      await measure(b, async () => {
+        const tip = await revParse(bare, 'refs/heads/main');
+        const listed = (await b.api.listNamespacedCustomObject({
+          group: IMAGE,
+          version: 'v1',
+          plural: 'imageupdateautomations',
+          namespace: NS,
+        })) as { items: ImageObject[] };
+        const current = listed.items.filter((o) => o.status?.observedSourceRevision === `main@sha1:${tip}`).length;
+        const from = server.requests.length;
+        const before = await reconciles(b, 'imageupdateautomation');
+        const requestedAt = `bench-rerun-${i}-${Date.now()}`;
+        const t = performance.now();
+        const waiting = waitForAll(
+          b,
+          'imageupdateautomations',
+          names,
+          (o) => {
+            automationFailure(o);
+            return o.status?.lastHandledReconcileAt === requestedAt;
+          },
+          t,
+        );
+        waiting.catch(() => {});
+        await Promise.all(
+          names.map((name) =>
+            b.api.patchNamespacedCustomObject(
+              {
+                group: IMAGE,
+                version: 'v1',
+                plural: 'imageupdateautomations',
+                namespace: NS,
+                name,
+                body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': requestedAt } } },
+              },
+              setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+            ),
+          ),
+        );
+        const { objs, ms } = await waiting;
+        const after = await reconciles(b, 'imageupdateautomation');
+        const served = gitRequests(from);
+        const moved = (await revParse(bare, 'refs/heads/main')) !== tip;
+        const notReady = [...objs.values()].filter(
+          (o) => !o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        ).length;
+        const result =
+          `${current} at main's tip before; ${served.fetches} fetched, ${served.pushes} pushed` +
+          `${moved ? ' (main MOVED)' : ''}; ${since(after, before, 'error')} failed` +
+          `${notReady ? `, ${notReady} not Ready` : ''}`;
+        return { row: { phase: `${AUTOMATIONS} automations, re-run: ${label}`, ms, result }, own: AUTOMATIONS + 2 };
+      });
+    }
+  } finally {
+    await server.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 // ---- output ---------------------------------------------------------------------------------
 
 const HEADER =
@@ -545,7 +935,7 @@ async function main(): Promise<void> {
 
     console.log(
       `tide image benchmark: kube-apiserver 1.36.3 + kwok on 127.0.0.1, Node ${process.version}, ` +
-        `${availableParallelism()} cores, --controllers=image --concurrent=10`,
+        `${availableParallelism()} cores, --controllers=${CONTROLLERS} --concurrent=10`,
     );
     console.log(
       `registry: CNCF distribution, ${REPO} with ${tags.length} tags of one image ` +
@@ -567,8 +957,7 @@ async function main(): Promise<void> {
 
     await benchScan(b);
     await benchPolicies(b);
-    // Phase 3 goes here: 100 ImageUpdateAutomations over these policies, once that reconciler
-    // exists, as `await benchAutomations(b);` appending its rows to b.rows through measure().
+    await benchAutomations(b);
 
     console.log(`\nsummary (${tags.length} tags; in-process: compileFilter + selectLatest, median of ${RUNS})`);
     console.log(HEADER);
