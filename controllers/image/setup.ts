@@ -21,6 +21,7 @@ import {
   ImageUpdateAutomationReconciler,
   POLICY_NAMESPACE_INDEX,
 } from './imageupdateautomation/reconciler.ts';
+import { RepositoryCache } from './update/repository.ts';
 import { Re2SyntaxError, translateRe2 } from './policy/re2.ts';
 import { TagStore } from './tag-store.ts';
 
@@ -29,7 +30,9 @@ const REPOSITORY_INDEX = 'spec.imageRepositoryRef';
 export const imageFlags = {
   'image-storage-path': flag.string({
     default: join(tmpdir(), 'tide-image-tags'),
-    help: 'Directory of the scanned tags, one file per ImageRepository (Flux: --storage-path).',
+    help:
+      'Directory of the scanned tags, one file per ImageRepository (Flux: --storage-path), ' +
+      'and of the git repositories ImageUpdateAutomations fetch.',
   }),
   'requeue-dependency': sharedFlags['requeue-dependency'],
   'no-cross-namespace-refs': sharedFlags['no-cross-namespace-refs'],
@@ -127,6 +130,8 @@ function setupAutomation(
       policies,
       requeueDependencyMs: options.requeueDependency,
       noCrossNamespaceRefs: options.noCrossNamespaceRefs,
+      // Next to the tag files; no namespace (a DNS label) is named like this.
+      repositories: new RepositoryCache(join(options.imageStoragePath, '_repositories')),
     }),
     isSuspended: (o) => o.spec?.suspend === true,
   });

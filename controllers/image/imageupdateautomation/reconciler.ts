@@ -29,6 +29,7 @@ import {
   GitSpecError,
   parseRefspec,
   PushError,
+  type RepositoryCache,
   runAutomationGit,
   type AutomationGitRun,
 } from '../update/repository.ts';
@@ -73,6 +74,8 @@ export interface ImageUpdateAutomationDeps {
   policies: Informer<ImagePolicy>;
   requeueDependencyMs: number;
   noCrossNamespaceRefs?: boolean;
+  /** The repositories fetched so far, one run per repository at a time. */
+  repositories?: RepositoryCache;
   /** The git work; the real one unless a test gives its own. */
   git?: (run: AutomationGitRun) => ReturnType<typeof runAutomationGit>;
   /** Reads a Secret (the GitRepository's credentials, the signing key); tests may give their own. */
@@ -220,7 +223,8 @@ export class ImageUpdateAutomationReconciler implements Reconciler<ImageUpdateAu
     const git = spec!.git!;
     const status = obj.status;
     const ns = obj.metadata!.namespace!;
-    run.result = await (this.deps.git ?? runAutomationGit)({
+    const work = this.deps.git ?? ((r: AutomationGitRun) => runAutomationGit(r, this.deps.repositories));
+    run.result = await work({
       url: source!.spec.url,
       creds: run.access!.creds,
       // Not cut short by a newer request (ctx.signal): a run half-way through a push finishes, and

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { updateFiles, UpdatePathError, updateRoot } from './files.ts';
+import { updateFiles, UpdatePathError, updatePathIn, updateRoot } from './files.ts';
 
 const policies = new Map([['apps:web', { image: 'registry.example/web', tag: '1.2.4' }]]);
 
@@ -56,6 +56,9 @@ describe('Setters over a checkout', () => {
     expect(() => updateRoot(root, '../..')).to.throw(UpdatePathError, "spec.update.path '../..' is outside");
     expect(updateRoot(root, undefined)).to.equal(root);
     expect(updateRoot(root, '/deploy')).to.equal(join(root, 'deploy'));
+    const inRepo = [undefined, '', '.', './', '/', 'deploy', './deploy/', '/deploy', 'a/../deploy', 'a/b/'];
+    expect(inRepo.map(updatePathIn)).to.deep.equal(['', '', '', '', '', 'deploy', 'deploy', 'deploy', 'deploy', 'a/b']);
+    expect(() => updatePathIn('a/../../x')).to.throw(UpdatePathError, "spec.update.path 'a/../../x' is outside");
   });
 
   it('names the object each change was made in', async () => {

@@ -3,7 +3,7 @@
 // images, and written back only when something changed. Symbolic links are not followed and the
 // .git directory is left alone, so nothing outside the checkout's tree is read or written.
 import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, posix, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import {
   applySetters,
@@ -45,6 +45,18 @@ export class UpdatePathError extends Error {
 const YAML_FILE = /\.ya?ml$/i;
 const KUSTOMIZATION = new Set(['Kustomization', 'kustomization']);
 
+/** spec.update.path as a path inside the repository ('' for the root, no leading './'); refuses one outside it. */
+export function updatePathIn(path: string | undefined): string {
+  const normal = posix
+    .normalize(`./${path ?? ''}`.replace(/\\/g, '/'))
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
+  if (normal === '..' || normal.startsWith('../')) {
+    throw new UpdatePathError(`spec.update.path '${path}' is outside the repository`);
+  }
+  return normal === '.' ? '' : normal;
+}
+
 /** The directory spec.update.path names inside `root` (default the root); refuses one outside it. */
 export function updateRoot(root: string, path: string | undefined): string {
   const base = resolve(root);
@@ -55,25 +67,33 @@ export function updateRoot(root: string, path: string | undefined): string {
   return target;
 }
 
+/** The files the Setters work on: a directory on disk, or a tree in git (repository.ts). */
+export interface FileTree {
+  /** The YAML and Kustomization files, not links, as paths relative to the repository root with '/', in order. */
+  files(): Promise<string[]>;
+  read(path: string): Promise<string>;
+  write(path: string, text: string): Promise<void>;
+}
+
+/** Whether a file of this name may hold manifests (YAML, or a Kustomization file). */
+export function isManifestName(name: string): boolean {
+  return YAML_FILE.test(name) || KUSTOMIZATION.has(name);
+}
+
 /**
- * Applies the policies (by "<namespace>:<name>") to the marked files under `dir`; writes the
- * changed ones. `root` is the checkout, for the paths reported.
+ * Applies the policies (by "<namespace>:<name>") to the marked files of `tree`; writes the
+ * changed ones back. Only files with a marker are parsed.
  */
-export async function updateFiles(
-  root: string,
-  dir: string,
-  policies: ReadonlyMap<string, PolicyImage>,
-): Promise<UpdateResult> {
+export async function updateTree(tree: FileTree, policies: ReadonlyMap<string, PolicyImage>): Promise<UpdateResult> {
   const result: UpdateResult = { updated: [], skipped: [], invalid: [] };
-  for (const file of await yamlFiles(dir)) {
-    const path = relative(root, file).split(sep).join('/');
-    const text = await readFile(file, 'utf8');
+  for (const path of await tree.files()) {
+    const text = await tree.read(path);
     if (!findMarkers(text)) continue;
     try {
       const { text: updated, changed, skipped } = applySetters(text, policies);
       for (const s of skipped) result.skipped.push({ ...s, path });
       if (changed.length > 0 && updated !== text) {
-        await writeFile(file, updated);
+        await tree.write(path, updated);
         result.updated.push({ path, changes: withObjects(text, changed) });
       }
     } catch (err) {
@@ -82,6 +102,23 @@ export async function updateFiles(
     }
   }
   return result;
+}
+
+/** updateTree over the files under `dir` on disk; `root` is the checkout, for the paths reported. */
+export function updateFiles(
+  root: string,
+  dir: string,
+  policies: ReadonlyMap<string, PolicyImage>,
+): Promise<UpdateResult> {
+  const abs = (path: string) => join(root, ...path.split('/'));
+  return updateTree(
+    {
+      files: async () => (await yamlFiles(dir)).map((f) => relative(root, f).split(sep).join('/')),
+      read: (path) => readFile(abs(path), 'utf8'),
+      write: (path, text) => writeFile(abs(path), text),
+    },
+    policies,
+  );
 }
 
 /** Regular files under `dir` that may hold manifests, in path order; links and .git are skipped. */
@@ -94,7 +131,7 @@ async function yamlFiles(dir: string): Promise<string[]> {
       const p = join(d, e.name);
       if (e.isDirectory()) {
         if (e.name !== '.git') await walk(p);
-      } else if (e.isFile() && (YAML_FILE.test(e.name) || KUSTOMIZATION.has(e.name))) {
+      } else if (e.isFile() && isManifestName(e.name)) {
         out.push(p);
       }
     }

@@ -1,12 +1,13 @@
 // The git side of an automation run against `git http-backend` (real receive-pack), checked with the git CLI.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGitHttpServer, type GitHttpServer } from '../../../e2e/support/git/http-server.ts';
 import { commit, createRepo, git, revParse } from '../../../e2e/support/git/repos.ts';
 import { PushRejectedError } from '../../source/git/push.ts';
-import { GitSpecError, PushError, runAutomationGit, type AutomationGitRun } from './repository.ts';
+import { UpdatePathError } from './files.ts';
+import { type AutomationGitRun, GitSpecError, PushError, RepositoryCache, runAutomationGit } from './repository.ts';
 
 const auth = { username: 'bot', password: 'secret' };
 const deployment = [
@@ -47,19 +48,19 @@ describe('image update: checkout, commit and push', function () {
     base = repo.commit;
   });
 
+  const settings = (): AutomationGitRun => ({
+    url: server.url(`apps-${n}`),
+    creds: auth,
+    options: { timeoutMs: 20_000 },
+    checkoutRef: { branch: 'main' },
+    push: {},
+    updatePath: './deploy',
+    policies: new Map([['apps:web', { image: 'registry.example/web', tag: '1.2.4' }]]),
+    author: { name: 'Image Bot', email: 'bot@example.com' },
+    message: (u) => `Update ${u.updated.map((f) => f.path).join(', ')}`,
+  });
   const run = (overrides: Partial<AutomationGitRun> = {}): Promise<Awaited<ReturnType<typeof runAutomationGit>>> =>
-    runAutomationGit({
-      url: server.url(`apps-${n}`),
-      creds: auth,
-      options: { timeoutMs: 20_000 },
-      checkoutRef: { branch: 'main' },
-      push: {},
-      updatePath: './deploy',
-      policies: new Map([['apps:web', { image: 'registry.example/web', tag: '1.2.4' }]]),
-      author: { name: 'Image Bot', email: 'bot@example.com' },
-      message: (u) => `Update ${u.updated.map((f) => f.path).join(', ')}`,
-      ...overrides,
-    });
+    runAutomationGit({ ...settings(), ...overrides });
 
   it('commits the rewritten file on top of the branch and pushes it, keeping every other byte', async () => {
     const result = await run();
@@ -185,6 +186,7 @@ describe('image update: checkout, commit and push', function () {
     }).catch((e: unknown) => e);
     expect(declined).to.be.instanceOf(PushRejectedError);
     expect((declined as Error).message).to.contain('pre-receive hook declined');
+    expect((declined as Error).message).to.contain('the server said: main is protected');
     expect(attempts).to.equal(1);
     expect(await revParse(repoPath, 'refs/heads/main')).to.equal(base);
 
@@ -197,5 +199,58 @@ describe('image update: checkout, commit and push', function () {
     } finally {
       await anonymous.close();
     }
+  });
+
+  it('with a cache, runs one at a time per repository and fetches only what is new', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'tide-iua-cache-'));
+    try {
+      const cache = new RepositoryCache(cacheDir);
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 6; i++) files[`deploy/app-${i}.yaml`] = deployment.replaceAll('apps:web', `apps:app-${i}`);
+      await commit(repoPath, { branch: 'main', files });
+      const runs = await Promise.all(
+        [0, 1, 2, 3, 4, 5].map((i) =>
+          runAutomationGit(
+            {
+              ...settings(),
+              updatePath: './deploy',
+              policies: new Map([[`apps:app-${i}`, { image: 'registry.example/web', tag: `2.0.${i}` }]]),
+            },
+            cache,
+          ),
+        ),
+      );
+      // Serialised: nobody's push was refused, so nobody had to redo its work.
+      expect(runs.map((r) => (r.kind === 'pushed' ? r.attempts : r.kind))).to.deep.equal([1, 1, 1, 1, 1, 1]);
+      expect(await git(['--git-dir', repoPath, 'rev-list', '--count', 'main'])).to.equal('8');
+      for (let i = 0; i < 6; i++) {
+        expect(await git(['--git-dir', repoPath, 'show', `main:deploy/app-${i}.yaml`])).to.contain(`web:2.0.${i}`);
+      }
+      expect(await git(['--git-dir', repoPath, 'fsck', '--strict'])).to.equal('');
+      expect(readdirSync(cacheDir)).to.have.length(1);
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the tree under the update path only, without following links', async () => {
+    const target = await git(['--git-dir', repoPath, 'hash-object', '-w', '--stdin'], { input: 'deploy/web.yaml' });
+    const main = await git(['--git-dir', repoPath, 'rev-parse', 'main^{tree}']);
+    const listing = await git(['--git-dir', repoPath, 'ls-tree', main]);
+    const tree = await git(['--git-dir', repoPath, 'mktree'], {
+      input: `${listing}\n120000 blob ${target}\tlink.yaml\n`,
+    });
+    const linked = await git(['--git-dir', repoPath, 'commit-tree', tree, '-p', 'main', '-m', 'link'], {
+      env: { GIT_AUTHOR_NAME: 'x', GIT_AUTHOR_EMAIL: 'x@x', GIT_COMMITTER_NAME: 'x', GIT_COMMITTER_EMAIL: 'x@x' },
+    });
+    await git(['--git-dir', repoPath, 'update-ref', 'refs/heads/main', linked]);
+    const result = await run({ updatePath: undefined });
+    expect(result.kind, JSON.stringify(result)).to.equal('pushed');
+    if (result.kind !== 'pushed') return;
+    expect(result.update.updated.map((u) => u.path)).to.deep.equal(['deploy/web.yaml']);
+    expect(await git(['--git-dir', repoPath, 'ls-tree', 'main', 'link.yaml'])).to.contain(`120000 blob ${target}`);
+    const outside = await run({ updatePath: '../elsewhere' }).catch((e: unknown) => e);
+    expect(outside).to.be.instanceOf(UpdatePathError);
+    expect(await run({ updatePath: './missing' })).to.include({ kind: 'unchanged' });
   });
 });

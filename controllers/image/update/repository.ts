@@ -4,7 +4,8 @@
 // server refuses because the branch moved is redone on the new tip (fetch, setters, commit, push),
 // never forced: every ref update names the commit it was based on.
 import * as fs from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
@@ -12,8 +13,22 @@ import { discoverReceivePack, PushRejectedError, sendReceivePack, ZERO_OID } fro
 import { openTransport } from '../../source/git/transport.ts';
 import { type GitCredentials, type Transport, TransportError, type TransportOptions } from '../../source/git/types.ts';
 import { listRefs } from '../../source/gitrepository/checkout.ts';
-import { resolveRef, revisionOf, type RefSpec } from '../../source/gitrepository/refs.ts';
-import { updateFiles, updateRoot, type UpdateResult } from './files.ts';
+import {
+  type AdvertisedRef,
+  RefNotFoundError,
+  type RefSpec,
+  type Resolved,
+  resolveRef,
+  revisionOf,
+} from '../../source/gitrepository/refs.ts';
+import {
+  type FileTree,
+  isManifestName,
+  UpdatePathError,
+  type UpdateResult,
+  updatePathIn,
+  updateTree,
+} from './files.ts';
 import type { PolicyImage } from './setters.ts';
 import { type CommitSigner, signCallback } from './sign.ts';
 
@@ -72,38 +87,96 @@ export type AutomationGitResult =
       message: string;
     };
 
-const WORK_REF = 'refs/heads/tide-image-update';
+/**
+ * Where automations keep the repositories they fetch, one bare repository per URL, so that a run
+ * fetches only what is new; and the lock that lets one run at a time work on a repository (runs
+ * for the same branch would otherwise race each other's pushes). Without a directory, every run
+ * fetches into a scratch repository.
+ */
+export class RepositoryCache {
+  readonly #dir: string | undefined;
+  readonly #tails = new Map<string, Promise<void>>();
 
-export async function runAutomationGit(run: AutomationGitRun): Promise<AutomationGitResult> {
-  if (run.push.refspec) parseRefspec(run.push.refspec);
-  const transport = openTransport(run.url, run.creds, run.options);
-  const scratch = await mkdtemp(join(tmpdir(), 'tide-image-update-'));
-  try {
-    const gitdir = join(scratch, 'git');
-    await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
-    await git.addRemote({ fs, gitdir, remote: 'origin', url: transport.url });
-    const maxAttempts = run.maxAttempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      const result = await attemptOnce(run, transport, gitdir, join(scratch, `work-${attempt}`), attempt);
-      if (result.kind !== 'retry') return result;
-      if (attempt >= maxAttempts) {
-        throw new PushRejectedError(`push refused ${attempt} times because the branch kept moving: ${result.reason}`);
-      }
+  constructor(dir?: string) {
+    this.#dir = dir;
+  }
+
+  /** Runs `fn` with the repository of `url` (created when missing), one caller per URL at a time. */
+  async with<T>(url: string, fn: (gitdir: string) => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(url);
+    let release!: () => void;
+    const tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.#tails.set(url, tail);
+    await previous;
+    const scratch = this.#dir ? undefined : await mkdtemp(join(tmpdir(), 'tide-image-update-'));
+    const gitdir = scratch ?? join(this.#dir!, createHash('sha256').update(url).digest('hex').slice(0, 32));
+    try {
+      await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+      return await fn(gitdir);
+    } catch (err) {
+      // A run cut short may leave a half-written pack behind: the next one starts afresh.
+      if (!scratch && !isExpected(err)) await rm(gitdir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      if (scratch) await rm(scratch, { recursive: true, force: true });
+      if (this.#tails.get(url) === tail) this.#tails.delete(url);
+      release();
     }
-  } finally {
-    transport.close();
-    await rm(scratch, { recursive: true, force: true });
   }
 }
 
-async function attemptOnce(
+/** Failures that say nothing about the state of the cached repository. */
+function isExpected(err: unknown): boolean {
+  return (
+    err instanceof PushRejectedError ||
+    err instanceof PushError ||
+    err instanceof GitSpecError ||
+    err instanceof UpdatePathError ||
+    err instanceof TransportError ||
+    err instanceof RefNotFoundError ||
+    (err instanceof Error && ['TemplateError', 'ReconcileError', 'SigningKeyError'].includes(err.name))
+  );
+}
+
+const noCache = new RepositoryCache();
+
+export async function runAutomationGit(
   run: AutomationGitRun,
-  transport: Transport,
-  gitdir: string,
-  dir: string,
-  attempt: number,
-): Promise<AutomationGitResult | { kind: 'retry'; reason: string }> {
-  const advertised = await listRefs(transport);
+  cache: RepositoryCache = noCache,
+): Promise<AutomationGitResult> {
+  if (run.push.refspec) parseRefspec(run.push.refspec);
+  const path = updatePathIn(run.updatePath);
+  const transport = openTransport(run.url, run.creds, run.options);
+  try {
+    // Whether there is anything to do is known from the refs alone, without waiting for the lock.
+    const first = checkoutOf(run, await listRefs(transport));
+    if (run.upToDate?.(first.revision)) return { kind: 'up-to-date', sourceRevision: first.revision };
+    return await cache.with(run.url, async (gitdir) => {
+      await git.addRemote({ fs, gitdir, remote: 'origin', url: transport.url, force: true });
+      const maxAttempts = run.maxAttempts ?? 3;
+      for (let attempt = 1; ; attempt++) {
+        const result = await attemptOnce(run, transport, gitdir, path, attempt);
+        if (result.kind !== 'retry') return result;
+        if (attempt >= maxAttempts) {
+          throw new PushRejectedError(`push refused ${attempt} times because the branch kept moving: ${result.reason}`);
+        }
+      }
+    });
+  } finally {
+    transport.close();
+  }
+}
+
+interface CheckoutInfo {
+  checkout: Resolved;
+  checkoutBranch: string | undefined;
+  pushBranch: string | undefined;
+  revision: string;
+}
+
+function checkoutOf(run: AutomationGitRun, advertised: AdvertisedRef[]): CheckoutInfo {
   const checkout = resolveRef(run.checkoutRef, advertised);
   const checkoutBranch = checkout.fetchRef?.startsWith('refs/heads/')
     ? checkout.fetchRef.slice('refs/heads/'.length)
@@ -115,9 +188,18 @@ async function attemptOnce(
         'so spec.git.push.branch or spec.git.push.refspec must be set',
     );
   }
-  const checkoutRevision = revisionOf(checkout.revisionName, checkout.commit!);
-  if (attempt === 1 && run.upToDate?.(checkoutRevision))
-    return { kind: 'up-to-date', sourceRevision: checkoutRevision };
+  return { checkout, checkoutBranch, pushBranch, revision: revisionOf(checkout.revisionName, checkout.commit!) };
+}
+
+async function attemptOnce(
+  run: AutomationGitRun,
+  transport: Transport,
+  gitdir: string,
+  updatePath: string,
+  attempt: number,
+): Promise<AutomationGitResult | { kind: 'retry'; reason: string }> {
+  const advertised = await listRefs(transport);
+  const { checkout, checkoutBranch, pushBranch, revision: checkoutRevision } = checkoutOf(run, advertised);
 
   // Work on the push branch when it exists apart from the checkout branch (as Flux switches to
   // it), so that earlier automation commits there are built upon rather than replaced.
@@ -125,31 +207,34 @@ async function attemptOnce(
   const existingPush = pushRef && pushBranch !== checkoutBranch ? advertised.find((r) => r.ref === pushRef) : undefined;
   const baseRef = existingPush ? existingPush.ref : checkout.fetchRef;
   const base = existingPush ? existingPush.oid : checkout.commit!;
-  await git.fetch({
-    fs,
-    http: transport.http,
-    gitdir,
-    remote: 'origin',
-    ...(baseRef ? { ref: baseRef, singleBranch: true } : { singleBranch: false }),
-    tags: false,
-  });
-  await git.writeRef({ fs, gitdir, ref: WORK_REF, value: base, force: true });
-  await mkdir(dir, { recursive: true });
-  await git.checkout({ fs, dir, gitdir, ref: WORK_REF, force: true });
+  if (!(await hasCommit(gitdir, base))) {
+    await git.fetch({
+      fs,
+      http: transport.http,
+      gitdir,
+      remote: 'origin',
+      ...(baseRef ? { ref: baseRef, singleBranch: true } : { singleBranch: false }),
+      tags: false,
+    });
+  }
 
-  const update = await updateFiles(dir, updateRoot(dir, run.updatePath), run.policies);
+  // The Setters read and write the commit's tree directly: nothing is checked out.
+  const baseTree = (await git.readCommit({ fs, gitdir, oid: base })).commit.tree;
+  const files = gitFileTree(gitdir, baseTree, updatePath);
+  const update = await updateTree(files, run.policies);
   run.check?.(update);
   if (update.updated.length === 0) return { kind: 'unchanged', sourceRevision: checkoutRevision, update };
 
   const message = run.message(update);
-  for (const file of update.updated) await git.add({ fs, dir, gitdir, filepath: file.path });
+  const tree = await writeChanges(gitdir, baseTree, files.written);
   const signer = run.signer;
   const who = { name: run.author.name, email: run.author.email, timestamp: Math.floor(Date.now() / 1000) };
   const commit = await git.commit({
     fs,
-    dir,
     gitdir,
-    ref: WORK_REF,
+    tree,
+    parent: [base],
+    noUpdateBranch: true,
     message,
     author: who,
     committer: who,
@@ -244,6 +329,74 @@ async function isAncestor(gitdir: string, ancestor: string, oid: string): Promis
   } catch {
     return false;
   }
+}
+
+async function hasCommit(gitdir: string, oid: string): Promise<boolean> {
+  try {
+    await git.readCommit({ fs, gitdir, oid });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The manifest files of a git tree under `path`, read from and written to memory (`written`). */
+function gitFileTree(gitdir: string, root: string, path: string): FileTree & { written: Map<string, string> } {
+  const blobs = new Map<string, string>();
+  const written = new Map<string, string>();
+  const walk = async (oid: string, prefix: string, out: string[]): Promise<void> => {
+    for (const e of (await git.readTree({ fs, gitdir, oid })).tree) {
+      const p = `${prefix}${e.path}`;
+      if (e.type === 'tree') await walk(e.oid, `${p}/`, out);
+      // Regular files only: links (120000) are not followed, submodules (160000) not entered.
+      else if (e.type === 'blob' && e.mode !== '120000' && isManifestName(e.path)) {
+        blobs.set(p, e.oid);
+        out.push(p);
+      }
+    }
+  };
+  return {
+    written,
+    async files() {
+      let oid = root;
+      for (const part of path ? path.split('/') : []) {
+        const entry = (await git.readTree({ fs, gitdir, oid })).tree.find((e) => e.path === part);
+        if (entry?.type !== 'tree') return [];
+        oid = entry.oid;
+      }
+      const out: string[] = [];
+      await walk(oid, path ? `${path}/` : '', out);
+      return out;
+    },
+    async read(p) {
+      const { blob } = await git.readBlob({ fs, gitdir, oid: blobs.get(p)! });
+      return Buffer.from(blob).toString('utf8');
+    },
+    async write(p, text) {
+      written.set(p, text);
+    },
+  };
+}
+
+/** The tree `root` with the files of `changes` (path → content) replaced; only the trees on their paths are rewritten. */
+async function writeChanges(gitdir: string, root: string, changes: ReadonlyMap<string, string>): Promise<string> {
+  const rewrite = async (oid: string, prefix: string): Promise<string> => {
+    const entries = (await git.readTree({ fs, gitdir, oid })).tree;
+    const next = [];
+    for (const e of entries) {
+      const p = `${prefix}${e.path}`;
+      const content = changes.get(p);
+      if (e.type === 'blob' && content !== undefined) {
+        next.push({ ...e, oid: await git.writeBlob({ fs, gitdir, blob: Buffer.from(content, 'utf8') }) });
+      } else if (e.type === 'tree' && [...changes.keys()].some((k) => k.startsWith(`${p}/`))) {
+        next.push({ ...e, oid: await rewrite(e.oid, `${p}/`) });
+      } else {
+        next.push(e);
+      }
+    }
+    return git.writeTree({ fs, gitdir, tree: next });
+  };
+  return rewrite(root, '');
 }
 
 /** A pack with the commit and the trees and blobs it has that `parent`'s tree has not. */

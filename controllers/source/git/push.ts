@@ -104,12 +104,23 @@ export async function sendReceivePack(transport: Transport, req: PushRequest): P
   });
   const body = await collect(res.body ?? []);
   if (!caps.includes('report-status')) return;
-  const { status, errors } = caps.includes('side-band-64k') ? demux(body) : { status: body, errors: '' };
+  const { status, errors, progress } = caps.includes('side-band-64k')
+    ? demux(body)
+    : { status: body, errors: '', progress: '' };
   if (errors) throw new PushRejectedError(`the git server refused the push: ${errors.trim()}`);
-  checkReport(parsePktLines(status), req.updates);
+  checkReport(parsePktLines(status), req.updates, remoteSaid(progress));
 }
 
-function checkReport(lines: (Buffer | null)[], updates: RefUpdate[]): void {
+/** What the server printed (hooks, ref lock errors), one line, for a refusal's message. */
+function remoteSaid(progress: string): string {
+  const lines = progress
+    .split(/[\r\n]+/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.length > 0 ? ` (the server said: ${lines.join(' / ').slice(0, 500)})` : '';
+}
+
+function checkReport(lines: (Buffer | null)[], updates: RefUpdate[], said: string): void {
   const refused: string[] = [];
   let unpack = '';
   const accepted = new Set<string>();
@@ -124,22 +135,24 @@ function checkReport(lines: (Buffer | null)[], updates: RefUpdate[]): void {
     }
   }
   if (unpack && unpack !== 'ok') throw new PushRejectedError(`the git server could not unpack: ${unpack}`);
-  if (refused.length > 0) throw new PushRejectedError(`the git server refused ${refused.join('; ')}`);
+  if (refused.length > 0) throw new PushRejectedError(`the git server refused ${refused.join('; ')}${said}`);
   const missing = updates.filter((u) => !accepted.has(u.ref)).map((u) => u.ref);
   if (missing.length > 0) throw new PushRejectedError(`the git server did not confirm ${missing.join(', ')}`);
 }
 
-/** Splits a side-band-64k response into band 1 (the status pkt-lines) and band 3 (fatal errors). */
-function demux(body: Buffer): { status: Buffer; errors: string } {
+/** Splits a side-band-64k response into band 1 (the status pkt-lines), 2 (messages) and 3 (fatal errors). */
+function demux(body: Buffer): { status: Buffer; errors: string; progress: string } {
   const status: Buffer[] = [];
   let errors = '';
+  let progress = '';
   for (const line of parsePktLines(body)) {
     if (line === null || line.length === 0) continue;
     const band = line[0];
     if (band === 1) status.push(line.subarray(1));
+    else if (band === 2) progress += line.subarray(1).toString('utf8');
     else if (band === 3) errors += line.subarray(1).toString('utf8');
   }
-  return { status: Buffer.concat(status), errors };
+  return { status: Buffer.concat(status), errors, progress };
 }
 
 const FLUSH = Buffer.from('0000');
