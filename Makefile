@@ -102,7 +102,7 @@ bench-helm-sources: deps controlplane ## benchmark HelmCharts and OCIRepositorie
 bench-helm: deps controlplane ## benchmark HelmReleases beside Flux's helm-controller: N = 100, 500 (BENCH_SIZES)
 	node e2e/bench/helm.ts
 
-bench-image: deps controlplane ## benchmark ImageRepository and ImagePolicy: a scan of BENCH_TAGS (default 10000) tags, rescan, each policy type
+bench-image: deps controlplane ## benchmark image automation: a scan of BENCH_TAGS (10000) tags, each policy type, 100 ImageUpdateAutomations pushing to one repository
 	node e2e/bench/image.ts
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
