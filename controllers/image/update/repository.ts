@@ -378,7 +378,7 @@ function gitFileTree(gitdir: string, root: string, path: string): FileTree & { w
   };
 }
 
-/** The tree `root` with the files of `changes` (path → content) replaced; only the trees on their paths are rewritten. */
+/** The tree `root` with the files of `changes` (path → content) replaced; only the trees on their paths rewritten. */
 async function writeChanges(gitdir: string, root: string, changes: ReadonlyMap<string, string>): Promise<string> {
   const rewrite = async (oid: string, prefix: string): Promise<string> => {
     const entries = (await git.readTree({ fs, gitdir, oid })).tree;
