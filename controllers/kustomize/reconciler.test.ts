@@ -512,3 +512,90 @@ describe('Kustomization reconciler', () => {
     expect(outcome).to.include({ type: 'error', reason: 'PruneFailed', message: 'not an Error at all', step: 'prune' });
   });
 });
+
+describe('Kustomization reconciler: a new revision that builds to the same manifests', () => {
+  const REV2 = 'main@sha1:1111111111111111111111111111111111111111';
+  const secret = (value: string): KubernetesObject =>
+    ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'ns' }, data: { k: value } }) as never;
+
+  function setup(objects: KubernetesObject[], others: Record<string, Kustomization> = {}) {
+    const source: Source = {
+      metadata: { name: 'repo', namespace: 'ns' },
+      status: {
+        artifact: { revision: REV, url: 'http://x/a.tar.gz', path: 'a', lastUpdateTime: 't', digest: 'sha256:00' },
+      },
+    };
+    const fake = fakeSteps(objects);
+    const r = reconciler(fake.steps, others, source);
+    let obj = kustomization({ dependsOn: others.dep ? [{ name: 'dep' }] : undefined });
+    /** Reconciles the object as it is now (status from the last reconcile); `at` ms after the first. */
+    const next = async (revision: string, at = 0, change: (o: Kustomization) => void = () => {}) => {
+      source.status!.artifact!.revision = revision;
+      change(obj);
+      fake.calls.length = 0;
+      const c = testContext(obj);
+      c.now = () => new Date(Date.parse('2026-01-01T00:00:00Z') + at);
+      const outcome = await r.reconcile(obj, c);
+      obj = { ...obj, status: c.status };
+      return { outcome, calls: [...fake.calls], c };
+    };
+    return { next, fake, objects };
+  }
+
+  it('records the revision with one status write: no apply, prune, health wait or progress', async () => {
+    const { next } = setup([cm('a')]);
+    expect((await next(REV)).calls).to.deep.equal(['fetch', 'build', 'apply']);
+    const { outcome, calls, c } = await next(REV2, 60_000);
+    expect(calls).to.deep.equal(['fetch', 'build']);
+    expect(c.progressed).to.deep.equal([]);
+    expect(c.events).to.deep.equal([]);
+    expect(c.status).to.include({ lastAppliedRevision: REV2, lastAttemptedRevision: REV2 });
+    expect(c.status.inventory?.entries.map((e) => e.id)).to.deep.equal(['ns_a__ConfigMap']);
+    // Drift correction stays due an interval (5m) after the last full apply, not after this one.
+    expect(outcome).to.deep.include({ type: 'success', message: `Applied revision: ${REV2}`, requeueAfterMs: 240_000 });
+  });
+
+  it('applies when the manifests, the generation, a Secret value or a dependency changed', async () => {
+    const objects = [cm('a'), secret('c2VjcmV0')];
+    const ready = { type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '' };
+    // Its source is not known here, so only its Ready condition is looked at.
+    const dep = kustomization(
+      { sourceRef: { kind: 'OCIRepository', name: 'elsewhere' } },
+      { lastAppliedRevision: 'dep@sha1:1', conditions: [{ ...ready, observedGeneration: 1 }] },
+    );
+    const { next } = setup(objects, { 'ns/dep': dep, dep });
+    await next(REV);
+    objects.push(cm('b'));
+    const changed = await next(REV2, 1000);
+    expect(changed.calls).to.include('apply');
+    expect(changed.c.progressed, 'progress shown once the build differs').to.have.length(1);
+    expect((await next(REV, 2000)).calls, 'nothing changed since').to.deep.equal(['fetch', 'build']);
+    (objects[1] as { data: unknown }).data = { k: 'b3RoZXI=' };
+    expect((await next(REV2, 3000)).calls, 'a Secret value').to.include('apply');
+    dep.status!.lastAppliedRevision = 'dep@sha1:2';
+    expect((await next(REV, 4000)).calls, 'a dependency').to.include('apply');
+    expect((await next(REV2, 5000)).calls, 'nothing changed').to.deep.equal(['fetch', 'build']);
+    const generation = await next(REV, 6000, (o) => {
+      o.metadata!.generation = 2;
+    });
+    expect(generation.calls, 'a new generation').to.include('apply');
+  });
+
+  it('applies on a reconcile request, after the interval, and after a failure', async () => {
+    const { next, fake } = setup([cm('a')]);
+    await next(REV);
+    const requested = await next(REV2, 1000, (o) => {
+      o.metadata!.annotations = { 'reconcile.fluxcd.io/requestedAt': 'now' };
+    });
+    expect(requested.calls, 'requested').to.include('apply');
+    expect((await next(REV, 10 * 60_000)).calls, 'the interval passed').to.include('apply');
+    fake.steps.waitForHealth = async () => {
+      throw new Error('unhealthy');
+    };
+    const failed = await next(REV2, 10 * 60_000 + 1000, (o) => {
+      o.spec!.wait = true;
+    });
+    expect(failed.outcome.type).to.equal('error');
+    expect((await next(REV, 10 * 60_000 + 2000)).calls, 'after a failure').to.include('apply');
+  });
+});

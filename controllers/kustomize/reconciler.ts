@@ -2,12 +2,13 @@
 // substitute variables, apply it server-side, prune what left the source, and wait for health.
 // Nothing is applied or pruned for a revision that fails to download, build or validate.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { createHmac, randomBytes } from 'node:crypto';
 import { KustomizationKind, type KustomizationSpec, type KustomizationStatus } from '../api/kustomize/kustomization.ts';
 import { checkSpec } from '../api/validate.ts';
 import type { Action } from '../runtime/apply/changeset.ts';
 import type { InventoryEntry } from '../runtime/apply/inventory.ts';
 import { removeCondition, setCondition } from '../runtime/conditions.ts';
-import type { ReconcileContext, Reconciler } from '../runtime/controller.ts';
+import { REQUESTED_AT_ANNOTATION, type ReconcileContext, type Reconciler } from '../runtime/controller.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { hasFinalizer, setFinalizer } from '../runtime/finalizers.ts';
 import type { Informer } from '../runtime/informer.ts';
@@ -108,7 +109,21 @@ interface Run {
   objects?: KubernetesObject[];
   /** Digest of the built manifests, for status.history; set once the build passed. */
   digest?: string;
+  /** What else decides whether the manifests must be applied (Secret values, dependencies). */
+  inputs?: string;
   applied?: Applied;
+  /** The new revision built to what was applied last, within the interval: nothing applied. */
+  unchanged?: LastApply;
+}
+
+/** The last full apply of a Kustomization by this process. */
+interface LastApply {
+  revision: string;
+  generation: number | undefined;
+  digest: string;
+  inputs: string;
+  /** When it was applied (ms since the epoch). */
+  at: number;
 }
 
 export class KustomizationReconciler implements Reconciler<Kustomization> {
@@ -131,13 +146,36 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       { name: 'prune', reason: Reason.PruneFailed, run: (r) => this.prune(r) },
       { name: 'health', reason: Reason.HealthCheckFailed, run: (r) => this.health(r) },
     ],
-    success: (r) => ({
-      type: 'success',
-      reason: Reason.ReconciliationSucceeded,
-      message: `Applied revision: ${r.artifact!.revision}`,
-      requeueAfterMs: parseDuration(r.checked!.spec.interval),
-    }),
+    success: (r) => {
+      const interval = parseDuration(r.checked!.spec.interval);
+      const key = r.ctx.key;
+      if (!r.unchanged) {
+        this.lastApplies.set(key, {
+          revision: r.artifact!.revision,
+          generation: r.obj.metadata?.generation,
+          digest: r.digest!,
+          inputs: r.inputs!,
+          at: r.started.getTime(),
+        });
+      }
+      // Drift correction stays due one interval after the last full apply, whatever came between.
+      const due = r.unchanged ? Math.max(r.unchanged.at + interval - r.ctx.now().getTime(), 1000) : interval;
+      return {
+        type: 'success',
+        reason: Reason.ReconciliationSucceeded,
+        message: `Applied revision: ${r.artifact!.revision}`,
+        requeueAfterMs: due,
+      };
+    },
   };
+
+  /**
+   * The last full apply of each Kustomization, in this process only (a restart applies everything
+   * once): what lets a new revision that builds to the same manifests skip the apply.
+   */
+  private readonly lastApplies = new Map<string, LastApply>();
+  /** Keys the hash of Secret values and dependency revisions; never leaves the process. */
+  private readonly inputsKey = randomBytes(32);
 
   constructor(deps: KustomizationDeps) {
     this.deps = deps;
@@ -159,6 +197,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     if (obj.metadata?.deletionTimestamp) return this.finalize(obj, ctx, owner);
     const run: Run = { obj, ctx, owner, started: ctx.now() };
     const outcome = await runSteps(this.recipe, run, ctx, obj.metadata?.generation);
+    if (outcome.type !== 'success') this.lastApplies.delete(ctx.key);
     if (run.digest) this.record(run, outcome.reason);
     const retryMs = retryIntervalOf(obj);
     if (outcome.type === 'error' && outcome.requeueAfterMs === undefined && retryMs !== undefined) {
@@ -208,7 +247,9 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
       obj.status?.lastAttemptedRevision !== artifact.revision;
     ctx.status.lastAttemptedRevision = artifact.revision;
     ctx.workingOn(artifact.revision);
-    if (run.news) {
+    // When the new revision may build to what is applied (see apply), the progress is written
+    // only once the build says otherwise: an unchanged Kustomization costs one status write.
+    if (run.news && !this.mayBeUnchanged(run)) {
       const timeout = run.checked!.spec.timeout ?? run.checked!.spec.interval;
       await ctx.progress(`Fetching manifests for revision ${artifact.revision} with a timeout of ${timeout}`);
     }
@@ -233,10 +274,53 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
     // Secret values stay out of the digest: it is in status, and a decrypted value must not be
     // guessable from it.
     run.digest = digestOf(run.objects.map(withoutSecretValues));
+    run.inputs = this.inputsOf(run);
+  }
+
+  /**
+   * A keyed hash of what the digest leaves out but the apply depends on: the Secrets' values
+   * (decrypted or substituted) and the revisions the dependencies applied.
+   */
+  private inputsOf({ obj, objects }: Run): string {
+    const hmac = createHmac('sha256', this.inputsKey);
+    for (const o of objects!) {
+      if (o.kind === 'Secret' && o.apiVersion === 'v1') {
+        const { data, stringData } = o as KubernetesObject & { data?: unknown; stringData?: unknown };
+        hmac.update(JSON.stringify([o.metadata?.namespace, o.metadata?.name, data, stringData]));
+      }
+    }
+    for (const d of obj.spec?.dependsOn ?? []) {
+      const key = `${d.namespace ?? obj.metadata?.namespace}/${d.name}`;
+      hmac.update(`${key}@${this.deps.kustomizations.get(key)?.status?.lastAppliedRevision ?? ''}\n`);
+    }
+    return hmac.digest('hex');
+  }
+
+  /**
+   * Whether this reconcile brings only a new source revision to a Kustomization this process
+   * applied successfully less than an interval ago: same generation, no reconcile request.
+   */
+  private mayBeUnchanged({ obj, ctx, artifact, checked }: Run): LastApply | undefined {
+    const last = this.lastApplies.get(ctx.key);
+    if (!last || last.revision === artifact!.revision || last.generation !== obj.metadata?.generation) return undefined;
+    const requested = obj.metadata?.annotations?.[REQUESTED_AT_ANNOTATION];
+    if (requested !== undefined && requested !== obj.status?.lastHandledReconcileAt) return undefined;
+    if (ctx.now().getTime() - last.at >= parseDuration(checked!.spec.interval)) return undefined;
+    return last;
   }
 
   private async apply(run: Run): Promise<void> {
     const { spec, ignore } = run.checked!;
+    const last = this.mayBeUnchanged(run);
+    if (last && last.digest === run.digest && last.inputs === run.inputs) {
+      // Nothing to apply, prune or wait for: record the revision (success does), write nothing else.
+      run.unchanged = last;
+      return;
+    }
+    if (last && run.news) {
+      const timeout = spec.timeout ?? spec.interval;
+      await run.ctx.progress(`Fetching manifests for revision ${run.artifact!.revision} with a timeout of ${timeout}`);
+    }
     run.applied = await run.steps!.apply(run.objects!, { force: spec.force ?? false, ignore });
     // The inventory always lists what is applied now, so that a later prune can find it even when
     // this one is disabled or fails.
@@ -244,6 +328,7 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
   }
 
   private async prune(run: Run): Promise<void> {
+    if (run.unchanged) return;
     const { ctx, applied, obj } = run;
     const previous = obj.status?.inventory?.entries ?? [];
     const current = new Set(applied!.inventory.map((e) => e.id));
@@ -267,6 +352,10 @@ export class KustomizationReconciler implements Reconciler<Kustomization> {
    */
   private async health(run: Run): Promise<void> {
     const { obj, ctx, checked } = run;
+    if (run.unchanged) {
+      ctx.status.lastAppliedRevision = run.artifact!.revision;
+      return;
+    }
     const { spec, customHealth } = checked!;
     const checks = spec.wait ? run.applied!.inventory : this.healthCheckEntries(obj, spec);
     // Applied means applied and healthy, as in Flux: only then is the revision recorded.
