@@ -21,6 +21,7 @@ import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
 import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
+import { SourceChanges } from './render/changes.ts';
 import { keysFromSecret, type DecryptionKeys } from './render/decrypt.ts';
 import { buildManifests } from './render/manifests.ts';
 import type { VariableSource } from './render/substitute.ts';
@@ -185,12 +186,44 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
       },
     });
   }
+  const changes = new SourceChanges();
   function enqueueForSource(kind: string, s: Source): void {
     const revision = s.status?.artifact?.revision;
     if (!revision) return;
     const key = `${kind}/${keyOf(s)}`;
     for (const k of kustomizations.byIndex(SOURCE_INDEX, key)) {
       if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), key, revision);
+    }
+    void changedFirst(key, s.status!.artifact!, revision);
+  }
+  /**
+   * Moves the Kustomizations whose spec.path changed in the new artifact to the front of the
+   * queue: with a repository of many apps, a commit to one is applied first, while the others
+   * (most of which record the revision without applying) follow.
+   */
+  async function changedFirst(
+    key: string,
+    artifact: NonNullable<NonNullable<Source['status']>['artifact']>,
+    revision: string,
+  ) {
+    // One Kustomization of the source: nothing to put in order.
+    if (kustomizations.byIndex(SOURCE_INDEX, key).length < 2) return;
+    try {
+      const lease = await artifacts.acquire(artifact.url, artifact.digest ?? '', 60_000);
+      let changed: ((path: string | undefined) => boolean) | undefined;
+      try {
+        changed = await changes.update(key, lease.dir);
+      } finally {
+        lease.release();
+      }
+      if (!changed) return;
+      for (const k of kustomizations.byIndex(SOURCE_INDEX, key)) {
+        if (k.status?.lastAttemptedRevision !== revision && changed(k.spec?.path)) {
+          controller.enqueue(keyOf(k), key, revision, true);
+        }
+      }
+    } catch {
+      // Only an ordering hint: the reconciles report a download that fails.
     }
   }
   // Labelled ConfigMaps and Secrets they read re-queue them when their data changes.

@@ -120,9 +120,9 @@ export class Controller<T extends ManagedObject> {
   /**
    * Queues the key. With `trigger` (what asked, e.g. GitRepository/ns/name), a reconcile of the
    * key in flight is told that it is superseded (ctx.signal), unless it works on `revision`, the
-   * one the trigger brings, or has not read its source yet.
+   * one the trigger brings, or has not read its source yet. `first` puts it at the front of the queue.
    */
-  enqueue(key: string, trigger?: string, revision?: string): void {
+  enqueue(key: string, trigger?: string, revision?: string, first = false): void {
     const inFlight = trigger ? this.inFlight.get(key) : undefined;
     // A reconcile in flight that works on that revision, or has not read its source yet (it will
     // read this revision), already does what the trigger asks.
@@ -131,7 +131,7 @@ export class Controller<T extends ManagedObject> {
       this.opts.logger.debug('a newer request supersedes the reconcile in flight', { key, trigger });
       inFlight.abort.abort(trigger);
     }
-    this.queue.add(key);
+    this.queue.add(key, first);
   }
 
   /** Starts the workers; keys queued before this wait for them. */

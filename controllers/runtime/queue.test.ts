@@ -27,6 +27,23 @@ describe('WorkQueue', () => {
     expect(q.len()).to.equal(0);
   });
 
+  it('puts a key first when asked, moving it forward if it waits already', async () => {
+    const { q } = newQueue();
+    for (const k of ['a', 'b', 'c']) q.add(k);
+    q.add('c', true);
+    q.add('d', true);
+    q.add('b');
+    expect(q.len()).to.equal(4);
+    const order = [];
+    for (let i = 0; i < 4; i++) order.push(await q.get());
+    expect(order).to.deep.equal(['d', 'c', 'a', 'b']);
+    // A key being processed is requeued once done, wherever `first` says.
+    q.add('a', true);
+    expect(q.len()).to.equal(0);
+    q.done('a');
+    expect(await q.get()).to.equal('a');
+  });
+
   it('never hands a key being processed to a second worker, and merges adds into one requeue', async () => {
     const { q } = newQueue();
     q.add('a');

@@ -37,13 +37,23 @@ export class WorkQueue {
     this.observer = observer;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  /** Queues the key at the back, or at the front with `first` (moving it there if it waits already). */
+  add(key: string, first = false): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      if (!first || this.processing.has(key)) return;
+      const at = this.order.indexOf(key);
+      if (at > 0) {
+        this.order.splice(at, 1);
+        this.order.unshift(key);
+      }
+      return;
+    }
     this.observer.added();
     this.dirty.add(key);
     this.enqueuedAt.set(key, this.clock.now());
     if (this.processing.has(key)) return;
-    this.push(key);
+    this.push(key, first);
   }
 
   /** Adds the key after a delay; a pending delay for the same key is kept if it is sooner. */
@@ -131,13 +141,14 @@ export class WorkQueue {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  private push(key: string): void {
+  private push(key: string, first = false): void {
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter(this.take(key));
       return;
     }
-    this.order.push(key);
+    if (first) this.order.unshift(key);
+    else this.order.push(key);
     this.observer.depth(this.order.length);
   }
 

@@ -879,4 +879,71 @@ stringData:
         `triggered by GitRepository/${ns}/fleet`,
     );
   });
+
+  it('a commit to one app applies that app; the others record the revision and still correct drift', async () => {
+    const repoName = `apps-${ns}`;
+    const cmYaml = (name: string, value: string, extra = '') =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\ndata: {value: "${value}"${extra}}\n`;
+    const repo = await createRepo(root, repoName, {
+      branch: 'main',
+      files: {
+        'apps/a/cm.yaml': cmYaml('a', 'one'),
+        'apps/b/cm.yaml': cmYaml('b', 'one'),
+        'apps/b/other.yaml': cmYaml('b-other', 'one'),
+        'apps/c/cm.yaml': cmYaml('c', '${greeting}'),
+      },
+    });
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'vars' }, data: { greeting: 'hi' } },
+    });
+    await createSource(repoName);
+    await createKustomization('a', { path: './apps/a' });
+    // A short interval: its drift is corrected at the next one, not on a new revision.
+    await createKustomization('b', { path: './apps/b', interval: '45s' });
+    await createKustomization('c', {
+      path: './apps/c',
+      postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] },
+    });
+    const first = await revisionOfSource();
+    for (const name of ['a', 'b', 'c']) await applied(name, first);
+    const value = async (name: string) => (await core.readNamespacedConfigMap({ name, namespace: ns })).data?.value;
+    expect(await value('c')).to.equal('hi');
+
+    // By hand: one object of b edited, the other deleted; a variable of c changed.
+    await core.patchNamespacedConfigMap(
+      { name: 'b', namespace: ns, body: { data: { value: 'edited' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await core.deleteNamespacedConfigMap({ name: 'b-other', namespace: ns });
+    await core.patchNamespacedConfigMap(
+      { name: 'vars', namespace: ns, body: { data: { greeting: 'hello' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const b = await getKs('b');
+    const second = `main@sha1:${await commit(repo.path, { branch: 'main', files: { 'apps/a/cm.yaml': cmYaml('a', 'two') } })}`;
+    await refreshSource();
+    await eventually(async () => expect(await value('a')).to.equal('two'), { timeoutMs: 60_000 });
+    // c's substitution input changed: applied, though its files did not.
+    await applied('c', second);
+    expect(await value('c')).to.equal('hello');
+    // b's manifests did not change: the new revision is recorded, nothing applied.
+    await applied('b', second);
+    expect(await value('b')).to.equal('edited');
+    await core
+      .readNamespacedConfigMap({ name: 'b-other', namespace: ns })
+      .then(() => expect.fail('b-other was recreated on a new revision'))
+      .catch((err: { code?: number }) => expect(err.code).to.equal(404));
+    expect((await getKs('b')).status?.lastAppliedRevision).to.equal(second);
+    expect(b.status?.lastAppliedRevision).to.equal(first);
+    // At b's interval, drift is corrected: the edit undone, the deleted object back.
+    await eventually(
+      async () => {
+        expect(await value('b')).to.equal('one');
+        expect(await value('b-other')).to.equal('one');
+      },
+      { timeoutMs: 120_000, message: "b's drift corrected at its interval" },
+    );
+  });
 });
