@@ -882,8 +882,8 @@ stringData:
 
   it('a commit to one app applies that app; the others record the revision and still correct drift', async () => {
     const repoName = `apps-${ns}`;
-    const cmYaml = (name: string, value: string, extra = '') =>
-      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\ndata: {value: "${value}"${extra}}\n`;
+    const cmYaml = (name: string, value: string) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\ndata: {value: "${value}"}\n`;
     const repo = await createRepo(root, repoName, {
       branch: 'main',
       files: {
@@ -922,7 +922,8 @@ stringData:
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const b = await getKs('b');
-    const second = `main@sha1:${await commit(repo.path, { branch: 'main', files: { 'apps/a/cm.yaml': cmYaml('a', 'two') } })}`;
+    const pushed = await commit(repo.path, { branch: 'main', files: { 'apps/a/cm.yaml': cmYaml('a', 'two') } });
+    const second = `main@sha1:${pushed}`;
     await refreshSource();
     await eventually(async () => expect(await value('a')).to.equal('two'), { timeoutMs: 60_000 });
     // c's substitution input changed: applied, though its files did not.
