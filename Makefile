@@ -93,7 +93,7 @@ clean: down ## remove build output and local state
 bench-runtime: deps controlplane ## benchmark the controller runtime (BENCH_N objects, default 1000)
 	node e2e/bench/runtime.ts
 
-bench-kustomize: deps controlplane system-deps ## benchmark Kustomizations: N = 100, 500, 1000 (BENCH_SIZES) apps to Ready, RSS, API requests, no-op resync
+bench-kustomize: deps controlplane system-deps ## benchmark Kustomizations: N = 100, 500, 1000, 2000 (BENCH_SIZES) apps to Ready, RSS, API requests, no-op resync, one-app commit to applied, RSS over 10 resyncs (BENCH_BASELINE=0 skips the kubectl baseline)
 	node e2e/bench/kustomize.ts
 
 bench-helm-sources: deps controlplane ## benchmark HelmCharts and OCIRepositories: N = 100, 500 (BENCH_SIZES) to Ready, RSS, API requests; a ~50 MB index.yaml
