@@ -1,6 +1,7 @@
 // The kustomize controller: Kustomization, fed by GitRepository and OCIRepository artifacts.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { tmpdir } from 'node:os';
+import { setTimeout } from 'node:timers/promises';
 import { join } from 'node:path';
 import { KustomizationKind } from '../api/kustomize/kustomization.ts';
 import { resourceTypeOf } from '../api/kind.ts';
@@ -43,6 +44,7 @@ import {
 import { RemoteClusters } from '../runtime/remote-clusters.ts';
 
 const SOURCE_INDEX = 'spec.sourceRef';
+type Artifact = NonNullable<NonNullable<Source['status']>['artifact']>;
 const DEPENDS_INDEX = 'spec.dependsOn';
 const MAX_ARTIFACT_BYTES = 512 * 1024 * 1024;
 
@@ -182,50 +184,56 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     informer.on({
       add: (s) => enqueueForSource(kind, s),
       update: (o, n) => {
-        if (o.status?.artifact?.revision !== n.status?.artifact?.revision) enqueueForSource(kind, n);
+        if (o.status?.artifact?.revision !== n.status?.artifact?.revision) {
+          enqueueForSource(kind, n, o.status?.artifact);
+        }
       },
     });
   }
-  const changes = new SourceChanges();
-  function enqueueForSource(kind: string, s: Source): void {
-    const revision = s.status?.artifact?.revision;
-    if (!revision) return;
+  const changes = new SourceChanges((artifact) => artifacts.acquire(artifact.url, artifact.digest, 60_000));
+  function enqueueForSource(kind: string, s: Source, before?: Artifact): void {
+    const after = s.status?.artifact;
+    if (!after?.revision) return;
     const key = `${kind}/${keyOf(s)}`;
-    for (const k of kustomizations.byIndex(SOURCE_INDEX, key)) {
-      if (k.status?.lastAttemptedRevision !== revision) controller.enqueue(keyOf(k), key, revision);
+    const waiting = kustomizations
+      .byIndex(SOURCE_INDEX, key)
+      .filter((k) => k.status?.lastAttemptedRevision !== after.revision);
+    if (waiting.length === 0) return;
+    if (waiting.length < 2 || !before?.digest || !after.digest) {
+      for (const k of waiting) controller.enqueue(keyOf(k), key, after.revision);
+      return;
     }
-    void changedFirst(key, s.status!.artifact!, revision);
+    void changedFirst(key, before, after).then((changed) => {
+      // Those whose path changed first; the others (most of which only record the revision) after.
+      const order = changed ? [...waiting.filter((k) => changed(k.spec?.path)), ...waiting] : waiting;
+      for (const k of order) controller.enqueue(keyOf(k), key, after.revision);
+    });
   }
-  /**
-   * Moves the Kustomizations whose spec.path changed in the new artifact to the front of the
-   * queue: with a repository of many apps, a commit to one is applied first, while the others
-   * (most of which record the revision without applying) follow.
-   */
-  async function changedFirst(
-    key: string,
-    artifact: NonNullable<NonNullable<Source['status']>['artifact']>,
-    revision: string,
-  ) {
-    // One Kustomization of the source: nothing to put in order.
-    if (kustomizations.byIndex(SOURCE_INDEX, key).length < 2) return;
+  /** Which paths changed from `before` to `after`; undefined when that cannot be read in time. */
+  async function changedFirst(key: string, before: Artifact, after: Artifact) {
     try {
-      const lease = await artifacts.acquire(artifact.url, artifact.digest ?? '', 60_000);
-      let changed: ((path: string | undefined) => boolean) | undefined;
-      try {
-        changed = await changes.update(key, lease.dir);
-      } finally {
-        lease.release();
-      }
-      if (!changed) return;
-      for (const k of kustomizations.byIndex(SOURCE_INDEX, key)) {
-        if (k.status?.lastAttemptedRevision !== revision && changed(k.spec?.path)) {
-          controller.enqueue(keyOf(k), key, revision, true);
-        }
-      }
+      const diff = changes.changed(
+        key,
+        { url: before.url, digest: before.digest! },
+        { url: after.url, digest: after.digest! },
+      );
+      return await Promise.race([diff, setTimeout(5_000, undefined, { ref: false })]);
     } catch {
-      // Only an ordering hint: the reconciles report a download that fails.
+      // Only an ordering hint: the reconciles report an artifact that cannot be read.
+      return undefined;
     }
   }
+  // The artifact a new Kustomization reads is read for the comparison with the next revision.
+  kustomizations.on({
+    add: (k) => {
+      const [sourceName] = sourceKey(k);
+      const artifact = reconciler.sourceOf(k)?.status?.artifact;
+      // Only sources several Kustomizations read are put in order.
+      if (sourceName && artifact?.digest && kustomizations.byIndex(SOURCE_INDEX, sourceName).length >= 2) {
+        changes.remember(sourceName, { url: artifact.url, digest: artifact.digest }).catch(() => {});
+      }
+    },
+  });
   // Labelled ConfigMaps and Secrets they read re-queue them when their data changes.
   const selector = options.watchConfigsLabelSelector;
   if (selector) requeueOnConfigChange(manager, selector, kustomizations, configKeys, controller);

@@ -14,18 +14,23 @@ function tree(files: Record<string, string>): string {
 }
 
 describe('SourceChanges', () => {
-  const dirs: string[] = [];
+  const dirs = new Map<string, string>();
   afterEach(() => {
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    for (const d of dirs.values()) rmSync(d, { recursive: true, force: true });
+    dirs.clear();
   });
 
-  it('says which Kustomization paths changed since the artifact before', async () => {
-    const changes = new SourceChanges();
+  it('says which Kustomization paths changed between two artifacts, reading each once', async () => {
+    const reads: string[] = [];
+    const changes = new SourceChanges(async ({ digest }) => {
+      reads.push(digest);
+      return { dir: dirs.get(digest)!, release: () => {} };
+    });
+    const art = (digest: string) => ({ url: `http://storage/${digest}.tar.gz`, digest });
     const files = { 'apps/a/cm.yaml': 'a: 1\n', 'apps/b/cm.yaml': 'b: 1\n', 'base/x.yaml': 'x\n' };
-    dirs.push(tree(files));
-    expect(await changes.update('GitRepository/ns/repo', dirs[0]!)).to.equal(undefined);
-    dirs.push(tree({ ...files, 'apps/b/cm.yaml': 'b: 2\n' }));
-    const changed = (await changes.update('GitRepository/ns/repo', dirs[1]!))!;
+    dirs.set('one', tree(files));
+    dirs.set('two', tree({ ...files, 'apps/b/cm.yaml': 'b: 2\n' }));
+    const changed = await changes.changed('GitRepository/ns/repo', art('one'), art('two'));
     expect(['./apps/a', 'apps/b', '/apps/b/', './apps', './', undefined, 'base', 'gone'].map(changed)).to.deep.equal([
       false,
       true,
@@ -36,12 +41,11 @@ describe('SourceChanges', () => {
       false,
       false,
     ]);
-    // Renaming a file or changing a link target changes its directory too.
-    dirs.push(tree({ ...files, 'apps/b/cm.yaml': 'b: 2\n' }));
-    symlinkSync('../base', join(dirs[2]!, 'apps', 'a', 'link'));
-    const again = (await changes.update('GitRepository/ns/repo', dirs[2]!))!;
+    // A changed link target changes its directory too; 'two' is known already.
+    dirs.set('three', tree({ ...files, 'apps/b/cm.yaml': 'b: 2\n' }));
+    symlinkSync('../base', join(dirs.get('three')!, 'apps', 'a', 'link'));
+    const again = await changes.changed('GitRepository/ns/repo', art('two'), art('three'));
     expect([again('apps/a'), again('apps/b'), again('base')]).to.deep.equal([true, false, false]);
-    // Each source has its own history.
-    expect(await changes.update('GitRepository/ns/other', dirs[0]!)).to.equal(undefined);
+    expect(reads).to.deep.equal(['one', 'two', 'three']);
   });
 });

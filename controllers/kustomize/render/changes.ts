@@ -1,33 +1,73 @@
 // Which directories of a source changed from one artifact to the next, so that the Kustomizations
 // whose spec.path changed are reconciled first when a new revision arrives. Only an ordering hint:
 // every Kustomization of the source is still reconciled, and one whose build did not change
-// records the new revision without applying (reconciler.ts). A digest per directory is kept per
-// source (path → 16 hex digits), not the files.
+// records the new revision without applying (reconciler.ts). A digest per directory (path → 16
+// hex digits) is kept for the last two artifacts of each source, not the files.
 import { createHash } from 'node:crypto';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 
-export class SourceChanges {
-  readonly #trees = new Map<string, Map<string, string>>();
+/** An unpacked artifact, released after reading. */
+export type ReadArtifact = (artifact: { url: string; digest: string }) => Promise<{ dir: string; release(): void }>;
 
-  /**
-   * Reads the unpacked artifact `dir` of `source`; returns whether a Kustomization path changed
-   * since the artifact read before for that source, or undefined when there was none.
-   */
-  async update(source: string, dir: string): Promise<((path: string | undefined) => boolean) | undefined> {
-    const digests = new Map<string, string>();
-    await digestDir(dir, '', digests);
-    const before = this.#trees.get(source);
-    this.#trees.set(source, digests);
-    if (!before) return undefined;
+export class SourceChanges {
+  readonly #trees = new Map<string, { digest: string; dirs: Promise<Map<string, string>> }[]>();
+  readonly #read: ReadArtifact;
+
+  constructor(read: ReadArtifact) {
+    this.#read = read;
+  }
+
+  /** Whether a Kustomization path differs between the two artifacts of `source`. */
+  async changed(
+    source: string,
+    before: { url: string; digest: string },
+    after: { url: string; digest: string },
+  ): Promise<(path: string | undefined) => boolean> {
+    const old = await this.#dirs(source, before);
+    const now = await this.#dirs(source, after);
     return (path) => {
       const key = normalize(path);
-      return before.get(key) !== digests.get(key);
+      return old.get(key) !== now.get(key);
     };
+  }
+
+  /** Reads the artifact now, so that the next revision only needs its own read to compare. */
+  async remember(source: string, artifact: { url: string; digest: string }): Promise<void> {
+    await this.#dirs(source, artifact);
   }
 
   forget(source: string): void {
     this.#trees.delete(source);
+  }
+
+  #dirs(source: string, artifact: { url: string; digest: string }): Promise<Map<string, string>> {
+    const known = this.#trees.get(source) ?? [];
+    const found = known.find((t) => t.digest === artifact.digest);
+    if (found) return found.dirs;
+    const entry = { digest: artifact.digest, dirs: this.#digests(artifact) };
+    this.#trees.set(source, [...known, entry].slice(-2));
+    // A failed read is not remembered.
+    entry.dirs.catch(() => {
+      const now = this.#trees.get(source);
+      if (now)
+        this.#trees.set(
+          source,
+          now.filter((t) => t !== entry),
+        );
+    });
+    return entry.dirs;
+  }
+
+  async #digests(artifact: { url: string; digest: string }): Promise<Map<string, string>> {
+    const lease = await this.#read(artifact);
+    const dirs = new Map<string, string>();
+    try {
+      await digestDir(lease.dir, '', dirs);
+    } finally {
+      lease.release();
+    }
+    return dirs;
   }
 }
 
