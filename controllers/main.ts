@@ -1,15 +1,24 @@
 #!/usr/bin/env node
 // tide-controller: runs the chosen controllers against one cluster.
-import { KubeConfig } from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
-import { GENERAL, readCommandLine, usage, type GeneralOptions } from './flags.ts';
-import { selectControllers } from './registry.ts';
-import { Logger } from './runtime/logger.ts';
-import { Manager } from './runtime/manager.ts';
-import { parseOptions, type RawArgs } from './runtime/options.ts';
-import { flagGroup } from './runtime/setup.ts';
+import type { GeneralOptions } from './flags.ts';
+import { applyMemoryDefaults } from './runtime/memory.ts';
+import type { RawArgs } from './runtime/options.ts';
+
+// Node starts again here, once, with tide's memory defaults (README, "Memory"); the controllers
+// load after that, so that they are loaded once.
+applyMemoryDefaults();
+const { KubeConfig } = await import('@kubernetes/client-node');
+const { GENERAL, readCommandLine, usage } = await import('./flags.ts');
+const { selectControllers } = await import('./registry.ts');
+const { Logger } = await import('./runtime/logger.ts');
+const { Manager } = await import('./runtime/manager.ts');
+const { parseOptions } = await import('./runtime/options.ts');
+const { flagGroup } = await import('./runtime/setup.ts');
+type KubeConfig = InstanceType<typeof KubeConfig>;
+type Manager = InstanceType<typeof Manager>;
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 

@@ -1,6 +1,8 @@
 // A cache of one kind, fed by client-node's ListWatch, with what controllers need on top:
 // restarts after any error with backoff, periodic relists, a `synced` promise, old/new pairs
-// for predicates and secondary indexes.
+// for predicates and secondary indexes. Cached objects are trimmed (trimForCache) as
+// controller-runtime's cache does: no controller reads managedFields or the last-applied
+// annotation of a cached object (code that needs them reads the live object with a GET).
 import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { realClock, type Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
@@ -25,6 +27,26 @@ export interface InformerOptions {
 }
 
 export type IndexFunc<T> = (obj: T) => string[];
+
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops what controllers never read from the cache and what makes an object large: its
+ * managedFields and `kubectl apply`'s last-applied annotation (a second copy of the object).
+ * Changes `obj` in place, so that client-node's ListWatch, which holds the same object, lets
+ * them go too.
+ */
+export function trimForCache<T extends KubernetesObject>(obj: T): T {
+  const meta = obj.metadata;
+  if (!meta) return obj;
+  if (meta.managedFields !== undefined) delete meta.managedFields;
+  const annotations = meta.annotations;
+  if (annotations && LAST_APPLIED_ANNOTATION in annotations) {
+    const { [LAST_APPLIED_ANNOTATION]: _dropped, ...rest } = annotations;
+    meta.annotations = rest;
+  }
+  return obj;
+}
 
 export class Informer<T extends KubernetesObject = KubernetesObject> {
   readonly resource: ResourceType;
@@ -168,10 +190,12 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private upsert(obj: T): void {
+    trimForCache(obj);
     const key = keyOf(obj);
     const old = this.store.get(key);
-    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     this.store.set(key, obj);
+    // The same version again (a relist): keep the object the ListWatch now holds, not a second copy.
+    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     this.reindex(key, old, obj);
     for (const h of this.handlers) {
       if (old) h.update?.(old, obj);

@@ -1,0 +1,323 @@
+// Where the memory of tide-controller (--controllers=source,kustomize) goes: the setup of
+// e2e/bench/kustomize.ts (N Kustomizations from one GitRepository, --concurrent=10), with a small
+// preload in the controller that samples process.memoryUsage() and the V8 heap spaces, and on
+// SIGUSR2 collects garbage (with --expose-gc) and records the live heap. Prints peak RSS, the
+// parts of memory at the peak, the live heap once all are Ready, and RSS / live heap after each of
+// BENCH_RESYNCS (default 10) no-op resyncs: a leak check.
+//   BENCH_SIZES=200 node e2e/bench/kustomize-memory.ts
+//   BENCH_NODE_ARGS='--max-semi-space-size=2'  extra node flags for the controller
+//   BENCH_SNAPSHOT=/tmp/ks                      heap snapshots (after Ready, after the last resync)
+//   BENCH_MAIN=dist/controllers/main.js         the built controller instead of the TypeScript sources
+//   BENCH_ENV='NAME=value,...'                  extra environment for the controller
+import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
+import { LocalCluster } from '../cluster/cluster.ts';
+import { installCRDs } from '../support/crds.ts';
+import { startGitHttpServer } from '../support/git/http-server.ts';
+import { createRepo } from '../support/git/repos.ts';
+import { freePort } from '../support/net.ts';
+
+const SIZES = (process.env.BENCH_SIZES ?? '200').split(',').map(Number);
+const RESYNCS = Number(process.env.BENCH_RESYNCS ?? 10);
+const MB = 1024 * 1024;
+
+const PROBE = `
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import v8 from 'node:v8';
+const out = process.env.MEMPROBE_OUT;
+const t0 = Date.now();
+function sample(tag) {
+  const u = process.memoryUsage();
+  const hwm = Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
+  appendFileSync(out, JSON.stringify({ tag, t: Date.now() - t0, ...u, hwm, spaces }) + '\\n');
+}
+setInterval(() => sample('s'), 200).unref();
+process.on('SIGUSR2', () => {
+  globalThis.gc?.();
+  globalThis.gc?.();
+  sample('gc');
+  if (existsSync(out + '.snap')) {
+    v8.writeHeapSnapshot(readFileSync(out + '.snap', 'utf8'));
+    rmSync(out + '.snap');
+  }
+  appendFileSync(out, JSON.stringify({ tag: 'ack' }) + '\\n');
+});
+`;
+
+interface Sample {
+  tag: string;
+  t: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  hwm: number;
+  spaces: Record<string, number>;
+}
+
+function manifests(i: number): string {
+  const ns = `bench-${i}`;
+  return `apiVersion: v1
+kind: Namespace
+metadata: {name: ${ns}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: ${ns}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: ${ns}}
+spec:
+  selector: {app: app}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app, namespace: ${ns}}
+data: {key: value}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: ${ns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      serviceAccountName: app
+      containers: [{name: app, image: registry.example/app:1.0.0}]
+`;
+}
+
+type KList = {
+  items: {
+    metadata: { generation: number };
+    status?: {
+      conditions?: { type: string; status: string; observedGeneration?: number }[];
+      lastHandledReconcileAt?: string;
+    };
+  }[];
+};
+
+async function list(api: CustomObjectsApi): Promise<KList> {
+  return (await api.listNamespacedCustomObject({
+    group: 'kustomize.toolkit.fluxcd.io',
+    version: 'v1',
+    namespace: 'default',
+    plural: 'kustomizations',
+  })) as KList;
+}
+
+const ready = (k: KList['items'][number]) =>
+  k.status?.conditions?.some(
+    (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === k.metadata.generation,
+  ) ?? false;
+
+function samples(file: string): Sample[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Sample);
+}
+
+/** CPU seconds the process used so far (user + system). */
+function cpu(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const mb = (n: number) => `${(n / MB).toFixed(0)}`.padStart(4);
+function parts(s: Sample): string {
+  const sp = s.spaces;
+  return (
+    `rss ${mb(s.rss)}  heapTotal ${mb(s.heapTotal)} (new ${mb(sp.new_space ?? 0)} old ${mb(sp.old_space ?? 0)} ` +
+    `code ${mb(sp.code_space ?? 0)} large ${mb((sp.large_object_space ?? 0) + (sp.new_large_object_space ?? 0))}) ` +
+    `heapUsed ${mb(s.heapUsed)}  external ${mb(s.external)} (arrayBuffers ${mb(s.arrayBuffers)})  ` +
+    `rest ${mb(s.rss - s.heapTotal - s.external)}`
+  );
+}
+
+/** Asks the controller for a GC and a record of the live heap; waits until it wrote one. */
+async function collect(pid: number, file: string, snapshot?: string): Promise<Sample> {
+  if (snapshot) writeFileSync(`${file}.snap`, snapshot);
+  const before = samples(file).filter((s) => s.tag === 'ack').length;
+  process.kill(pid, 'SIGUSR2');
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    const all = samples(file);
+    if (all.filter((s) => s.tag === 'ack').length > before) return all.filter((s) => s.tag === 'gc').at(-1)!;
+  }
+}
+
+async function runSize(n: number): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tide-bench-mem-'));
+  const cluster = new LocalCluster({ stateDir });
+  await cluster.start();
+  const root = mkdtempSync(join(tmpdir(), 'tide-bench-mem-repo-'));
+  const files: Record<string, string> = {};
+  for (let i = 0; i < n; i++) files[`apps/app-${i}/manifests.yaml`] = manifests(i);
+  await createRepo(root, 'fleet', { branch: 'main', files });
+  const git = await startGitHttpServer({ root });
+  try {
+    const kc = shareConnections(new KubeConfig());
+    kc.loadFromFile(cluster.kubeconfigPath);
+    await installCRDs(kc);
+    const api = kc.makeApiClient(CustomObjectsApi);
+    await api.createNamespacedCustomObject({
+      group: 'source.toolkit.fluxcd.io',
+      version: 'v1',
+      plural: 'gitrepositories',
+      namespace: 'default',
+      body: {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: { name: 'fleet' },
+        spec: { url: git.url('fleet'), interval: '1h', ref: { branch: 'main' } },
+      },
+    });
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+          api.createNamespacedCustomObject({
+            group: 'kustomize.toolkit.fluxcd.io',
+            version: 'v1',
+            plural: 'kustomizations',
+            namespace: 'default',
+            body: {
+              apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+              kind: 'Kustomization',
+              metadata: { name: `app-${i + j}` },
+              spec: {
+                interval: '1h',
+                prune: true,
+                wait: true,
+                timeout: '10m',
+                path: `./apps/app-${i + j}`,
+                sourceRef: { kind: 'GitRepository', name: 'fleet' },
+              },
+            },
+          }),
+        ),
+      );
+    }
+
+    const probe = join(stateDir, 'probe.mjs');
+    writeFileSync(probe, PROBE);
+    const out = join(stateDir, 'samples.jsonl');
+    writeFileSync(out, '');
+    const storage = await freePort();
+    const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const extraEnv = Object.fromEntries(
+      (process.env.BENCH_ENV ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
+    const t = performance.now();
+    const controller = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        `--import=${probe}`,
+        ...nodeArgs,
+        join(import.meta.dirname, '..', '..', process.env.BENCH_MAIN ?? 'controllers/main.ts'),
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        '--controllers=source,kustomize',
+        '--metrics-addr=0',
+        '--health-addr=0',
+        `--storage-addr=127.0.0.1:${storage}`,
+        `--storage-adv-addr=127.0.0.1:${storage}`,
+        `--storage-path=${join(stateDir, 'storage')}`,
+        `--kustomize-path=${join(cluster.binDir, 'kustomize')}`,
+        '--concurrent=10',
+        `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
+      ],
+      {
+        stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'],
+        env: {
+          ...process.env,
+          ...extraEnv,
+          MEMPROBE_OUT: out,
+        },
+      },
+    );
+    if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
+    const exited = once(controller, 'exit');
+    const pid = controller.pid!;
+    while (!(await list(api)).items.every(ready) || (await list(api)).items.length < n)
+      await new Promise((r) => setTimeout(r, 2000));
+    const readyMs = performance.now() - t;
+    const readyCpu = cpu(pid);
+    const peakToReady = samples(out).filter((s) => s.tag === 's');
+    const peak = peakToReady.reduce((a, b) => (b.rss > a.rss ? b : a));
+    const hwmReady = peakToReady.at(-1)!.hwm;
+    const snap = process.env.BENCH_SNAPSHOT;
+    const atReady = await collect(pid, out, snap && `${snap}-n${n}-ready.heapsnapshot`);
+
+    const rows: string[] = [];
+    for (let r = 1; r <= RESYNCS; r++) {
+      const at = new Date().toISOString();
+      const tr = performance.now();
+      const c0 = cpu(pid);
+      for (let i = 0; i < n; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+            api.patchNamespacedCustomObject(
+              {
+                group: 'kustomize.toolkit.fluxcd.io',
+                version: 'v1',
+                plural: 'kustomizations',
+                namespace: 'default',
+                name: `app-${i + j}`,
+                body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } },
+              },
+              setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+            ),
+          ),
+        );
+      }
+      for (;;) {
+        await new Promise((res) => setTimeout(res, 1000));
+        if ((await list(api)).items.every((k) => k.status?.lastHandledReconcileAt === at)) break;
+      }
+      const ms = performance.now() - tr;
+      const used = cpu(pid) - c0;
+      const s = await collect(pid, out, r === RESYNCS && snap ? `${snap}-n${n}-resync${r}.heapsnapshot` : undefined);
+      rows.push(
+        `  resync ${String(r).padStart(2)} ${(ms / 1000).toFixed(1).padStart(5)}s (CPU ${used.toFixed(1)}s)  ` +
+          `peak RSS ${mb(s.hwm)}  ` +
+          `after GC: ${parts(s)}`,
+      );
+    }
+    const all = samples(out).filter((s) => s.tag === 's');
+    const hwm = all.at(-1)!.hwm;
+    controller.kill('SIGTERM');
+    await exited;
+    console.log(
+      `N=${n}: all Ready ${(readyMs / 1000).toFixed(1)}s (controller CPU ${readyCpu.toFixed(1)}s), ` +
+        `peak RSS until Ready ${mb(hwmReady)} MB`,
+    );
+    console.log(`  at the sampled peak (t=${(peak.t / 1000).toFixed(1)}s): ${parts(peak)}`);
+    console.log(`  all Ready, after GC:  ${parts(atReady)}`);
+    for (const r of rows) console.log(r);
+    console.log(`  peak RSS overall ${mb(hwm)} MB`);
+    if (process.env.BENCH_KEEP_SAMPLES) writeFileSync(process.env.BENCH_KEEP_SAMPLES, readFileSync(out));
+  } finally {
+    await git.close();
+    await cluster.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+console.log(`tide kustomize memory: Node ${process.version}, --concurrent=10, ${RESYNCS} no-op resyncs`);
+for (const n of SIZES) await runSize(n);
