@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { memoryFlags, userSizedHeap } from './memory.ts';
+import { memoryEnv, memoryFlags, userSizedHeap } from './memory.ts';
 
 const GiB = 1024 * 1024 * 1024;
 const machine = 24 * GiB;
@@ -48,5 +48,14 @@ describe('memory defaults', () => {
     expect(userSizedHeap(['--min-semi-space-size=1'])).to.equal(true);
     expect(userSizedHeap(['--max-old-space-size-percentage=50'])).to.equal(true);
     expect(userSizedHeap(['--max-old-space-size', '300'])).to.equal(true);
+  });
+
+  it('limits glibc malloc arenas in the restarted process unless the user chose, and marks it', () => {
+    expect(memoryEnv({ PATH: '/bin' })).to.deep.equal({
+      PATH: '/bin',
+      MALLOC_ARENA_MAX: '2',
+      TIDE_NODE_DEFAULTS: 'applied',
+    });
+    expect(memoryEnv({ MALLOC_ARENA_MAX: '8' }).MALLOC_ARENA_MAX).to.equal('8');
   });
 });

@@ -3,8 +3,9 @@
 // generation let grow to up to 4x its live size before a full GC. Both are paid in RSS. The process
 // starts again once (process.execve: same PID, same stdio) with a small young generation and, in a
 // container with a memory limit, an old-generation limit of 75% of it, as Go's GOMEMLIMIT would be
-// set; the old generation's growth between full GCs is capped once running. Heap flags of the
-// user's own (command line or NODE_OPTIONS) turn the restart off, and so does TIDE_NODE_DEFAULTS=off.
+// set, and at most 2 glibc malloc arenas; the old generation's growth between full GCs is capped
+// once running. Heap flags of the user's own (command line or NODE_OPTIONS) turn all of this off,
+// and so does TIDE_NODE_DEFAULTS=off.
 import { totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 
@@ -16,6 +17,8 @@ export const SEMI_SPACE_MB = 8;
 export const OLD_SPACE_SHARE = 0.75;
 /** The old generation grows by at most this much (percent of the live heap) before a full GC. */
 export const HEAP_GROWING_PERCENT = 30;
+/** glibc's malloc arenas: one per thread by default, each keeping what was freed in it. */
+export const MALLOC_ARENAS = '2';
 
 const HEAP_FLAGS = [
   '--max-old-space-size',
@@ -56,6 +59,11 @@ export function memoryFlags({ execArgv, nodeOptions, memoryLimit, totalMemory }:
   return flags;
 }
 
+/** The environment of the restarted process: glibc's arenas limited unless the user chose. */
+export function memoryEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? MALLOC_ARENAS, [DEFAULTS_ENV]: 'applied' };
+}
+
 /**
  * Called first thing by main.ts: restarts node with memoryFlags() unless this is the restarted
  * process, the defaults are off, or there is nothing to add. Never returns when it restarts.
@@ -74,7 +82,7 @@ export function applyMemoryDefaults(): void {
     const args = [...flags, ...process.execArgv, ...process.argv.slice(1)];
     // execve keeps stdio only: a process started with an IPC channel (fork()) stays as it is.
     if (typeof process.execve === 'function' && !process.channel)
-      process.execve(process.execPath, [process.execPath, ...args], { ...process.env, [DEFAULTS_ENV]: 'applied' });
+      process.execve(process.execPath, [process.execPath, ...args], memoryEnv(process.env));
   }
   // Read by V8 at every full GC, so it takes effect now (heap sizes are fixed once the heap exists).
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
