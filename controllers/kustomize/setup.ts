@@ -22,7 +22,7 @@ import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
 import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
-import { SourceChanges } from './render/changes.ts';
+import { queueOrder, SourceChanges } from './render/changes.ts';
 import { keysFromSecret, type DecryptionKeys } from './render/decrypt.ts';
 import { buildManifests } from './render/manifests.ts';
 import type { VariableSource } from './render/substitute.ts';
@@ -205,8 +205,7 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     }
     void changedFirst(key, before, after).then((changed) => {
       // Those whose path changed first; the others (most of which only record the revision) after.
-      const order = changed ? [...waiting.filter((k) => changed(k.spec?.path)), ...waiting] : waiting;
-      for (const k of order) controller.enqueue(keyOf(k), key, after.revision);
+      for (const k of queueOrder(waiting, changed)) controller.enqueue(keyOf(k), key, after.revision);
     });
   }
   /** Which paths changed from `before` to `after`; undefined when that cannot be read in time. */

@@ -10,14 +10,11 @@
 // controller and of its Helm helper child (tide-helm), and the API requests the phase made (the API
 // server's own count, without the control plane's background traffic and this benchmark's requests).
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controllers' logs for a look.
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
@@ -25,18 +22,22 @@ import { LocalCluster } from '../cluster/cluster.ts';
 import { type ChartRepo, startChartRepo } from '../support/chartrepo.ts';
 import { setTestCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
-import { eventually } from '../support/eventually.ts';
-import { freePort } from '../support/net.ts';
 import { pushArtifact, startRegistry, type TestRegistry } from '../support/registry.ts';
-
-const exec = promisify(execFile);
+import {
+  apiRequests as requests,
+  childPids,
+  type Proc,
+  readyNow,
+  startTide,
+  statusMiB,
+  watchUntil,
+} from './support.ts';
 const SIZES = (process.env.BENCH_SIZES ?? '100,500')
   .split(',')
   .map(Number)
   .filter((n) => n > 0);
 const INDEX_BYTES = Number(process.env.BENCH_INDEX_MB ?? 50) * 1e6;
 const DEFAULT_INDEX_MAX = 50 * 1024 ** 2;
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 900) * 1000;
 const PHASE_LABEL = 'bench.tide.dev/phase';
 const SOURCE = 'source.toolkit.fluxcd.io';
 
@@ -48,113 +49,28 @@ interface Result {
   requests: number;
 }
 
-/** The API server's request count, without the background traffic of the control plane itself. */
-async function requests(cluster: LocalCluster): Promise<number> {
-  const { stdout } = await exec(
-    join(cluster.binDir, 'kubectl'),
-    ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'],
-    { maxBuffer: 1 << 28 },
-  );
-  let total = 0;
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    if (
-      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
-      !line.includes('verb="APPLY"')
-    )
-      continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
-
-/** VmHWM of a process in MiB. */
-function peakRss(pid: number): number {
-  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
-
-/** The pid of the controller's tide-helm child, if it started one. */
+/** The controller's tide-helm child, if it started one. */
 function helperPid(parent: number): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  return childPids(parent).find((pid) => {
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid …; comm may hold spaces, so read after the last ')'.
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent && comm === 'tide-helm') return Number(entry);
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tide-helm';
     } catch {
-      // the process is gone
+      return false; // gone
     }
-  }
-  return undefined;
+  });
 }
 
-interface Controller {
-  pid: number;
-  /** The last lines it logged (the log goes to BENCH_LOG when set, else only here). */
-  tail(): string;
-  exited(): boolean;
-  stop(): Promise<void>;
-}
-
-/** tide-controller with the flags of e2e/support/controller.ts, watching only `phase`'s objects. */
-async function startController(cluster: LocalCluster, phase: string, extra: string[] = []): Promise<Controller> {
-  const [health, storage] = [await freePort(), await freePort()];
-  const storagePath = mkdtempSync(join(tmpdir(), 'tide-bench-storage-'));
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
-      `--kubeconfig=${cluster.kubeconfigPath}`,
-      '--controllers=source',
-      `--watch-label-selector=${PHASE_LABEL}=${phase}`,
-      '--metrics-addr=0',
-      `--health-addr=127.0.0.1:${health}`,
-      `--storage-addr=127.0.0.1:${storage}`,
-      `--storage-adv-addr=127.0.0.1:${storage}`,
-      `--storage-path=${storagePath}`,
-      `--kustomize-path=${join(cluster.binDir, 'kustomize')}`,
-      `--sops-path=${join(cluster.binDir, 'sops')}`,
-      `--helm-helper-path=${join(cluster.binDir, 'tide-helm')}`,
-      '--concurrent=10',
-      `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
-      ...extra,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  // The expected transient errors (HelmCharts reconciled before their repository has an artifact)
-  // would flood the table; the log is kept for a look on failure.
-  if (process.env.BENCH_LOG) child.stderr!.pipe(createWriteStream(process.env.BENCH_LOG, { flags: 'a' }));
-  let lines: string[] = [];
-  child.stderr!.on('data', (d: Buffer) => {
-    lines = [...lines, ...d.toString().split('\n').filter(Boolean)].slice(-20);
+/** tide-controller --controllers=source, watching only `phase`'s objects. */
+function startController(cluster: LocalCluster, phase: string, extra: string[] = []): Promise<Proc> {
+  return startTide(cluster, {
+    controllers: 'source',
+    flags: [`--watch-label-selector=${PHASE_LABEL}=${phase}`, ...extra],
   });
-  const tail = () => lines.join('\n');
-  const exited = once(child, 'exit');
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(storagePath, { recursive: true, force: true });
-  };
-  await eventually(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`tide-controller exited with ${child.exitCode}`);
-      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
-      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-    },
-    { timeoutMs: 60_000, intervalMs: 100, message: 'tide-controller did not become ready' },
-  ).catch(async (err: unknown) => {
-    await stop();
-    throw new Error(`${(err as Error).message}:\n${tail()}`);
-  });
-  return { pid: child.pid!, tail, exited: () => child.exitCode !== null || child.signalCode !== null, stop };
 }
 
 interface Phase {
   cluster: LocalCluster;
+  kc: KubeConfig;
   api: CustomObjectsApi;
   core: CoreV1Api;
   name: string;
@@ -162,55 +78,6 @@ interface Phase {
   /** The objects, created in this order (batches of 50). */
   objects: { kind: string; plural: string; name: string; spec: Record<string, unknown> }[];
   extraFlags?: string[];
-}
-
-type Conditioned = {
-  metadata: { name: string; generation: number };
-  status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] };
-};
-
-/**
- * Watches the phase's objects of `p.plural` until `want` of them are Ready for their generation;
- * returns the milliseconds since `t`. One watch, no polling: the time is when the last one turned.
- */
-function allReady(p: Phase, ns: string, want: number, controller: Controller, t: number): Promise<number> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(p.cluster.kubeconfigPath);
-  const ready = new Set<string>();
-  return new Promise<number>((resolve, reject) => {
-    let request: { abort(): void } | undefined;
-    const finish = (err?: Error, ms?: number) => {
-      clearTimeout(timer);
-      clearInterval(exitCheck);
-      request?.abort();
-      if (err) reject(err);
-      else resolve(ms!);
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`${p.name}: ${ready.size} of ${want} ${p.plural} Ready after ${TIMEOUT_MS / 1000}s`)),
-      TIMEOUT_MS,
-    );
-    const exitCheck = setInterval(() => {
-      if (controller.exited()) finish(new Error(`tide-controller exited:\n${controller.tail()}`));
-    }, 1000);
-    new Watch(kc)
-      .watch(
-        `/apis/${SOURCE}/v1/namespaces/${ns}/${p.plural}`,
-        {},
-        (_type: string, o: Conditioned) => {
-          const c = o.status?.conditions?.find((x) => x.type === 'Ready');
-          if (c?.status === 'True' && c.observedGeneration === o.metadata.generation) ready.add(o.metadata.name);
-          else ready.delete(o.metadata.name);
-          if (ready.size === want) finish(undefined, performance.now() - t);
-        },
-        (err: unknown) => {
-          if (err) finish(err as Error);
-        },
-      )
-      .then((r) => {
-        request = r;
-      }, finish);
-  });
 }
 
 /**
@@ -245,16 +112,22 @@ async function measure(p: Phase): Promise<Result> {
       );
       own += batch.length;
     }
-    const want = p.objects.filter((o) => o.plural === p.plural).length;
-    own++; // the watch
-    const ms = await allReady(p, ns, want, controller, t);
-    const calls = (await requests(p.cluster)) - before - own;
+    // Every object of `plural` Ready for its generation: one watch, no polling.
+    const ready = watchUntil({
+      kc: p.kc,
+      path: `/apis/${SOURCE}/v1/namespaces/${ns}/${p.plural}`,
+      names: p.objects.filter((o) => o.plural === p.plural).map((o) => o.name),
+      done: readyNow,
+      procs: () => [controller],
+    });
+    const ms = Math.max(...[...(await ready.done).values()].map((r) => r.at)) - t;
+    const calls = (await requests(p.cluster)) - before - own - ready.watches();
     const helper = helperPid(controller.pid);
     return {
       phase: p.name,
       ms,
-      controllerMiB: peakRss(controller.pid),
-      helperMiB: helper === undefined ? undefined : peakRss(helper),
+      controllerMiB: statusMiB(controller.pid, 'VmHWM'),
+      helperMiB: helper === undefined ? undefined : statusMiB(helper, 'VmHWM'),
       requests: calls,
     };
   } finally {
@@ -388,6 +261,7 @@ try {
   for (const n of SIZES) {
     const chartResult = await measure({
       cluster,
+      kc,
       api,
       core,
       name: `charts-${n}`,
@@ -418,6 +292,7 @@ try {
     if (!existsSync(join(import.meta.dirname, '..', '..', 'controllers', 'source', 'ocirepository'))) continue;
     const ociResult = await measure({
       cluster,
+      kc,
       api,
       core,
       name: `oci-${n}`,
@@ -438,6 +313,7 @@ try {
   const indexSize = statSync(join(bigRepo.dir, 'index.yaml')).size;
   const indexResult = await measure({
     cluster,
+    kc,
     api,
     core,
     name: 'index',

@@ -15,39 +15,40 @@
 // HelmRelease asked to reconcile (reconcile.fluxcd.io/requestedAt) until all handled it.
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controllers' logs for a look; BENCH_BREAKDOWN=1
 // prints the requests of each phase by verb and resource.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  Watch,
-} from '@kubernetes/client-node';
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { LocalCluster, resolveBinDir } from '../cluster/cluster.ts';
 import { type ChartRepo, startChartRepo } from '../support/chartrepo.ts';
 import { setTestCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
-import { eventually } from '../support/eventually.ts';
 import { freePort } from '../support/net.ts';
-
-const exec = promisify(execFile);
+import {
+  apiRequestsBy as requestsBy,
+  batched,
+  breakdown,
+  childPids,
+  type Proc,
+  progress,
+  readyNow,
+  startProc,
+  startTide,
+  statusMiB,
+  sum,
+  type Watched,
+  watchUntil,
+} from './support.ts';
 const SIZES = (process.env.BENCH_SIZES ?? '100,500')
   .split(',')
   .map(Number)
   .filter((n) => n > 0);
 const CONTROLLERS = (process.env.BENCH_CONTROLLERS ?? 'tide,flux').split(',').filter(Boolean);
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 900) * 1000;
 const NS = 'bench';
 const HELM = 'helm.toolkit.fluxcd.io';
 const SOURCE = 'source.toolkit.fluxcd.io';
-const root = join(import.meta.dirname, '..', '..');
 
 const CHART = {
   name: 'app',
@@ -91,68 +92,6 @@ spec:
   },
 };
 
-/** The total of a count by verb and resource. */
-function sum(by: Map<string, number>): number {
-  let total = 0;
-  for (const count of by.values()) total += count;
-  return total;
-}
-
-/** The same count, by "VERB resource[/subresource]". */
-async function requestsBy(cluster: LocalCluster): Promise<Map<string, number>> {
-  const { stdout } = await exec(
-    join(cluster.binDir, 'kubectl'),
-    ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'],
-    { maxBuffer: 1 << 28 },
-  );
-  const by = new Map<string, number>();
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    if (
-      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
-      !line.includes('verb="APPLY"')
-    )
-      continue;
-    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(line)?.[1] ?? '';
-    const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
-    by.set(key, (by.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return by;
-}
-
-/** BENCH_BREAKDOWN=1: what a phase asked the API server, by verb and resource. */
-function breakdown(before: Map<string, number>, after: Map<string, number>): string {
-  const rows = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d > 0);
-  return rows
-    .sort((a, b) => b[1] - a[1])
-    .map(([k, d]) => `    ${String(d).padStart(7)}  ${k}`)
-    .join('\n');
-}
-
-/** A field of /proc/<pid>/status in MiB, 0 when the process is gone. */
-function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** The children of a process (tide-helm for tide-controller), from /proc/<pid>/task/<tid>/children. */
-function childPids(pid: number): number[] {
-  const pids: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (text) pids.push(...text.split(' ').map(Number));
-    }
-  } catch {
-    // the process or one of its threads is gone
-  }
-  return pids;
-}
-
 /**
  * Samples VmRSS of a process and its children every 200 ms; keeps the peak of the sum, and the
  * peaks of each part.
@@ -181,93 +120,16 @@ class RssSampler {
   }
 }
 
-interface Proc {
-  name: string;
-  pid: number;
-  /** The last lines it logged (the log goes to BENCH_LOG when set, else only here). */
-  tail(): string;
-  exited(): boolean;
-  stop(): Promise<void>;
-}
-
-/** Spawns a controller and waits until its /readyz on 127.0.0.1:`health` answers 200. */
-async function startProc(
-  name: string,
-  command: string,
-  args: string[],
-  health: number,
-  env: Record<string, string> = {},
-): Promise<Proc> {
-  const child: ChildProcess = spawn(command, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  const log = process.env.BENCH_LOG ? createWriteStream(process.env.BENCH_LOG, { flags: 'a' }) : undefined;
-  let lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    if (log) stream.pipe(log, { end: false });
-    stream.on('data', (d: Buffer) => {
-      lines = [...lines, ...d.toString().split('\n').filter(Boolean)].slice(-20);
-    });
-  }
-  const tail = () => lines.join('\n');
-  const exitedP = once(child, 'exit');
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  // SIGTERM, then SIGKILL after 10 s: helm-controller's graceful shutdown may wait up to 10 minutes.
-  const stop = async () => {
-    if (exited()) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exitedP;
-    clearTimeout(killer);
-  };
-  await eventually(
-    async () => {
-      if (exited()) throw new Error(`${name} exited with ${child.exitCode}`);
-      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
-      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-    },
-    { timeoutMs: 60_000, intervalMs: 100, message: `${name} did not become ready` },
-  ).catch(async (err: unknown) => {
-    await stop();
-    throw new Error(`${(err as Error).message}:\n${tail()}`);
-  });
-  return { name, pid: child.pid!, tail, exited, stop };
-}
-
-/** tide-controller with the flags of e2e/support/controller.ts. */
-async function startTide(cluster: LocalCluster, controllers: string, storagePath: string): Promise<Proc> {
-  const [health, storage] = [await freePort(), await freePort()];
-  return startProc(
-    'tide-controller',
-    process.execPath,
-    [
-      join(root, 'controllers', 'main.ts'),
-      `--kubeconfig=${cluster.kubeconfigPath}`,
-      `--controllers=${controllers}`,
-      '--metrics-addr=0',
-      `--health-addr=127.0.0.1:${health}`,
-      `--storage-addr=127.0.0.1:${storage}`,
-      `--storage-adv-addr=127.0.0.1:${storage}`,
-      `--storage-path=${storagePath}`,
-      `--helm-helper-path=${join(cluster.binDir, 'tide-helm')}`,
-      '--concurrent=10',
-      `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
-    ],
-    health,
-  );
-}
-
 /**
  * Flux's helm-controller, watching every namespace, with the same concurrency. It reads its
  * kubeconfig from $KUBECONFIG: its flags (pflag) leave out controller-runtime's --kubeconfig.
  */
 async function startFlux(cluster: LocalCluster, binary: string): Promise<Proc> {
   const [health, metrics] = [await freePort(), await freePort()];
-  return startProc(
-    'helm-controller',
-    binary,
-    [
+  return startProc({
+    name: 'helm-controller',
+    command: binary,
+    args: [
       '--watch-all-namespaces',
       `--metrics-addr=127.0.0.1:${metrics}`,
       `--health-addr=127.0.0.1:${health}`,
@@ -275,98 +137,36 @@ async function startFlux(cluster: LocalCluster, binary: string): Promise<Proc> {
       `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
     ],
     health,
-    { KUBECONFIG: cluster.kubeconfigPath },
-  );
-}
-
-type Watched = {
-  metadata: { name: string; generation: number };
-  status?: {
-    conditions?: { type: string; status: string; observedGeneration?: number }[];
-    lastHandledReconcileAt?: string;
-  };
-};
-
-/**
- * Watches the HelmReleases (or `plural` of `group`) in `bench` until `want` of them satisfy `done`;
- * returns the milliseconds since `t` and how many watch requests it made. No polling: the time is
- * when the last one turned. A watch the server closes, or that client-node drops after 30 s without
- * an event, is opened again (it starts with every object as ADDED).
- */
-function waitAll(
-  cluster: LocalCluster,
-  what: { group: string; version: string; plural: string },
-  want: number,
-  done: (o: Watched) => boolean,
-  procs: Proc[],
-  t: number,
-): Promise<{ ms: number; watches: number }> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfigPath);
-  let watches = 0;
-  return new Promise((resolve, reject) => {
-    let request: { abort(): void } | undefined;
-    let finished = false;
-    const finish = (err?: Error, ms?: number) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      clearInterval(exitCheck);
-      request?.abort();
-      if (err) reject(err);
-      else resolve({ ms: ms!, watches });
-    };
-    let ok = new Set<string>();
-    const timer = setTimeout(
-      () => finish(new Error(`${ok.size} of ${want} ${what.plural} done after ${TIMEOUT_MS / 1000}s`)),
-      TIMEOUT_MS,
-    );
-    const exitCheck = setInterval(() => {
-      const gone = procs.find((p) => p.exited());
-      if (gone) finish(new Error(`${gone.name} exited:\n${gone.tail()}`));
-    }, 1000);
-    const open = () => {
-      if (finished) return;
-      watches++;
-      ok = new Set<string>();
-      new Watch(kc)
-        .watch(
-          `/apis/${what.group}/${what.version}/namespaces/${NS}/${what.plural}`,
-          {},
-          (type: string, o: Watched) => {
-            if (type === 'ERROR') return;
-            if (type !== 'DELETED' && done(o)) ok.add(o.metadata.name);
-            else ok.delete(o.metadata.name);
-            if (ok.size === want) finish(undefined, performance.now() - t);
-          },
-          () => setTimeout(open, 100),
-        )
-        .then(
-          (r) => {
-            request = r;
-            if (finished) r.abort();
-          },
-          () => setTimeout(open, 1000),
-        );
-    };
-    open();
+    env: { KUBECONFIG: cluster.kubeconfigPath },
   });
 }
 
-const readyNow = (o: Watched) =>
-  !!o.status?.conditions?.some(
-    (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === o.metadata.generation,
-  );
+type HelmObject = Watched & { status?: { lastHandledReconcileAt?: string } };
 
-/** A line on stderr with the time, to follow a long run (the table goes to stdout). */
-function progress(line: string): void {
-  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+/**
+ * Watches `names` of `plural` of `group` in `bench` until each satisfies `done`; returns the
+ * milliseconds since `t` and how many watch requests it made.
+ */
+async function waitAll(
+  kc: KubeConfig,
+  what: { group: string; version: string; plural: string },
+  names: readonly string[],
+  done: (o: HelmObject) => boolean,
+  procs: Proc[],
+  t: number,
+): Promise<{ ms: number; watches: number }> {
+  const wait = watchUntil<HelmObject>({
+    kc,
+    path: `/apis/${what.group}/${what.version}/namespaces/${NS}/${what.plural}`,
+    names,
+    done,
+    procs: () => procs,
+  });
+  const reached = await wait.done;
+  return { ms: Math.max(...[...reached.values()].map((r) => r.at)) - t, watches: wait.watches() };
 }
 
-/** Runs `fn` over 0..n-1 in batches of 50 concurrent calls. */
-async function batched(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i += 50) await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => fn(i + j)));
-}
+const releases = (n: number) => Array.from({ length: n }, (_, i) => `app-${i}`);
 
 interface Result {
   n: number;
@@ -385,7 +185,6 @@ interface Result {
 
 async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartRepo>, flux?: string): Promise<Result> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tide-bench-hr-'));
-  const storagePath = join(stateDir, 'storage');
   const cluster = new LocalCluster({ stateDir: join(stateDir, 'cluster'), binDir });
   const procs: Proc[] = [];
   const samplers: RssSampler[] = [];
@@ -403,8 +202,8 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
 
     // The HelmRelease controller first (its RSS is the figure), then the source controller serving
     // the HelmCharts, the same for both.
-    procs.push(which === 'tide' ? await startTide(cluster, 'helm', storagePath) : await startFlux(cluster, flux!));
-    procs.push(await startTide(cluster, 'source', storagePath));
+    procs.push(which === 'tide' ? await startTide(cluster, { controllers: 'helm' }) : await startFlux(cluster, flux!));
+    procs.push(await startTide(cluster, { controllers: 'source' }));
     for (const p of procs) samplers.push(new RssSampler(p.pid));
 
     // The repository first, so that the timed phase is the HelmReleases (and their HelmCharts).
@@ -420,7 +219,7 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
         spec: { url: charts.url, interval: '1h' },
       },
     });
-    await waitAll(cluster, { group: SOURCE, version: 'v1', plural: 'helmrepositories' }, 1, readyNow, procs, 0);
+    await waitAll(kc, { group: SOURCE, version: 'v1', plural: 'helmrepositories' }, ['charts'], readyNow, procs, 0);
     progress(`N=${n} ${which}: HelmRepository Ready, creating the HelmReleases`);
 
     const hr = { group: HELM, version: 'v2', plural: 'helmreleases' };
@@ -450,7 +249,7 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
         },
       }),
     );
-    const ready = await waitAll(cluster, hr, n, readyNow, procs, t);
+    const ready = await waitAll(kc, hr, releases(n), readyNow, procs, t);
     progress(`N=${n} ${which}: all Ready after ${secs(ready.ms)}, asking for a no-op resync`);
     // Own requests: the first scrape (counted in the next one), the creations and the watches.
     const afterBy = await requestsBy(cluster);
@@ -473,7 +272,7 @@ async function run(n: number, which: 'tide' | 'flux', repo: () => Promise<ChartR
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
     );
-    const resync = await waitAll(cluster, hr, n, (o) => o.status?.lastHandledReconcileAt === at, procs, t2);
+    const resync = await waitAll(kc, hr, releases(n), (o) => o.status?.lastHandledReconcileAt === at, procs, t2);
     progress(`N=${n} ${which}: resync handled after ${secs(resync.ms)}, stopping`);
     const after2By = await requestsBy(cluster);
     const resyncRequests = sum(after2By) - before2 - 1 - n - resync.watches;

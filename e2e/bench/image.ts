@@ -25,21 +25,11 @@
 // (the API server's own count, without the control plane's background traffic and this
 // benchmark's requests). Figures are printed, not asserted.
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controller's log for a look.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  Watch,
-} from '@kubernetes/client-node';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   compileFilter,
   type FilterTags,
@@ -50,10 +40,8 @@ import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { setTestCluster } from '../support/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
-import { eventually } from '../support/eventually.ts';
 import { startGitHttpServer } from '../support/git/http-server.ts';
 import { createRepo, git, revParse } from '../support/git/repos.ts';
-import { freePort } from '../support/net.ts';
 import {
   ociManifestMediaType,
   pushArtifact,
@@ -61,13 +49,12 @@ import {
   startRegistry,
   type TestRegistry,
 } from '../support/registry.ts';
+import { apiRequests as requests, type Proc, startTide, statusMiB, type Watched, watchUntil } from './support.ts';
 
-const exec = promisify(execFile);
 const TAGS = Number(process.env.BENCH_TAGS ?? 10000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const RESCANS = Number(process.env.BENCH_RESCANS ?? 3);
 const PUSH_CONCURRENCY = 16;
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 600) * 1000;
 const IMAGE = 'image.toolkit.fluxcd.io';
 const NS = 'bench-image';
 const REPO = 'team/app';
@@ -161,32 +148,6 @@ async function pushTags(registry: TestRegistry, tags: readonly string[]): Promis
 
 // ---- measuring ------------------------------------------------------------------------------
 
-/** The API server's request count, without the background traffic of the control plane itself. */
-async function requests(cluster: LocalCluster): Promise<number> {
-  const { stdout } = await exec(
-    join(cluster.binDir, 'kubectl'),
-    ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'],
-    { maxBuffer: 1 << 28 },
-  );
-  let total = 0;
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    if (
-      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
-      !line.includes('verb="APPLY"')
-    )
-      continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
-
-/** A field of /proc/<pid>/status in MiB. */
-function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
 /** CPU seconds: of process `pid` (user + system), and of the whole machine busy and in all. */
 function cpuSeconds(pid: number): { process: number; busy: number; total: number } {
   // Clock ticks (USER_HZ, 100 on Linux); the fields after the command name, which may hold spaces.
@@ -211,87 +172,19 @@ function resetPeakRss(pid: number): boolean {
   }
 }
 
-interface Controller {
-  pid: number;
-  /** Its Prometheus endpoint. */
-  metricsUrl: string;
-  /** The last lines it logged (the log goes to BENCH_LOG when set, else only here). */
-  tail(): string;
-  /** Calls `fn` with each line it logs from now on, until the function returned is called. */
-  listen(fn: (line: string) => void): () => void;
-  exited(): boolean;
-  stop(): Promise<void>;
-}
+type Controller = Proc & { metricsUrl: string };
 
 /**
- * tide-controller --controllers=source,image with its tags and artifacts in fresh directories (the
- * source controller only for the GitRepository an ImageUpdateAutomation reads its URL from).
+ * tide-controller --controllers=source,image (the source controller only for the GitRepository an
+ * ImageUpdateAutomation reads its URL from), with its metrics endpoint.
  */
 async function startController(cluster: LocalCluster): Promise<Controller> {
-  const [health, metrics, storage] = [await freePort(), await freePort(), await freePort()];
-  const tagsPath = mkdtempSync(join(tmpdir(), 'tide-bench-tags-'));
-  const storagePath = mkdtempSync(join(tmpdir(), 'tide-bench-storage-'));
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
-      `--kubeconfig=${cluster.kubeconfigPath}`,
-      `--controllers=${CONTROLLERS}`,
-      `--metrics-addr=127.0.0.1:${metrics}`,
-      `--health-addr=127.0.0.1:${health}`,
-      `--image-storage-path=${tagsPath}`,
-      `--storage-path=${storagePath}`,
-      `--storage-addr=127.0.0.1:${storage}`,
-      `--storage-adv-addr=127.0.0.1:${storage}`,
-      '--concurrent=10',
-      `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  if (process.env.BENCH_LOG) child.stderr!.pipe(createWriteStream(process.env.BENCH_LOG, { flags: 'a' }));
-  let lines: string[] = [];
-  const listeners = new Set<(line: string) => void>();
-  let partial = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    const complete = (partial + d.toString()).split('\n');
-    partial = complete.pop()!;
-    lines = [...lines, ...complete.filter(Boolean)].slice(-20);
-    for (const line of complete) for (const fn of listeners) fn(line);
-  });
-  const tail = () => [...lines, partial].filter(Boolean).join('\n');
-  const listen = (fn: (line: string) => void) => {
-    listeners.add(fn);
-    return () => listeners.delete(fn);
-  };
-  const exitedP = once(child, 'exit');
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  const stop = async () => {
-    if (!exited()) {
-      child.kill('SIGTERM');
-      await exitedP;
-    }
-    rmSync(tagsPath, { recursive: true, force: true });
-    rmSync(storagePath, { recursive: true, force: true });
-  };
-  await eventually(
-    async () => {
-      if (exited()) throw new Error(`tide-controller exited with ${child.exitCode}`);
-      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
-      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-    },
-    { timeoutMs: 60_000, intervalMs: 100, message: 'tide-controller did not become ready' },
-  ).catch(async (err: unknown) => {
-    await stop();
-    throw new Error(`${(err as Error).message}:\n${tail()}`);
-  });
-  return { pid: child.pid!, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, tail, listen, exited, stop };
+  const c = await startTide(cluster, { controllers: CONTROLLERS, metrics: true });
+  return { ...c, metricsUrl: c.metricsUrl! };
 }
 
-type Condition = { type: string; status: string; reason?: string; message?: string };
-type ImageObject = {
-  metadata: { name: string; generation: number };
+type ImageObject = Watched & {
   status?: {
-    conditions?: Condition[];
     lastHandledReconcileAt?: string;
     lastScanResult?: { tagCount?: number; revision?: string };
     latestRef?: { name: string; tag: string };
@@ -322,7 +215,7 @@ async function waitFor(
  * `done` holds for each of `names`. Returns each object as it was then, the milliseconds since `t`
  * each took, and the time of the last.
  */
-function waitForAll(
+async function waitForAll(
   b: Bench,
   plural: string,
   names: readonly string[],
@@ -330,63 +223,16 @@ function waitForAll(
   t: number,
   query: { fieldSelector?: string; labelSelector?: string } = {},
 ): Promise<{ objs: Map<string, ImageObject>; times: Map<string, number>; ms: number }> {
-  const pending = new Set(names);
+  const path = `/apis/${IMAGE}/v1/namespaces/${NS}/${plural}`;
+  const reached = await watchUntil<ImageObject>({ kc: b.kc, path, names, done, query, procs: () => [b.controller] })
+    .done;
   const objs = new Map<string, ImageObject>();
   const times = new Map<string, number>();
-  return new Promise((resolve, reject) => {
-    let request: { abort(): void } | undefined;
-    let finished = false;
-    const finish = (err?: Error) => {
-      if (finished) return;
-      finished = true;
-      const ms = performance.now() - t;
-      clearTimeout(timer);
-      clearInterval(exitCheck);
-      request?.abort();
-      if (err) reject(err);
-      else resolve({ objs, times, ms });
-    };
-    const what = () => (names.length === 1 ? `${plural}/${names[0]}` : `${pending.size}/${names.length} ${plural}`);
-    const timer = setTimeout(
-      () => finish(new Error(`${what()} not done after ${TIMEOUT_MS / 1000}s:\n${b.controller.tail()}`)),
-      TIMEOUT_MS,
-    );
-    const exitCheck = setInterval(() => {
-      if (b.controller.exited()) finish(new Error(`tide-controller exited:\n${b.controller.tail()}`));
-    }, 1000);
-    // A watch ends after 30 s without an event (the client's inactivity timeout) or when the API
-    // server ends it: it is opened again, and starts again with the objects as they are.
-    const open = () =>
-      new Watch(b.kc)
-        .watch(
-          `/apis/${IMAGE}/v1/namespaces/${NS}/${plural}`,
-          query,
-          (_type: string, o: ImageObject) => {
-            const name = o.metadata?.name;
-            if (!pending.has(name)) return;
-            try {
-              if (!done(o)) return;
-            } catch (err) {
-              finish(err as Error);
-              return;
-            }
-            pending.delete(name);
-            objs.set(name, o);
-            times.set(name, performance.now() - t);
-            if (pending.size === 0) finish();
-          },
-          (err: unknown) => {
-            if (finished) return;
-            if (!err || (err as Error).name === 'TimeoutError') open();
-            else finish(err as Error);
-          },
-        )
-        .then((r) => {
-          request = r;
-          if (finished) r.abort();
-        }, finish);
-    open();
-  });
+  for (const [name, r] of reached) {
+    objs.set(name, r.obj);
+    times.set(name, r.at - t);
+  }
+  return { objs, times, ms: Math.max(...times.values()) };
 }
 
 /** Throws when the object reports a failure it will not get past by itself soon. */

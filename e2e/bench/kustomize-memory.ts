@@ -9,18 +9,18 @@
 //   BENCH_SNAPSHOT=/tmp/ks                      heap snapshots (after Ready, after the last resync)
 //   BENCH_MAIN=dist/controllers/main.js         the built controller instead of the TypeScript sources
 //   BENCH_ENV='NAME=value,...'                  extra environment for the controller
-import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { startGitHttpServer } from '../support/git/http-server.ts';
-import { createRepo } from '../support/git/repos.ts';
 import { freePort } from '../support/net.ts';
+import { createFleet, createFleetRepo, KS_PATH, ksNames, requestReconcile } from './fleet.ts';
+import { batched, type Proc, readyNow, startProc, type Watched, watchUntil } from './support.ts';
 
 const SIZES = (process.env.BENCH_SIZES ?? '200').split(',').map(Number);
 const RESYNCS = Number(process.env.BENCH_RESYNCS ?? 10);
@@ -62,66 +62,6 @@ interface Sample {
   spaces: Record<string, number>;
 }
 
-function manifests(i: number): string {
-  const ns = `bench-${i}`;
-  return `apiVersion: v1
-kind: Namespace
-metadata: {name: ${ns}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: app, namespace: ${ns}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: app, namespace: ${ns}}
-spec:
-  selector: {app: app}
-  ports: [{port: 80}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: app, namespace: ${ns}}
-data: {key: value}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: ${ns}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      serviceAccountName: app
-      containers: [{name: app, image: registry.example/app:1.0.0}]
-`;
-}
-
-type KList = {
-  items: {
-    metadata: { generation: number };
-    status?: {
-      conditions?: { type: string; status: string; observedGeneration?: number }[];
-      lastHandledReconcileAt?: string;
-    };
-  }[];
-};
-
-async function list(api: CustomObjectsApi): Promise<KList> {
-  return (await api.listNamespacedCustomObject({
-    group: 'kustomize.toolkit.fluxcd.io',
-    version: 'v1',
-    namespace: 'default',
-    plural: 'kustomizations',
-  })) as KList;
-}
-
-const ready = (k: KList['items'][number]) =>
-  k.status?.conditions?.some(
-    (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === k.metadata.generation,
-  ) ?? false;
-
 function samples(file: string): Sample[] {
   return readFileSync(file, 'utf8')
     .split('\n')
@@ -152,7 +92,7 @@ async function collect(pid: number, file: string, snapshot?: string): Promise<Sa
   const before = samples(file).filter((s) => s.tag === 'ack').length;
   process.kill(pid, 'SIGUSR2');
   for (;;) {
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const all = samples(file);
     if (all.filter((s) => s.tag === 'ack').length > before) return all.filter((s) => s.tag === 'gc').at(-1)!;
   }
@@ -163,52 +103,14 @@ async function runSize(n: number): Promise<void> {
   const cluster = new LocalCluster({ stateDir });
   await cluster.start();
   const root = mkdtempSync(join(tmpdir(), 'tide-bench-mem-repo-'));
-  const files: Record<string, string> = {};
-  for (let i = 0; i < n; i++) files[`apps/app-${i}/manifests.yaml`] = manifests(i);
-  await createRepo(root, 'fleet', { branch: 'main', files });
+  await createFleetRepo(root, n);
   const git = await startGitHttpServer({ root });
   try {
     const kc = shareConnections(new KubeConfig());
     kc.loadFromFile(cluster.kubeconfigPath);
     await installCRDs(kc);
     const api = kc.makeApiClient(CustomObjectsApi);
-    await api.createNamespacedCustomObject({
-      group: 'source.toolkit.fluxcd.io',
-      version: 'v1',
-      plural: 'gitrepositories',
-      namespace: 'default',
-      body: {
-        apiVersion: 'source.toolkit.fluxcd.io/v1',
-        kind: 'GitRepository',
-        metadata: { name: 'fleet' },
-        spec: { url: git.url('fleet'), interval: '1h', ref: { branch: 'main' } },
-      },
-    });
-    for (let i = 0; i < n; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, n - i) }, (_, j) =>
-          api.createNamespacedCustomObject({
-            group: 'kustomize.toolkit.fluxcd.io',
-            version: 'v1',
-            plural: 'kustomizations',
-            namespace: 'default',
-            body: {
-              apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-              kind: 'Kustomization',
-              metadata: { name: `app-${i + j}` },
-              spec: {
-                interval: '1h',
-                prune: true,
-                wait: true,
-                timeout: '10m',
-                path: `./apps/app-${i + j}`,
-                sourceRef: { kind: 'GitRepository', name: 'fleet' },
-              },
-            },
-          }),
-        ),
-      );
-    }
+    await createFleet(api, git.url('fleet'), n);
 
     const probe = join(stateDir, 'probe.mjs');
     writeFileSync(probe, PROBE);
@@ -222,10 +124,20 @@ async function runSize(n: number): Promise<void> {
         .filter(Boolean)
         .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
+    // The controller may exit before the wait resolves: the wait fails then.
+    let started: Proc | undefined;
+    const ready = watchUntil({
+      kc,
+      path: KS_PATH,
+      names: ksNames(n),
+      done: readyNow,
+      procs: () => (started ? [started] : []),
+    });
     const t = performance.now();
-    const controller = spawn(
-      process.execPath,
-      [
+    const controller = await startProc({
+      name: 'tide-controller',
+      command: process.execPath,
+      args: [
         '--expose-gc',
         `--import=${probe}`,
         ...nodeArgs,
@@ -241,20 +153,11 @@ async function runSize(n: number): Promise<void> {
         '--concurrent=10',
         `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
       ],
-      {
-        stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'],
-        env: {
-          ...process.env,
-          ...extraEnv,
-          MEMPROBE_OUT: out,
-        },
-      },
-    );
-    if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
-    const exited = once(controller, 'exit');
-    const pid = controller.pid!;
-    while (!(await list(api)).items.every(ready) || (await list(api)).items.length < n)
-      await new Promise((r) => setTimeout(r, 2000));
+      env: { ...extraEnv, MEMPROBE_OUT: out },
+    });
+    started = controller;
+    const pid = controller.pid;
+    await ready.done;
     const readyMs = performance.now() - t;
     const readyCpu = cpu(pid);
     const peakToReady = samples(out).filter((s) => s.tag === 's');
@@ -268,27 +171,16 @@ async function runSize(n: number): Promise<void> {
       const at = new Date().toISOString();
       const tr = performance.now();
       const c0 = cpu(pid);
-      for (let i = 0; i < n; i += 50) {
-        await Promise.all(
-          Array.from({ length: Math.min(50, n - i) }, (_, j) =>
-            api.patchNamespacedCustomObject(
-              {
-                group: 'kustomize.toolkit.fluxcd.io',
-                version: 'v1',
-                plural: 'kustomizations',
-                namespace: 'default',
-                name: `app-${i + j}`,
-                body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } },
-              },
-              setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-            ),
-          ),
-        );
-      }
-      for (;;) {
-        await new Promise((res) => setTimeout(res, 1000));
-        if ((await list(api)).items.every((k) => k.status?.lastHandledReconcileAt === at)) break;
-      }
+      const handled = watchUntil<Watched & { status?: { lastHandledReconcileAt?: string } }>({
+        kc,
+        path: KS_PATH,
+        names: ksNames(n),
+        done: (k) => k.status?.lastHandledReconcileAt === at,
+        procs: () => [controller],
+      });
+      await handled.synced;
+      await batched(n, (i) => requestReconcile(api, at, `app-${i}`));
+      await handled.done;
       const ms = performance.now() - tr;
       const used = cpu(pid) - c0;
       const s = await collect(pid, out, r === RESYNCS && snap ? `${snap}-n${n}-resync${r}.heapsnapshot` : undefined);
@@ -300,8 +192,7 @@ async function runSize(n: number): Promise<void> {
     }
     const all = samples(out).filter((s) => s.tag === 's');
     const hwm = all.at(-1)!.hwm;
-    controller.kill('SIGTERM');
-    await exited;
+    await controller.stop();
     console.log(
       `N=${n}: all Ready ${(readyMs / 1000).toFixed(1)}s (controller CPU ${readyCpu.toFixed(1)}s), ` +
         `peak RSS until Ready ${mb(hwmReady)} MB`,

@@ -24,145 +24,49 @@
 // (BENCH_BASELINE=0 skips it: long at N=2000).
 // BENCH_BREAKDOWN=1 prints the requests of phases 2 and 3 by verb and resource.
 // BENCH_LOG=<file> BENCH_LOG_LEVEL=debug keeps the controller's log (reconcile durations) for a look.
-import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
 import { startGitHttpServer } from '../support/git/http-server.ts';
-import { commit, createRepo } from '../support/git/repos.ts';
-import { freePort } from '../support/net.ts';
+import {
+  commitApp,
+  createFleet,
+  createFleetRepo,
+  GITREPO_PATH,
+  KS,
+  KS_PATH,
+  ksNames,
+  manifests,
+  requestReconcile as patchRequestedAt,
+} from './fleet.ts';
+import {
+  batched,
+  breakdown,
+  kubectl,
+  type Proc,
+  progress,
+  readyNow,
+  Requests,
+  startTide,
+  statusMiB,
+  sum,
+  type Waiting,
+  type Watched,
+  watchUntil as watch,
+} from './support.ts';
 
-const exec = promisify(execFile);
 const SIZES = (process.env.BENCH_SIZES ?? '100,500,1000,2000').split(',').map(Number);
 const BASELINE = process.env.BENCH_BASELINE !== '0';
 const BREAKDOWN = !!process.env.BENCH_BREAKDOWN;
 const RESYNCS = Number(process.env.BENCH_RESYNCS ?? 10);
-/** How long one wait may take before the run fails (BENCH_TIMEOUT, seconds). */
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT ?? 3600) * 1000;
-const KS = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: 'default', plural: 'kustomizations' };
-const KS_PATH = '/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/default/kustomizations';
-const GITREPO_PATH = '/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories';
-
-function manifests(i: number, value = 'value'): string {
-  const ns = `bench-${i}`;
-  return `apiVersion: v1
-kind: Namespace
-metadata: {name: ${ns}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: app, namespace: ${ns}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: app, namespace: ${ns}}
-spec:
-  selector: {app: app}
-  ports: [{port: 80}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: app, namespace: ${ns}}
-data: {key: ${value}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: ${ns}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      serviceAccountName: app
-      containers: [{name: app, image: registry.example/app:1.0.0}]
-`;
-}
-
-async function kubectl(cluster: LocalCluster, args: string[]): Promise<string> {
-  const { stdout } = await exec(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args], {
-    maxBuffer: 1 << 28,
-  });
-  return stdout;
-}
-
-/** The API server's request count by "VERB resource[/subresource]", without the control plane's background. */
-async function requestsBy(cluster: LocalCluster): Promise<Map<string, number>> {
-  const metrics = await kubectl(cluster, ['get', '--raw', '/metrics']);
-  const by = new Map<string, number>();
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    if (
-      /resource="(leases|nodes|pods|replicasets|endpointslices|endpoints)"/.test(line) &&
-      !line.includes('verb="APPLY"')
-    )
-      continue;
-    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(line)?.[1] ?? '';
-    const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
-    by.set(key, (by.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return by;
-}
-
-/**
- * The count of requestsBy without this benchmark's own requests, which it notes as it makes them.
- * (GET /metrics itself is not counted by the API server; a WATCH is counted when it ends.)
- */
-class Requests {
-  private readonly own = new Map<string, number>();
-  private readonly cluster: LocalCluster;
-  constructor(cluster: LocalCluster) {
-    this.cluster = cluster;
-  }
-  mine(key: string, count = 1): void {
-    this.own.set(key, (this.own.get(key) ?? 0) + count);
-  }
-  async by(): Promise<Map<string, number>> {
-    const by = await requestsBy(this.cluster);
-    for (const [key, count] of this.own) by.set(key, (by.get(key) ?? 0) - count);
-    return by;
-  }
-}
-
-function sum(by: Map<string, number>): number {
-  let total = 0;
-  for (const count of by.values()) total += count;
-  return total;
-}
-
-/** BENCH_BREAKDOWN=1: what a phase asked the API server, by verb and resource. */
-function breakdown(before: Map<string, number>, after: Map<string, number>): string {
-  const rows = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d !== 0);
-  return rows
-    .sort((a, b) => b[1] - a[1])
-    .map(([k, d]) => `    ${String(d).padStart(7)}  ${k}`)
-    .join('\n');
-}
-
-/** A field of /proc/<pid>/status in MiB. */
-function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) / 1024;
-}
-
-/** A line on stderr with the time, to follow a long run (the figures go to stdout). */
-function progress(line: string): void {
-  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-}
-
-type Condition = { type: string; status: string; reason?: string; message?: string; observedGeneration?: number };
-type Obj = {
-  metadata: { name: string; generation?: number };
+type Obj = Watched & {
   data?: Record<string, string>;
   status?: {
-    conditions?: Condition[];
     lastHandledReconcileAt?: string;
     lastAttemptedRevision?: string;
     lastAppliedRevision?: string;
@@ -176,129 +80,52 @@ interface Bench {
   kc: KubeConfig;
   api: CustomObjectsApi;
   requests: Requests;
-  controller?: ChildProcess;
+  controller?: Proc;
 }
 
-interface Waiting {
-  /** Resolves once every name has been seen: the watch's first events, the objects as they are. */
-  synced: Promise<void>;
-  /** performance.now() at which each name turned done; resolves when all have. */
-  done: Promise<Map<string, number>>;
-  /** Ends the watch (done does too). */
-  close(): void;
-}
-
-/**
- * One watch of the collection at `path` (narrowed by `fieldSelector`) until `done` holds for each of
- * `names`; `done` throws for a failure to report. A watch ends after 30 s without an event (the
- * client's inactivity timeout) or when the API server ends it: it is opened again, and starts again
- * with the objects as they are.
- */
+/** watchUntil of support.ts: the benchmark's watches noted as its own requests. */
 function watchUntil(
   b: Bench,
   path: string,
   names: readonly string[],
   done: (o: Obj) => boolean,
   fieldSelector?: string,
-): Waiting {
+): Waiting<Obj> {
   const resource = path.slice(path.lastIndexOf('/') + 1);
-  const pending = new Set(names);
-  const unseen = new Set(names);
-  const times = new Map<string, number>();
-  const synced = Promise.withResolvers<void>();
-  const all = Promise.withResolvers<Map<string, number>>();
-  // Either may fail before it is awaited.
-  synced.promise.catch(() => {});
-  all.promise.catch(() => {});
-  let request: AbortController | undefined;
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    clearTimeout(timer);
-    clearInterval(exitCheck);
-    request?.abort();
-  };
-  const fail = (err: Error) => {
-    close();
-    synced.reject(err);
-    all.reject(err);
-  };
-  const timer = setTimeout(
-    () => fail(new Error(`${pending.size}/${names.length} ${resource} not done after ${TIMEOUT_MS / 1000}s`)),
-    TIMEOUT_MS,
-  );
-  const exitCheck = setInterval(() => {
-    if (b.controller && b.controller.exitCode !== null) fail(new Error('tide-controller exited'));
-  }, 1000);
-  const open = () => {
-    new Watch(b.kc)
-      .watch(
-        path,
-        fieldSelector ? { fieldSelector } : {},
-        (_type: string, o: Obj) => {
-          const name = o.metadata?.name;
-          if (unseen.delete(name) && unseen.size === 0) synced.resolve();
-          if (closed || !pending.has(name)) return;
-          try {
-            if (!done(o)) return;
-          } catch (err) {
-            fail(err as Error);
-            return;
-          }
-          pending.delete(name);
-          times.set(name, performance.now());
-          if (pending.size > 0) return;
-          close();
-          all.resolve(times);
-        },
-        (err: unknown) => {
-          // The API server counts a watch when it ends.
-          b.requests.mine(`WATCH ${resource}`);
-          if (closed) return;
-          if (!err || (err as Error).name === 'TimeoutError') open();
-          else fail(err as Error);
-        },
-      )
-      .then((r) => {
-        request = r;
-        if (closed) r.abort();
-      }, fail);
-  };
-  open();
-  return { synced: synced.promise, done: all.promise, close };
+  return watch<Obj>({
+    kc: b.kc,
+    path,
+    names,
+    done,
+    query: fieldSelector ? { fieldSelector } : {},
+    procs: () => (b.controller ? [b.controller] : []),
+    watchEnded: () => b.requests.mine(`WATCH ${resource}`),
+  });
 }
 
-const ksNames = (n: number) => Array.from({ length: n }, (_, i) => `app-${i}`);
+/** The time of the last of a wait's objects. */
+const last = (reached: Map<string, { at: number }>) => Math.max(...[...reached.values()].map((r) => r.at));
 
-/** Runs `fn` over 0..n-1 in batches of 50 concurrent calls. */
-async function batched(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i += 50) await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => fn(i + j)));
-}
-
-/** Asks for a reconcile of one object, as `flux reconcile` does. */
+/** requestReconcile of fleet.ts, noted as the benchmark's own request. */
 function requestReconcile(b: Bench, at: string, name: string, plural = KS.plural, group = KS.group) {
   b.requests.mine(`PATCH ${plural}`);
-  return b.api.patchNamespacedCustomObject(
-    {
-      group,
-      version: 'v1',
-      plural,
-      namespace: 'default',
-      name,
-      body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at } } },
-    },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
+  return patchRequestedAt(b.api, at, name, plural, group);
 }
 
 /**
- * The API requests of a phase: the count before it, and after (once this benchmark's watches are
- * closed and counted: the API server counts a WATCH when it ends).
+ * The API requests of a phase: the count before it, and after, once the API server has counted this
+ * benchmark's closed watches (it counts a WATCH when it ends, a moment after the client closed it):
+ * until then a WATCH count without the benchmark's own is below its value before the phase.
  */
 async function after(b: Bench, before: Map<string, number>): Promise<{ requests: number; detail: string }> {
-  await sleep(500);
-  const now = await b.requests.by();
+  const counted = (now: Map<string, number>) =>
+    [...now].every(([key, count]) => !key.startsWith('WATCH ') || count >= (before.get(key) ?? 0));
+  let now = await b.requests.by();
+  for (const deadline = Date.now() + 10_000; !counted(now) && Date.now() < deadline; ) {
+    await sleep(50);
+    now = await b.requests.by();
+  }
+  if (!counted(now)) throw new Error("the API server did not count the benchmark's closed watches within 10 s");
   return { requests: sum(now) - sum(before), detail: breakdown(before, now) };
 }
 
@@ -317,18 +144,12 @@ async function resync(b: Bench): Promise<Phase> {
     const before = await b.requests.by();
     const t = performance.now();
     await batched(b.n, (i) => requestReconcile(b, at, `app-${i}`));
-    const times = await wait.done;
-    const ms = Math.max(...times.values()) - t;
+    const ms = last(await wait.done) - t;
     return { ms, ...(await after(b, before)) };
   } finally {
     wait.close();
   }
 }
-
-const readyNow = (k: Obj) =>
-  !!k.status?.conditions?.some(
-    (c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === k.metadata.generation,
-  );
 
 interface OneApp {
   /** The app changed. */
@@ -371,22 +192,18 @@ async function oneApp(b: Bench, repoPath: string): Promise<OneApp> {
   try {
     await Promise.all([source.synced, configMap.synced, recorded.synced]);
     const before = await b.requests.by();
-    sha = await commit(repoPath, {
-      branch: 'main',
-      files: { [`apps/app-${app}/manifests.yaml`]: manifests(app, 'value-2') },
-      message: `app-${app}: value-2`,
-    });
+    sha = await commitApp(repoPath, app, 'value-2');
     const t = performance.now();
     await requestReconcile(b, new Date().toISOString(), 'fleet', 'gitrepositories', 'source.toolkit.fluxcd.io');
     const [published, applied, times] = await Promise.all([source.done, configMap.done, recorded.done]);
-    const artifact = published.get('fleet')!;
-    const all = [...times.values()];
+    const artifact = published.get('fleet')!.at;
+    const all = [...times.values()].map((r) => r.at);
     return {
       app,
       artifactMs: artifact - t,
-      appliedMs: applied.get('app')! - artifact,
+      appliedMs: applied.get('app')!.at - artifact,
       firstMs: Math.min(...all) - artifact,
-      changedMs: times.get(`app-${app}`)! - artifact,
+      changedMs: times.get(`app-${app}`)!.at - artifact,
       allMs: Math.max(...all) - artifact,
       ...(await after(b, before)),
     };
@@ -417,11 +234,9 @@ async function runSize(n: number): Promise<Result> {
   const cluster = new LocalCluster({ stateDir });
   await cluster.start();
   const root = mkdtempSync(join(tmpdir(), 'tide-bench-repo-'));
-  const files: Record<string, string> = {};
-  for (let i = 0; i < n; i++) files[`apps/app-${i}/manifests.yaml`] = manifests(i);
-  const repo = await createRepo(root, 'fleet', { branch: 'main', files });
+  const repoPath = await createFleetRepo(root, n);
   const git = await startGitHttpServer({ root });
-  let controller: ChildProcess | undefined;
+  let controller: Proc | undefined;
   try {
     const kc = shareConnections(new KubeConfig());
     kc.loadFromFile(cluster.kubeconfigPath);
@@ -451,65 +266,18 @@ async function runSize(n: number): Promise<Result> {
       baselineMs = performance.now() - t;
     }
 
-    await api.createNamespacedCustomObject({
-      group: 'source.toolkit.fluxcd.io',
-      version: 'v1',
-      plural: 'gitrepositories',
-      namespace: 'default',
-      body: {
-        apiVersion: 'source.toolkit.fluxcd.io/v1',
-        kind: 'GitRepository',
-        metadata: { name: 'fleet' },
-        spec: { url: git.url('fleet'), interval: '1h', ref: { branch: 'main' } },
-      },
-    });
-    await batched(n, (i) =>
-      api.createNamespacedCustomObject({
-        ...KS,
-        body: {
-          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-          kind: 'Kustomization',
-          metadata: { name: `app-${i}` },
-          spec: {
-            interval: '1h',
-            prune: true,
-            wait: true,
-            timeout: '10m',
-            path: `./apps/app-${i}`,
-            sourceRef: { kind: 'GitRepository', name: 'fleet' },
-          },
-        },
-      }),
-    );
+    await createFleet(api, git.url('fleet'), n);
 
     // 1. All Ready, from the controller's start.
     progress(`N=${n} all Ready`);
     const ready = watchUntil(b, KS_PATH, ksNames(n), readyNow);
     await ready.synced;
-    const storage = await freePort();
     const before = await b.requests.by();
     const t = performance.now();
-    controller = spawn(
-      process.execPath,
-      [
-        join(import.meta.dirname, '..', '..', 'controllers', 'main.ts'),
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        '--controllers=source,kustomize',
-        '--metrics-addr=0',
-        '--health-addr=0',
-        `--storage-addr=127.0.0.1:${storage}`,
-        `--storage-adv-addr=127.0.0.1:${storage}`,
-        `--storage-path=${join(stateDir, 'storage')}`,
-        `--kustomize-path=${join(cluster.binDir, 'kustomize')}`,
-        '--concurrent=10',
-        `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'error'}`,
-      ],
-      { stdio: ['ignore', 'ignore', process.env.BENCH_LOG ? 'pipe' : 'inherit'] },
-    );
-    if (process.env.BENCH_LOG) controller.stderr!.pipe(createWriteStream(process.env.BENCH_LOG));
+    controller = await startTide(cluster, { controllers: 'source,kustomize', waitReady: false });
     b.controller = controller;
     const pid = controller.pid!;
-    const readyMs = Math.max(...(await ready.done).values()) - t;
+    const readyMs = last(await ready.done) - t;
     const readyRequests = (await after(b, before)).requests;
     console.log(
       `N=${n} all Ready ${secs(readyMs)}` +
@@ -529,7 +297,7 @@ async function runSize(n: number): Promise<Result> {
 
     // 3. One-app commit → applied.
     progress(`N=${n} one-app commit`);
-    const one = await oneApp(b, repo.path);
+    const one = await oneApp(b, repoPath);
     console.log(
       `N=${n} one-app commit (app-${one.app}'s ConfigMap): push → artifact ${secs(one.artifactMs)}, ` +
         `artifact → ConfigMap applied ${secs(one.appliedMs)};\n` +
@@ -569,11 +337,7 @@ async function runSize(n: number): Promise<Result> {
       rssMiB,
     };
   } finally {
-    if (controller && controller.exitCode === null) {
-      const exited = once(controller, 'exit');
-      controller.kill('SIGTERM');
-      await exited;
-    }
+    await controller?.stop();
     await git.close();
     await cluster.stop();
     rmSync(stateDir, { recursive: true, force: true });

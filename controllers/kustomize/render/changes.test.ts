@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { SourceChanges } from './changes.ts';
+import { queueOrder, SourceChanges } from './changes.ts';
 
 function tree(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'tide-changes-'));
@@ -47,5 +47,19 @@ describe('SourceChanges', () => {
     const again = await changes.changed('GitRepository/ns/repo', art('two'), art('three'));
     expect([again('apps/a'), again('apps/b'), again('base')]).to.deep.equal([true, false, false]);
     expect(reads).to.deep.equal(['one', 'two', 'three']);
+  });
+});
+
+describe('queueOrder', () => {
+  const ks = (path: string) => ({ spec: { path } });
+  const [a, b, c] = [ks('./apps/a'), ks('./apps/b'), ks('./apps/c')];
+
+  it('puts the Kustomizations whose path changed first, each once', () => {
+    const order = queueOrder([a, b, c], (path) => path === './apps/c');
+    expect(order).to.deep.equal([c, a, b]);
+  });
+
+  it('keeps the order when what changed is unknown', () => {
+    expect(queueOrder([a, b, c], undefined)).to.deep.equal([a, b, c]);
   });
 });

@@ -10,6 +10,20 @@ import { join, posix } from 'node:path';
 /** An unpacked artifact, released after reading. */
 export type ReadArtifact = (artifact: { url: string; digest: string }) => Promise<{ dir: string; release(): void }>;
 
+/**
+ * The order in which to queue the Kustomizations of a source's new revision: those whose path
+ * `changed` (undefined: unknown) first, each exactly once (a key queued again while a worker
+ * already has it would be reconciled a second time).
+ */
+export function queueOrder<K extends { spec?: { path?: string } }>(
+  waiting: readonly K[],
+  changed: ((path: string | undefined) => boolean) | undefined,
+): K[] {
+  if (!changed) return [...waiting];
+  const first = waiting.filter((k) => changed(k.spec?.path));
+  return [...first, ...waiting.filter((k) => !first.includes(k))];
+}
+
 export class SourceChanges {
   readonly #trees = new Map<string, { digest: string; dirs: Promise<Map<string, string>> }[]>();
   readonly #read: ReadArtifact;
