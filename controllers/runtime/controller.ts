@@ -251,7 +251,13 @@ export class Controller<T extends ManagedObject> {
         const answer = await this.opts.patcher.patch(resource, obj, status, written);
         if (answer) this.written.set(key, answer as T);
       } catch (err) {
-        logger.error('failed to update status', { error: errorMessage(err) });
+        // The object cannot show this outcome, so the log carries it beside the refusal.
+        logger.error('failed to update status', {
+          error: errorMessage(err),
+          outcome: outcome.type,
+          reason: outcome.reason,
+          message: outcome.message,
+        });
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: this.name });
         this.queue.addRateLimited(key);

@@ -7,7 +7,7 @@ import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type Kubernetes
 import { realClock, type Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
 import { apiVersionOf, collectionPath, keyOf, type ResourceType } from './resource.ts';
-import { errorMessage } from './api-errors.ts';
+import { apiStatusOf, errorMessage, refusal, statusCode } from './api-errors.ts';
 
 export interface EventHandlers<T> {
   add?(obj: T): void;
@@ -64,6 +64,9 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private backoffMs: number;
   private restartTimer: { cancel(): void } | undefined;
   private relistTimer: { cancel(): void } | undefined;
+  /** Errors of the LIST, told apart from those of the WATCH so that a refusal names its verb. */
+  private readonly listErrors = new WeakSet<object>();
+  private refusedBecause: string | undefined;
 
   constructor(kc: KubeConfig, resource: ResourceType, opts: InformerOptions = {}) {
     this.kc = kc;
@@ -102,6 +105,14 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     return this.isSynced;
   }
 
+  /**
+   * Why the API server refuses (401/403) the list or watch of this kind, until one goes through:
+   * no object can carry it in a condition, so /readyz and the log say it.
+   */
+  refused(): string | undefined {
+    return this.refusedBecause;
+  }
+
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
@@ -130,16 +141,21 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     const path = collectionPath(this.resource, this.opts.namespace);
     const api = this.kc.makeApiClient(KubernetesObjectApi);
     const listFn = () =>
-      api.list<T>(
-        apiVersionOf(this.resource),
-        this.resource.kind,
-        this.opts.namespace,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        this.opts.labelSelector,
-      );
+      api
+        .list<T>(
+          apiVersionOf(this.resource),
+          this.resource.kind,
+          this.opts.namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          this.opts.labelSelector,
+        )
+        .catch((err: unknown) => {
+          if (err !== null && typeof err === 'object') this.listErrors.add(err);
+          throw err;
+        });
     const lw = new ListWatch<T>(path, new Watch(this.kc), listFn, false, this.opts.labelSelector);
     // Events of a ListWatch we have replaced must not reach the store.
     const current = () => this.lw === lw && !this.stopped;
@@ -166,6 +182,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     const seen = new Set(lw.list().map((o) => keyOf(o)));
     for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
     this.backoffMs = this.opts.minBackoffMs;
+    this.refusedBecause = undefined;
     this.relistTimer?.cancel();
     this.relistTimer = this.opts.clock.setTimeout(() => void this.relist(), this.opts.relistMs);
     if (!this.isSynced) {
@@ -177,16 +194,39 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private scheduleRestart(lw: ListWatch<T>, err: unknown): void {
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs);
-    this.opts.logger?.debug('watch failed; restarting', {
-      kind: this.resource.kind,
-      error: errorMessage(err),
-      retryInMs: delay,
-    });
+    const verb = err !== null && typeof err === 'object' && this.listErrors.has(err) ? 'list' : 'watch';
+    const refused = this.refusal(verb, err);
+    if (refused) {
+      this.refusedBecause = refused;
+      this.opts.logger?.error('the API server refuses to list or watch this kind; retrying with backoff', {
+        kind: this.resource.kind,
+        verb,
+        error: refused,
+        retryInMs: delay,
+      });
+    } else {
+      this.opts.logger?.debug(`${verb} failed; restarting`, {
+        kind: this.resource.kind,
+        error: errorMessage(err),
+        retryInMs: delay,
+      });
+    }
     this.restartTimer?.cancel();
     // Resuming the same ListWatch continues from its resourceVersion; it relists on 410.
     this.restartTimer = this.opts.clock.setTimeout(() => {
       if (this.lw === lw && !this.stopped) void this.run(lw);
     }, delay);
+  }
+
+  /** The refusal in words naming verb and resource; a refused WATCH carries no Status to quote. */
+  private refusal(verb: 'list' | 'watch', err: unknown): string | undefined {
+    const code = statusCode(err);
+    if (code === 403) return apiStatusOf(err)?.message ?? refusal(verb, this.resource, this.opts.namespace);
+    if (code === 401) {
+      const what = `${verb} ${this.resource.plural}`;
+      return `unauthorized: the API server does not accept the kubeconfig's credentials to ${what}`;
+    }
+    return undefined;
   }
 
   private upsert(obj: T): void {

@@ -126,7 +126,7 @@ export class LeaderElector {
       lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
     } catch (err) {
       if (statusCode(err) !== 404) {
-        this.logger.debug('cannot read lease', { error: errorMessage(err) });
+        this.failed('cannot read lease', err);
         return false;
       }
       try {
@@ -140,7 +140,7 @@ export class LeaderElector {
         this.observe(this.opts.identity, String(spec.renewTime));
         return true;
       } catch (createErr) {
-        this.logger.debug('cannot create lease', { error: errorMessage(createErr) });
+        this.failed('cannot create lease', createErr);
         return false;
       }
     }
@@ -165,9 +165,19 @@ export class LeaderElector {
       this.observe(this.opts.identity, String(spec.renewTime));
       return true;
     } catch (err) {
-      this.logger.debug('cannot update lease', { error: errorMessage(err) });
+      this.failed('cannot update lease', err);
       return false;
     }
+  }
+
+  /**
+   * A lost race or a blip is routine; a refusal (401/403) keeps this replica from ever leading,
+   * so it is an error that names what was refused.
+   */
+  private failed(what: string, err: unknown): void {
+    const code = statusCode(err);
+    const refused = code === 401 || code === 403;
+    this.logger[refused ? 'error' : 'debug'](what, { error: errorMessage(err) });
   }
 
   private observe(holder: string, renewTime: string): void {

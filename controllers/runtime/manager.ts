@@ -128,6 +128,16 @@ export class Manager {
     return [...this.informers.values()].every((i) => i.hasSynced());
   }
 
+  /** The kinds whose informers have not synced, each with the refusal that keeps it so, if any. */
+  unsynced(): string[] {
+    return [...this.informers.values()]
+      .filter((i) => !i.hasSynced())
+      .map((i) => {
+        const refused = i.refused();
+        return refused ? `${i.resource.kind} (${refused})` : i.resource.kind;
+      });
+  }
+
   /**
    * Checks the API server and the CRDs, opens the endpoints and starts the informers; the
    * controllers follow in the background once the informers synced (and this replica leads).
@@ -151,8 +161,8 @@ export class Manager {
         await listen('--health-addr', healthAddr, {
           '/healthz': (_req, res) => void res.writeHead(200).end('ok\n'),
           '/readyz': (_req, res) => {
-            const ready = this.ready();
-            res.writeHead(ready ? 200 : 503).end(ready ? 'ok\n' : 'informers not synced\n');
+            if (this.ready()) return void res.writeHead(200).end('ok\n');
+            res.writeHead(503).end(`informers not synced: ${this.unsynced().join('; ')}\n`);
           },
         }),
       );

@@ -4,7 +4,7 @@
 // controller's disk. Messages name the Secret and key, never their content.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { statusCode, unlessNotFound } from './api-errors.ts';
+import { errorMessage, unlessNotFound } from './api-errors.ts';
 import { shareConnections } from './kubeconfig.ts';
 
 export interface KubeConfigSecretRef {
@@ -56,7 +56,7 @@ export class RemoteClusters {
     const where = `kubeconfig Secret '${namespace}/${ref.name}'`;
     const secret = await unlessNotFound(this.core.readNamespacedSecret({ name: ref.name, namespace })).catch(
       (err: unknown) => {
-        throw new KubeConfigError(`reading ${where}: HTTP ${statusCode(err) ?? 'error'}`);
+        throw new KubeConfigError(`reading ${where}: ${errorMessage(err)}`);
       },
     );
     if (!secret) throw new KubeConfigError(`${where} not found`);

@@ -1,7 +1,7 @@
 // Reads the credentials a GitRepository refers to. Only shapes are checked here (which keys must
 // be there for the URL's scheme); whether the server accepts them is the transport's business.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { unlessNotFound } from '../../runtime/api-errors.ts';
+import { errorMessage, unlessNotFound } from '../../runtime/api-errors.ts';
 import { failed } from '../../runtime/outcome.ts';
 import { Reason } from '../../runtime/reasons.ts';
 import type { ProxyConfig } from '../git/proxy.ts';
@@ -27,7 +27,7 @@ export async function readSecret(kc: KubeConfig, namespace: string, name: string
   const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace })).catch(
     (err: unknown) => {
       throw new SecretError(
-        `cannot read secret '${namespace}/${name}': ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+        `cannot read secret '${namespace}/${name}': ${errorMessage(err)}`,
       );
     },
   );

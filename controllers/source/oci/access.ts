@@ -54,7 +54,7 @@ export async function registryAccess(
 async function pullSecrets(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret[]> {
   const core = kc.makeApiClient(CoreV1Api);
   const sa = await unlessNotFound(core.readNamespacedServiceAccount({ name, namespace })).catch((err: unknown) => {
-    throw new SecretError(`cannot read service account '${namespace}/${name}': ${errorMessage(err).split('\n')[0]}`);
+    throw new SecretError(`cannot read service account '${namespace}/${name}': ${errorMessage(err)}`);
   });
   if (!sa) throw new SecretError(`service account '${namespace}/${name}' not found`);
   const secrets: V1Secret[] = [];
