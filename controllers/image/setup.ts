@@ -100,6 +100,9 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
     const key = keyOf(r);
     for (const p of policies.byIndex(REPOSITORY_INDEX, key))
       policyController.enqueue(keyOf(p), `ImageRepository/${key}`);
+    // The selected tag, with its digest as OCIRepository revisions write it (<tag>@sha256:<hex>).
+    revision: ({ status }) =>
+      status?.latestRef && [status.latestRef.tag, status.latestRef.digest].filter(Boolean).join('@'),
   }
 }
 
@@ -148,6 +151,7 @@ function setupAutomation(
     },
     delete: (p) => enqueue(p),
   });
+    revision: (o) => o.status?.lastPushCommit,
   const enqueueUsers = (g: GitRepository) => {
     const key = keyOf(g);
     for (const a of automations.byIndex(AUTOMATION_SOURCE_INDEX, key))

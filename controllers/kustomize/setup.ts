@@ -192,6 +192,7 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
   }
   const changes = new SourceChanges((artifact) => artifacts.acquire(artifact.url, artifact.digest, 60_000));
   function enqueueForSource(kind: string, s: Source, before?: Artifact): void {
+    revision: (o) => o.status?.lastAppliedRevision,
     const after = s.status?.artifact;
     if (!after?.revision) return;
     const key = `${kind}/${keyOf(s)}`;

@@ -47,6 +47,8 @@ export interface ControllerSpec<T extends ManagedObject> {
   fieldManager: string;
   reconciler: Reconciler<T>;
   isSuspended?: (obj: T) => boolean;
+  /** The revision gotk_resource_info reports for an object, in the kind's own terms. */
+  revision?: (obj: T) => string | undefined;
 }
 
 export class Manager {
@@ -96,10 +98,11 @@ export class Manager {
   }
 
   addController<T extends ManagedObject>(spec: ControllerSpec<T>): Controller<T> {
+    const informer = this.informer<T>(spec.resource);
     const controller = new Controller<T>({
       name: spec.name,
       resource: spec.resource,
-      informer: this.informer<T>(spec.resource),
+      informer,
       reconciler: spec.reconciler,
       patcher: new StatusPatcher(this.kubeConfig, spec.fieldManager),
       recorder: new EventRecorder(this.kubeConfig, spec.fieldManager, this.opts.logger),
@@ -111,6 +114,13 @@ export class Manager {
     });
     this.controllers.push(controller as unknown as Controller<ManagedObject>);
     this.metrics.addController(spec.name);
+    this.metrics.trackResources({
+      resource: spec.resource,
+      objects: () => informer.list(),
+      isSuspended: spec.isSuspended,
+      revision: spec.revision,
+      active: () => this.isLeader(),
+    });
     return controller;
   }
 

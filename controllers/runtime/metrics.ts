@@ -1,6 +1,26 @@
 // Prometheus metrics under the names Flux's controllers export, so existing dashboards work.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { findCondition, type Condition } from './conditions.ts';
 import type { QueueObserver } from './queue.ts';
+import type { ResourceType } from './resource.ts';
+
+/**
+ * The objects of one kind that gotk_resource_info reports, read at each scrape: the controller's
+ * own informer cache, so that the gauge costs no API request and never outlives an object.
+ */
+export interface ResourceInfoSource<T extends KubernetesObject = KubernetesObject> {
+  resource: ResourceType;
+  objects(): Iterable<T>;
+  isSuspended?(obj: T): boolean;
+  /** The kind's revision (the artifact's, the last applied, ...); no label when undefined. */
+  revision?(obj: T): string | undefined;
+  /**
+   * Whether this process reports the kind now: only the leader does, so that a standby replica
+   * with the same warm cache does not double every object.
+   */
+  active(): boolean;
+}
 
 /** The result label values of controller_runtime_reconcile_total, as controller-runtime sets them. */
 export const RECONCILE_RESULTS = ['success', 'error', 'requeue', 'requeue_after'] as const;
@@ -91,6 +111,37 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly resourceSources: ResourceInfoSource[] = [];
+  /**
+   * Rebuilt from the caches at each scrape, so a series whose labels changed (readiness, revision)
+   * and the series of a deleted object are gone at the next scrape. Flux gets this gauge from
+   * kube-state-metrics, whose custom-resource labels (customresource_kind, ...) are kept so that
+   * queries written for Flux work; `kind` and `namespace` match gotk_reconcile_duration_seconds.
+   */
+  readonly resourceInfo = new Gauge({
+    name: 'gotk_resource_info',
+    help: 'The current state of a GitOps Toolkit resource.',
+    labelNames: [
+      'customresource_group',
+      'customresource_version',
+      'customresource_kind',
+      'kind',
+      'name',
+      'namespace',
+      'ready',
+      'suspended',
+      'revision',
+    ],
+    registers: [this.registry],
+    collect: () => {
+      this.resourceInfo.reset();
+      for (const source of this.resourceSources) {
+        if (!source.active()) continue;
+        for (const obj of source.objects()) this.resourceInfo.set(resourceInfoLabels(source, obj), 1);
+      }
+    },
+  });
+
   private readonly controllers = new Set<string>();
 
   constructor(processMetrics = true) {
@@ -117,6 +168,11 @@ export class Metrics {
     this.longestRunning.set({ name }, 0);
   }
 
+  /** Reports the objects of a kind in gotk_resource_info from the next scrape on. */
+  trackResources<T extends KubernetesObject>(source: ResourceInfoSource<T>): void {
+    this.resourceSources.push(source as unknown as ResourceInfoSource);
+  }
+
   /** Reports the work in progress of a controller's queue at each scrape. */
   watchQueue(name: string, queue: { inProgress(): { unfinishedSeconds: number; longestSeconds: number } }): void {
     this.queues.set(name, queue);
@@ -131,4 +187,23 @@ export class Metrics {
       worked: (ms) => this.workDuration.observe({ name }, ms / 1000),
     };
   }
+}
+
+function resourceInfoLabels(source: ResourceInfoSource, obj: KubernetesObject): Record<string, string> {
+  const { group, version, kind } = source.resource;
+  const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions;
+  const labels: Record<string, string> = {
+    customresource_group: group,
+    customresource_version: version,
+    customresource_kind: kind,
+    kind,
+    name: obj.metadata?.name ?? '',
+    namespace: obj.metadata?.namespace ?? '',
+    // No Ready condition yet is kstatus' "unknown", not a missing label that `ready!="True"` skips.
+    ready: findCondition(conditions, 'Ready')?.status ?? 'Unknown',
+    suspended: String(source.isSuspended?.(obj) ?? false),
+  };
+  const revision = source.revision?.(obj);
+  if (revision) labels.revision = revision;
+  return labels;
 }

@@ -81,6 +81,7 @@ export async function setupSource({ manager, options }: SetupContext<SourceOptio
       maxSize: options.gitMaxSize,
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.artifact?.revision,
   });
   // A new artifact of an included repository rebuilds the repositories that include it.
   informer.on({
@@ -102,6 +103,7 @@ export async function setupSource({ manager, options }: SetupContext<SourceOptio
       maxIndexSize: options.helmIndexMaxSize,
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.artifact?.revision,
   });
 
   const charts = manager.informer<HelmChart>(resourceTypeOf(HelmChartKind));
@@ -124,6 +126,7 @@ export async function setupSource({ manager, options }: SetupContext<SourceOptio
       maxSourceSize: options.gitMaxSize,
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.artifact?.revision,
   });
   // A new artifact of a source rebuilds the charts made from it.
   const chartsOf = (kind: string) => ({

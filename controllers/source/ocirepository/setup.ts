@@ -24,5 +24,6 @@ export async function setupOCIRepository({ manager, storage, options }: OCIRepos
       maxSize: options.gitMaxSize,
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.artifact?.revision,
   });
 }
