@@ -139,6 +139,8 @@ export async function setupHelm({ manager, options }: SetupContext<HelmOptions>)
     fieldManager: FIELD_MANAGER,
     reconciler,
     isSuspended: (o) => o.spec?.suspend === true,
+    // The deployed release's chart version, as Flux's kube-state-metrics configuration reads it.
+    revision: (o) => o.status?.history?.[0]?.chartVersion,
   });
   // A new chart artifact reaches its releases at once, not at their next interval.
   for (const [kind, informer] of Object.entries(sources)) {
@@ -159,8 +161,6 @@ export async function setupHelm({ manager, options }: SetupContext<HelmOptions>)
   // A release becoming Ready releases the ones that wait for it; any change may satisfy a readyExpr.
   releases.on({
     update: (o, n) => {
-    // The deployed release's chart version, as Flux's kube-state-metrics configuration reads it.
-    revision: (o) => o.status?.history?.[0]?.chartVersion,
       const ready = (r: HelmRelease) => isTrue(r.status?.conditions, 'Ready');
       const released = ready(n) && (!ready(o) || o.status?.observedGeneration !== n.status?.observedGeneration);
       for (const dependent of releases.byIndex(DEPENDS_INDEX, keyOf(n))) {

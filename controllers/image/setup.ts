@@ -86,6 +86,9 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
       },
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    // The selected tag, with its digest as OCIRepository revisions write it (<tag>@sha256:<hex>).
+    revision: ({ status }) =>
+      status?.latestRef && [status.latestRef.tag, status.latestRef.digest].filter(Boolean).join('@'),
   });
   // A new scan result re-evaluates the policies of the repository at once.
   repositories.on({
@@ -100,9 +103,6 @@ export async function setupImage({ manager, options }: SetupContext<ImageOptions
     const key = keyOf(r);
     for (const p of policies.byIndex(REPOSITORY_INDEX, key))
       policyController.enqueue(keyOf(p), `ImageRepository/${key}`);
-    // The selected tag, with its digest as OCIRepository revisions write it (<tag>@sha256:<hex>).
-    revision: ({ status }) =>
-      status?.latestRef && [status.latestRef.tag, status.latestRef.digest].filter(Boolean).join('@'),
   }
 }
 
@@ -137,6 +137,7 @@ function setupAutomation(
       repositories: new RepositoryCache(join(options.imageStoragePath, '_repositories')),
     }),
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.lastPushCommit,
   });
   const latest = (p: ImagePolicy) => JSON.stringify([p.status?.latestRef, p.metadata?.labels, p.spec?.suspend]);
   const enqueue = (p: ImagePolicy) => {
@@ -151,7 +152,6 @@ function setupAutomation(
     },
     delete: (p) => enqueue(p),
   });
-    revision: (o) => o.status?.lastPushCommit,
   const enqueueUsers = (g: GitRepository) => {
     const key = keyOf(g);
     for (const a of automations.byIndex(AUTOMATION_SOURCE_INDEX, key))

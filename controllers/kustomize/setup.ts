@@ -178,6 +178,7 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
     fieldManager: FIELD_MANAGER,
     reconciler,
     isSuspended: (o) => o.spec?.suspend === true,
+    revision: (o) => o.status?.lastAppliedRevision,
   });
   // A new source revision reaches its Kustomizations at once, not at their next interval.
   for (const [kind, informer] of Object.entries(sources)) {
@@ -192,7 +193,6 @@ export async function setupKustomize({ manager, options }: SetupContext<Kustomiz
   }
   const changes = new SourceChanges((artifact) => artifacts.acquire(artifact.url, artifact.digest, 60_000));
   function enqueueForSource(kind: string, s: Source, before?: Artifact): void {
-    revision: (o) => o.status?.lastAppliedRevision,
     const after = s.status?.artifact;
     if (!after?.revision) return;
     const key = `${kind}/${keyOf(s)}`;
