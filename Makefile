@@ -65,11 +65,13 @@ lint: deps ## formatting and lint rules (Biome), lines of at most 120 columns
 format: deps ## rewrite the sources in the house format (Biome)
 	npx biome check --write
 
-generate: deps ## regenerate crds/ from controllers/api
+generate: deps ## regenerate crds/ from controllers/api and charts/tide from charts/src
 	node controllers/api/generate.ts
+	node charts/src/generate.ts
 
-verify-generated: deps ## fail when crds/ differs from a fresh generation
+verify-generated: deps ## fail when crds/ or charts/tide differs from a fresh generation
 	node controllers/api/generate.ts --check
+	node charts/src/generate.ts --check
 
 test-unit: deps controlplane system-deps ## unit tests (no cluster)
 	npx mocha 'controllers/**/*.test.ts'

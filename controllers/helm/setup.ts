@@ -16,7 +16,7 @@ import { flag, type Options } from '../runtime/options.ts';
 import { RemoteClusters } from '../runtime/remote-clusters.ts';
 import { keyOf } from '../runtime/resource.ts';
 import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
-import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
+import { defineController, reconcilesRules, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ChartStore } from './chart-store.ts';
 import { templateChartRef } from './chart-template.ts';
 import { HelmHelper } from './client.ts';
@@ -42,7 +42,27 @@ export const helmFlags = {
 
 export type HelmOptions = Options<typeof helmFlags>;
 
-export const helm = defineController({ name: 'helm', flags: helmFlags, setup: setupHelm });
+export const helm = defineController({
+  name: 'helm',
+  flags: helmFlags,
+  setup: setupHelm,
+  rbac: {
+    rules: [
+      ...reconcilesRules('helm.toolkit.fluxcd.io', ['helmreleases']),
+      // The HelmCharts of spec.chart templates are the controller's to create, update and delete.
+      {
+        apiGroups: ['source.toolkit.fluxcd.io'],
+        resources: ['helmcharts'],
+        verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
+      },
+      { apiGroups: ['source.toolkit.fluxcd.io'], resources: ['ocirepositories'], verbs: ['get', 'list', 'watch'] },
+      // valuesFrom and remote kubeconfigs; labelled ones are watched.
+      { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['impersonate'] },
+    ],
+    appliesAnyObject: true,
+  },
+});
 
 /** Index value: the chart source a HelmRelease reads, "Kind/namespace/name". */
 function sourceKeys(hr: HelmRelease): string[] {

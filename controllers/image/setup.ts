@@ -13,7 +13,7 @@ import { resourceTypeOf } from '../api/kind.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
 import type { Informer } from '../runtime/informer.ts';
-import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
+import { defineController, reconcilesRules, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { type ImagePolicy, ImagePolicyReconciler } from './imagepolicy/reconciler.ts';
 import { type ImageRepository, ImageRepositoryReconciler } from './imagerepository/reconciler.ts';
 import {
@@ -40,7 +40,21 @@ export const imageFlags = {
 
 export type ImageOptions = Options<typeof imageFlags>;
 
-export const image = defineController({ name: 'image', flags: imageFlags, setup: setupImage });
+export const image = defineController({
+  name: 'image',
+  flags: imageFlags,
+  setup: setupImage,
+  rbac: {
+    rules: [
+      ...reconcilesRules('image.toolkit.fluxcd.io', ['imagerepositories', 'imagepolicies', 'imageupdateautomations']),
+      { apiGroups: ['source.toolkit.fluxcd.io'], resources: ['gitrepositories'], verbs: ['get', 'list', 'watch'] },
+      // Registry and git credentials, signing keys; a repository's ServiceAccount for its pull Secrets.
+      { apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] },
+      // An ImagePolicy's spec.imageRepositoryRef across namespaces checks the namespace's labels.
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+    ],
+  },
+});
 
 export async function setupImage({ manager, options }: SetupContext<ImageOptions>): Promise<void> {
   const tags = new TagStore(options.imageStoragePath);

@@ -19,7 +19,7 @@ import { Reason } from '../runtime/reasons.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
 import { requeueOnConfigChange } from '../runtime/watch-configs.ts';
-import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
+import { defineController, reconcilesRules, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { ArtifactError } from './render/errors.ts';
 import { ArtifactCache } from './render/cache.ts';
 import { queueOrder, SourceChanges } from './render/changes.ts';
@@ -131,7 +131,25 @@ export const kustomizeFlags = {
 
 export type KustomizeOptions = Options<typeof kustomizeFlags>;
 
-export const kustomize = defineController({ name: 'kustomize', flags: kustomizeFlags, setup: setupKustomize });
+export const kustomize = defineController({
+  name: 'kustomize',
+  flags: kustomizeFlags,
+  setup: setupKustomize,
+  rbac: {
+    rules: [
+      ...reconcilesRules('kustomize.toolkit.fluxcd.io', ['kustomizations']),
+      {
+        apiGroups: ['source.toolkit.fluxcd.io'],
+        resources: ['gitrepositories', 'ocirepositories'],
+        verbs: ['get', 'list', 'watch'],
+      },
+      // postBuild.substituteFrom, decryption keys, remote kubeconfigs; labelled ones are watched.
+      { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['impersonate'] },
+    ],
+    appliesAnyObject: true,
+  },
+});
 
 export async function setupKustomize({ manager, options }: SetupContext<KustomizeOptions>): Promise<void> {
   const requeueDependencyMs = options.requeueDependency;

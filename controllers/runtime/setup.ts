@@ -8,10 +8,33 @@ export interface SetupContext<O> {
   options: O;
 }
 
+/** A Kubernetes RBAC rule (rbac.authorization.k8s.io/v1 PolicyRule). */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/**
+ * What a controller's ServiceAccount must be allowed, declared beside the code that makes the calls
+ * so that the Helm chart grants exactly this (charts/src renders it) and nothing else.
+ */
+export interface ControllerRbac {
+  /** Granted cluster-wide: the controller watches every namespace. */
+  rules: readonly PolicyRule[];
+  /**
+   * It applies whatever objects its sources hold, so no fixed list of rules can cover it: installs
+   * bind a broad ClusterRole (cluster-admin unless narrowed) on top of `rules`.
+   */
+  appliesAnyObject?: boolean;
+}
+
 export interface ControllerDescriptor<F extends FlagSet = FlagSet> {
   /** The name --controllers takes, e.g. "kustomize". */
   name: string;
   flags: F;
+  rbac: ControllerRbac;
   // A method, so that a descriptor with its own options is still a ControllerDescriptor<FlagSet>.
   setup(ctx: SetupContext<Options<F>>): Promise<void> | void;
 }
@@ -57,3 +80,39 @@ export const sharedFlags = {
     help: 'The Helm helper binary (controllers/helm/helper, on the Helm 4 SDK).',
   }),
 };
+
+/**
+ * The rules the manager itself needs, whichever controllers it runs: Events on the objects
+ * (runtime/events.ts), the preflight's read of the CRDs of the kinds the controllers' `rules` name
+ * and of the leader election namespace (runtime/manager.ts).
+ */
+export function managerRules(rules: readonly PolicyRule[]): PolicyRule[] {
+  const crds = rules.flatMap((r) =>
+    r.apiGroups
+      .filter((g) => g.includes('.') && !g.endsWith('.k8s.io'))
+      .flatMap((g) => r.resources.filter((res) => !res.includes('/')).map((res) => `${res}.${g}`)),
+  );
+  return [
+    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+    {
+      apiGroups: ['apiextensions.k8s.io'],
+      resources: ['customresourcedefinitions'],
+      verbs: ['get'],
+      resourceNames: [...new Set(crds)].sort(),
+    },
+  ];
+}
+
+/** The leader election Lease (runtime/leader.ts), granted only in the namespace it lives in. */
+export const leaderElectionRules: readonly PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+];
+
+/** Read, watch, and write metadata (finalizers) and status of the kinds a controller reconciles. */
+export function reconcilesRules(apiGroup: string, resources: readonly string[]): PolicyRule[] {
+  return [
+    { apiGroups: [apiGroup], resources: [...resources], verbs: ['get', 'list', 'watch', 'patch'] },
+    { apiGroups: [apiGroup], resources: resources.map((r) => `${r}/status`), verbs: ['patch'] },
+  ];
+}

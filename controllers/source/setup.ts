@@ -12,7 +12,7 @@ import { HelmRepositoryKind } from '../api/source/helmrepository.ts';
 import { closeServer, parseAddress } from '../runtime/http.ts';
 import { flag, type Options } from '../runtime/options.ts';
 import { keyOf } from '../runtime/resource.ts';
-import { defineController, sharedFlags, type SetupContext } from '../runtime/setup.ts';
+import { defineController, reconcilesRules, sharedFlags, type SetupContext } from '../runtime/setup.ts';
 import { GitRepositoryReconciler, type GitRepository } from './gitrepository/reconciler.ts';
 import { ChartIndexes } from './helm/index-cache.ts';
 import { HelmChartReconciler, type HelmChart } from './helmchart/reconciler.ts';
@@ -149,4 +149,20 @@ export async function setupSource({ manager, options }: SetupContext<SourceOptio
   await setupOCIRepository({ manager, storage, options });
 }
 
-export const source = defineController({ name: 'source', flags: sourceFlags, setup: setupSource });
+export const source = defineController({
+  name: 'source',
+  flags: sourceFlags,
+  setup: setupSource,
+  rbac: {
+    rules: [
+      ...reconcilesRules('source.toolkit.fluxcd.io', [
+        'gitrepositories',
+        'helmrepositories',
+        'helmcharts',
+        'ocirepositories',
+      ]),
+      // Credentials, TLS and proxy Secrets; an OCIRepository's ServiceAccount for its image pull Secrets.
+      { apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] },
+    ],
+  },
+});

@@ -1,0 +1,109 @@
+// Writes charts/tide (Chart.yaml, values.yaml, values.schema.json, templates/) from charts/src and
+// crds/; with --check, fails when the chart differs from a fresh generation. charts/tide/files/ is
+// written by hand (monitoring rules and dashboard) and left alone.
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { Document, isMap, isScalar, parseAllDocuments, stringify } from 'yaml';
+import { templateFiles } from './chart.ts';
+import { guard, toTemplate } from './template.ts';
+import { schemaJson, valuesSchema } from './values.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const chartDir = join(root, 'charts', 'tide');
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+function crdDocuments(): Record<string, unknown>[] {
+  const dir = join(root, 'crds');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS()));
+}
+
+/** The defaults a schema declares, objects assembled from their properties' defaults. */
+export function defaults(schema: TSchema): unknown {
+  if (schema.default !== undefined) return structuredClone(schema.default);
+  if (schema.type === 'object' && schema.properties) {
+    return Object.fromEntries(
+      Object.entries(schema.properties as Record<string, TSchema>).map(([k, s]) => [k, defaults(s)]),
+    );
+  }
+  return undefined;
+}
+
+/** values.yaml: the defaults, each key preceded by its description. */
+function valuesYaml(): string {
+  const doc = new Document(defaults(valuesSchema));
+  const describe = (node: unknown, schema: TSchema) => {
+    if (!isMap(node) || !schema.properties) return;
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      const s = (schema.properties as Record<string, TSchema>)[key];
+      if (!s) continue;
+      if (s.description && isScalar(pair.key)) pair.key.commentBefore = ` ${s.description}`;
+      describe(pair.value, s);
+    }
+  };
+  describe(doc.contents, valuesSchema);
+  const header = '# Values of the Tide chart; values.schema.json refuses anything else. Generated: make generate.\n';
+  return header + doc.toString({ lineWidth: 0 });
+}
+
+function chartYaml(): string {
+  return stringify(
+    {
+      apiVersion: 'v2',
+      name: 'tide',
+      description: 'Tide: GitOps controllers for Kubernetes implementing the Flux v2 APIs',
+      type: 'application',
+      version,
+      appVersion: version,
+      kubeVersion: '>=1.28.0-0',
+      keywords: ['gitops', 'flux', 'kustomize', 'helm'],
+    },
+    { lineWidth: 0 },
+  );
+}
+
+/** Every file of the chart this generator owns, by path under charts/tide. */
+export function chartFiles(): Map<string, string> {
+  const files = new Map<string, string>([
+    ['Chart.yaml', chartYaml()],
+    ['values.yaml', valuesYaml()],
+    ['values.schema.json', schemaJson()],
+  ]);
+  for (const t of templateFiles(crdDocuments())) {
+    const yaml = t.objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+    const text = toTemplate(yaml);
+    files.set(join('templates', t.name), t.when ? guard(t.when, text) : text);
+  }
+  return files;
+}
+
+function main(): void {
+  const check = process.argv.includes('--check');
+  const wanted = chartFiles();
+  const templates = join(chartDir, 'templates');
+  const present = existsSync(templates) ? readdirSync(templates).map((f) => join('templates', f)) : [];
+  const stale = [
+    ...[...wanted]
+      .filter(([f, text]) => !existsSync(join(chartDir, f)) || readFileSync(join(chartDir, f), 'utf8') !== text)
+      .map(([f]) => f),
+    ...present.filter((f) => !wanted.has(f)),
+  ];
+  if (check) {
+    if (stale.length > 0) {
+      console.error(`error: charts/tide is out of date (${stale.join(', ')}); run make generate and commit the result`);
+      process.exit(1);
+    }
+    console.log(`charts/tide is up to date (${wanted.size} files)`);
+    return;
+  }
+  mkdirSync(templates, { recursive: true });
+  for (const f of present) if (!wanted.has(f)) unlinkSync(join(chartDir, f));
+  for (const [f, text] of wanted) writeFileSync(join(chartDir, f), text);
+  console.log(`wrote ${wanted.size} files to charts/tide`);
+}
+
+if (import.meta.main) main();
