@@ -22,7 +22,7 @@ function crdDocuments(): Record<string, unknown>[] {
 }
 
 /** The defaults a schema declares, objects assembled from their properties' defaults. */
-export function defaults(schema: TSchema): unknown {
+function defaults(schema: TSchema): unknown {
   if (schema.default !== undefined) return structuredClone(schema.default);
   if (schema.type === 'object' && schema.properties) {
     return Object.fromEntries(
@@ -30,6 +30,17 @@ export function defaults(schema: TSchema): unknown {
     );
   }
   return undefined;
+}
+
+/** Comment lines of at most `width` characters (a word longer than that gets its own line). */
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  for (const word of text.split(' ')) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + 1 + word.length <= width) lines[last] += ` ${word}`;
+    else lines.push(` ${word}`);
+  }
+  return lines.join('\n');
 }
 
 /** values.yaml: the defaults, each key preceded by its description. */
@@ -41,7 +52,7 @@ function valuesYaml(): string {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
       const s = (schema.properties as Record<string, TSchema>)[key];
       if (!s) continue;
-      if (s.description && isScalar(pair.key)) pair.key.commentBefore = ` ${s.description}`;
+      if (s.description && isScalar(pair.key)) pair.key.commentBefore = wrap(s.description, 98);
       describe(pair.value, s);
     }
   };
@@ -67,7 +78,7 @@ function chartYaml(): string {
 }
 
 /** Every file of the chart this generator owns, by path under charts/tide. */
-export function chartFiles(): Map<string, string> {
+function chartFiles(): Map<string, string> {
   const files = new Map<string, string>([
     ['Chart.yaml', chartYaml()],
     ['values.yaml', valuesYaml()],
@@ -106,4 +117,4 @@ function main(): void {
   console.log(`wrote ${wanted.size} files to charts/tide`);
 }
 
-if (import.meta.main) main();
+main();
