@@ -38,9 +38,10 @@ node_modules/.package-lock.json: package-lock.json $(NODE_STAMP)
 deps: node_modules/.package-lock.json ## install npm packages (npm ci)
 
 # Debian packages the tests start for real: OpenSSH (the SSH git server), GNU time (benchmarks),
-# tinyproxy (the HTTP proxy of spec.proxySecretRef).
-SYSTEM_PACKAGES := /usr/sbin/sshd:openssh-server /usr/bin/time:time /usr/bin/gpg:gnupg /usr/bin/tinyproxy:tinyproxy
-system-deps: ## install the Debian packages the tests need (sshd, time, gpg, tinyproxy) when missing
+# tinyproxy (the HTTP proxy of spec.proxySecretRef), Prometheus and promtool (docs/monitoring.md).
+SYSTEM_PACKAGES := /usr/sbin/sshd:openssh-server /usr/bin/time:time /usr/bin/gpg:gnupg /usr/bin/tinyproxy:tinyproxy \
+	/usr/bin/prometheus:prometheus
+system-deps: ## install the Debian packages the tests need (sshd, time, gpg, tinyproxy, prometheus) when missing
 	@missing=""; for p in $(SYSTEM_PACKAGES); do [ -x "$${p%%:*}" ] || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \

@@ -119,3 +119,12 @@ describe('gotk_resource_info', () => {
     expect(text).to.match(/^gotk_resource_info\{[^}]*name="a",namespace="apps",ready="False",suspended="false"\} 1$/m);
   });
 });
+
+describe('the exposition', () => {
+  it('names only counters *_total, as `promtool check metrics` requires', async () => {
+    const text = await new Metrics().registry.metrics();
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]);
+    expect(types.map(([name]) => name)).to.include('nodejs_active_handles');
+    expect(types.filter(([name, type]) => name.endsWith('_total') && type !== 'counter')).to.deep.equal([]);
+  });
+});

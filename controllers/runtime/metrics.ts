@@ -145,7 +145,17 @@ export class Metrics {
   private readonly controllers = new Set<string>();
 
   constructor(processMetrics = true) {
-    if (processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (processMetrics) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named like counters, which `promtool check metrics` refuses; they are the sums of
+      // nodejs_active_handles, nodejs_active_requests and nodejs_active_resources over their types.
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ])
+        this.registry.removeSingleMetric(name);
+    }
   }
 
   /**
