@@ -70,7 +70,6 @@ function chartYaml(): string {
       type: 'application',
       version,
       appVersion: version,
-      kubeVersion: '>=1.28.0-0',
       keywords: ['gitops', 'flux', 'kustomize', 'helm'],
     },
     { lineWidth: 0 },
