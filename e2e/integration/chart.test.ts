@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { GENERAL, readCommandLine } from '../../controllers/flags.ts';
 import { CONTROLLERS, selectControllers } from '../../controllers/registry.ts';
 import { parseOptions } from '../../controllers/runtime/options.ts';
@@ -249,6 +249,25 @@ describe('charts/tide', function () {
       const source = named(objects, 'Deployment', 'source-controller');
       expect((source.spec as { replicas: number }).replicas).to.equal(2);
       expect(container(source).image).to.equal('ghcr.io/tide-gitops/tide-controller:1.2.3');
+    });
+
+    it('files/monitoring as a PrometheusRule and a Grafana dashboard ConfigMap', async () => {
+      const objects = await helmTemplate(NS, [
+        'prometheus.rule.enabled=true',
+        'prometheus.rule.labels.release=prometheus',
+        'prometheus.dashboard.enabled=true',
+      ]);
+      const monitoring = join(TIDE_CHART, 'files', 'monitoring');
+      const rule = named(objects, 'PrometheusRule', 'tide');
+      expect(rule.metadata!.labels).to.include({ release: 'prometheus', 'app.kubernetes.io/instance': 'tide' });
+      expect(rule.spec).to.deep.equal(parse(readFileSync(join(monitoring, 'alerts.yaml'), 'utf8')));
+      const dashboard = named(objects, 'ConfigMap', 'tide-dashboard');
+      expect(dashboard.metadata!.labels).to.include({ grafana_dashboard: '1' });
+      expect((dashboard.data as Record<string, string>)['tide.json']).to.equal(
+        readFileSync(join(monitoring, 'dashboard.json'), 'utf8'),
+      );
+      const defaults = await helmTemplate(NS);
+      expect([...ofKind(defaults, 'PrometheusRule'), ...ofKind(defaults, 'ConfigMap')]).to.deep.equal([]);
     });
   });
 
