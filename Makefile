@@ -19,7 +19,7 @@ NODE_STAMP := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
 endif
 
-.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources bench-helm bench-image
+.PHONY: help node deps system-deps controlplane build typecheck lint format generate verify-generated test test-unit test-integration up down clean bench-runtime bench-source bench-kustomize bench-helm-sources bench-helm bench-image bench-install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -110,3 +110,6 @@ bench-image: deps controlplane ## benchmark image automation: a scan of BENCH_TA
 
 bench-source: deps system-deps ## benchmark GitRepository fetch + package against git clone + tar (BENCH_FILES, default 10000)
 	node e2e/bench/source.ts
+
+bench-install: deps controlplane ## RSS of tide-controller split (one process per controller) vs combined (--controllers=all): idle, and with BENCH_N (100) Kustomizations Ready
+	node e2e/bench/install.ts

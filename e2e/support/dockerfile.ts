@@ -96,7 +96,7 @@ function substitute(text: string, args: Map<string, string>): string {
 }
 
 /** Shell words: quotes removed, && ; | as words of their own. Enough for the commands of a RUN. */
-export function shellWords(command: string): string[] {
+function shellWords(command: string): string[] {
   const words: string[] = [];
   let word: string | undefined;
   for (let i = 0; i < command.length; i++) {
