@@ -12,12 +12,22 @@ export interface RunningController {
   process: ChildProcess;
   storagePath: string;
   metricsUrl: string;
+  /** /healthz and /readyz live under it. */
+  healthUrl: string;
   /** Everything it logged so far (JSON lines). */
   logs(): string;
   stop(): Promise<number | null>;
 }
 
-export async function startController(args: string[] = []): Promise<RunningController> {
+export interface StartOptions {
+  /** Another identity than the cluster admin's (a ServiceAccount's token, say). */
+  kubeconfig?: string;
+  env?: Record<string, string>;
+  /** Whether to wait for /readyz (default); a process that cannot sync is awaited by its caller. */
+  waitReady?: boolean;
+}
+
+export async function startController(args: string[] = [], opts: StartOptions = {}): Promise<RunningController> {
   const [health, metrics, storage] = [await freePort(), await freePort(), await freePort()];
   const storagePath = mkdtempSync(join(tmpdir(), 'tide-e2e-storage-'));
   const main = join(import.meta.dirname, '..', '..', 'controllers', 'main.ts');
@@ -25,7 +35,7 @@ export async function startController(args: string[] = []): Promise<RunningContr
     process.execPath,
     [
       main,
-      `--kubeconfig=${testCluster().kubeconfigPath}`,
+      `--kubeconfig=${opts.kubeconfig ?? testCluster().kubeconfigPath}`,
       `--health-addr=127.0.0.1:${health}`,
       `--metrics-addr=127.0.0.1:${metrics}`,
       `--storage-addr=127.0.0.1:${storage}`,
@@ -37,24 +47,26 @@ export async function startController(args: string[] = []): Promise<RunningContr
       '--log-level=debug',
       ...args,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   let logs = '';
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   const exited = once(child, 'exit');
-  await eventually(
-    async () => {
-      if (child.exitCode !== null)
-        throw new Error(`tide-controller exited with ${child.exitCode}: ${logs.slice(-2000)}`);
-      const res = await fetch(`http://127.0.0.1:${health}/readyz`);
-      if (res.status !== 200) throw new Error(`readyz ${res.status}`);
-    },
-    { timeoutMs: 30_000, message: 'tide-controller did not become ready' },
-  );
+  if (opts.waitReady !== false)
+    await eventually(
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`tide-controller exited with ${child.exitCode}: ${logs.slice(-2000)}`);
+        const res = await fetch(`http://127.0.0.1:${health}/readyz`);
+        if (res.status !== 200) throw new Error(`readyz ${res.status}: ${(await res.text()).trim()}`);
+      },
+      { timeoutMs: 30_000, message: 'tide-controller did not become ready' },
+    );
   return {
     process: child,
     storagePath,
     metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
+    healthUrl: `http://127.0.0.1:${health}`,
     logs: () => logs,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
