@@ -60,7 +60,7 @@ typecheck: deps ## type-check everything, tests included
 
 lint: deps ## formatting and lint rules (Biome), lines of at most 120 columns
 	npx biome check
-	@long=$$(awk 'length > 120 { print FILENAME ":" FNR }' $$(find controllers e2e -name '*.ts')); \
+	@long=$$(awk 'length > 120 { print FILENAME ":" FNR }' $$(find controllers e2e charts/src -name '*.ts')); \
 	if [ -n "$$long" ]; then echo "lines longer than 120 columns:"; echo "$$long"; exit 1; fi
 
 format: deps ## rewrite the sources in the house format (Biome)
@@ -75,7 +75,7 @@ verify-generated: deps ## fail when crds/ or charts/tide differs from a fresh ge
 	node charts/src/generate.ts --check
 
 test-unit: deps controlplane system-deps ## unit tests (no cluster)
-	npx mocha 'controllers/**/*.test.ts'
+	npx mocha 'controllers/**/*.test.ts' 'charts/**/*.test.ts'
 
 test-integration: deps controlplane system-deps ## integration tests on a real kube-apiserver + etcd
 	npx mocha --timeout 180000 --require e2e/support/hooks.ts 'e2e/integration/**/*.test.ts'

@@ -26,9 +26,7 @@ export function secretValue(secret: V1Secret, key: string): string | undefined {
 export async function readSecret(kc: KubeConfig, namespace: string, name: string): Promise<V1Secret> {
   const secret = await unlessNotFound(kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name, namespace })).catch(
     (err: unknown) => {
-      throw new SecretError(
-        `cannot read secret '${namespace}/${name}': ${errorMessage(err)}`,
-      );
+      throw new SecretError(`cannot read secret '${namespace}/${name}': ${errorMessage(err)}`);
     },
   );
   if (!secret) throw new SecretError(`secret '${namespace}/${name}' not found`);
