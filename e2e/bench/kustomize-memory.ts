@@ -13,7 +13,6 @@ import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { shareConnections } from '../../controllers/runtime/kubeconfig.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { installCRDs } from '../support/crds.ts';
@@ -47,6 +46,7 @@ process.on('SIGUSR2', () => {
     rmSync(out + '.snap');
   }
   appendFileSync(out, JSON.stringify({ tag: 'ack' }) + '\\n');
+  process.stderr.write('memprobe: recorded\\n');
 });
 `;
 
@@ -86,16 +86,25 @@ function parts(s: Sample): string {
   );
 }
 
-/** Asks the controller for a GC and a record of the live heap; waits until it wrote one. */
-async function collect(pid: number, file: string, snapshot?: string): Promise<Sample> {
+/** Asks the controller for a GC and a record of the live heap; waits until it says it wrote one. */
+async function collect(controller: Proc, file: string, snapshot?: string): Promise<Sample> {
   if (snapshot) writeFileSync(`${file}.snap`, snapshot);
-  const before = samples(file).filter((s) => s.tag === 'ack').length;
-  process.kill(pid, 'SIGUSR2');
-  for (;;) {
-    await sleep(200);
-    const all = samples(file);
-    if (all.filter((s) => s.tag === 'ack').length > before) return all.filter((s) => s.tag === 'gc').at(-1)!;
+  const recorded = Promise.withResolvers<void>();
+  const unlisten = controller.listen((line) => line === 'memprobe: recorded' && recorded.resolve());
+  const exitCheck = setInterval(
+    () => controller.exited() && recorded.reject(new Error('tide-controller exited')),
+    1000,
+  );
+  try {
+    process.kill(controller.pid, 'SIGUSR2');
+    await recorded.promise;
+  } finally {
+    unlisten();
+    clearInterval(exitCheck);
   }
+  return samples(file)
+    .filter((s) => s.tag === 'gc')
+    .at(-1)!;
 }
 
 async function runSize(n: number): Promise<void> {
@@ -164,7 +173,7 @@ async function runSize(n: number): Promise<void> {
     const peak = peakToReady.reduce((a, b) => (b.rss > a.rss ? b : a));
     const hwmReady = peakToReady.at(-1)!.hwm;
     const snap = process.env.BENCH_SNAPSHOT;
-    const atReady = await collect(pid, out, snap && `${snap}-n${n}-ready.heapsnapshot`);
+    const atReady = await collect(controller, out, snap && `${snap}-n${n}-ready.heapsnapshot`);
 
     const rows: string[] = [];
     for (let r = 1; r <= RESYNCS; r++) {
@@ -183,7 +192,11 @@ async function runSize(n: number): Promise<void> {
       await handled.done;
       const ms = performance.now() - tr;
       const used = cpu(pid) - c0;
-      const s = await collect(pid, out, r === RESYNCS && snap ? `${snap}-n${n}-resync${r}.heapsnapshot` : undefined);
+      const s = await collect(
+        controller,
+        out,
+        r === RESYNCS && snap ? `${snap}-n${n}-resync${r}.heapsnapshot` : undefined,
+      );
       rows.push(
         `  resync ${String(r).padStart(2)} ${(ms / 1000).toFixed(1).padStart(5)}s (CPU ${used.toFixed(1)}s)  ` +
           `peak RSS ${mb(s.hwm)}  ` +
